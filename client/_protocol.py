@@ -1,0 +1,152 @@
+"""The wire format shared by the client and the server (numpy only).
+
+One implementation of the tensor encodings and of the input reference digest, so that
+both sides compute exactly the same bytes and the same references.
+
+Binary frame (content type ``application/x-layerserve-frame``)::
+
+    b"LSF1" | uint32 LE header length | header (JSON, UTF-8) | tensor payloads
+
+The header is a JSON object; its ``"tensors"`` entry lists ``{"dtype", "shape"}`` for each
+payload, in order. Payloads are raw little-endian, C-ordered bytes, concatenated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FRAME_CONTENT_TYPE",
+    "FRAME_MAGIC",
+    "FLOAT_DTYPES",
+    "WIRE_DTYPES",
+    "FrameError",
+    "decode_frame",
+    "encode_frame",
+    "input_ref",
+    "tensor_from_json",
+    "tensor_to_json",
+]
+
+FRAME_CONTENT_TYPE = "application/x-layerserve-frame"
+FRAME_MAGIC = b"LSF1"
+FLOAT_DTYPES = ("float16", "float32", "float64")
+# dtypes a tensor may carry on the wire; layers decide which of them they accept.
+WIRE_DTYPES = FLOAT_DTYPES + ("int8", "int16", "int32", "int64", "uint8", "bool")
+_HEADER = struct.Struct("<4sI")
+
+
+class FrameError(ValueError):
+    """A tensor or frame whose bytes do not match what it declares."""
+
+
+def _wire_dtype(name: object) -> np.dtype[Any]:
+    if not isinstance(name, str) or name not in WIRE_DTYPES:
+        raise FrameError(f"unsupported dtype {name!r}; expected one of {', '.join(WIRE_DTYPES)}")
+    return np.dtype(name).newbyteorder("<")
+
+
+def _shape(value: object) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
+    ):
+        raise FrameError(f"shape must be a list of non-negative integers, got {value!r}")
+    return tuple(value)
+
+
+def _element_count(shape: tuple[int, ...]) -> int:
+    count = 1
+    for dim in shape:
+        count *= dim
+    return count
+
+
+def _le_bytes(array: np.ndarray) -> bytes:
+    contiguous = np.ascontiguousarray(array)
+    if contiguous.dtype.byteorder == ">":
+        contiguous = contiguous.astype(contiguous.dtype.newbyteorder("<"))
+    return contiguous.tobytes()
+
+
+def input_ref(array: np.ndarray) -> str:
+    """The content digest that identifies an input: sha256 over dtype, shape and bytes."""
+    array = np.asarray(array)
+    head = f"{array.dtype.name}:{','.join(str(d) for d in array.shape)}:".encode()
+    return "sha256:" + hashlib.sha256(head + _le_bytes(array)).hexdigest()
+
+
+def tensor_to_json(array: np.ndarray) -> dict[str, Any]:
+    array = np.asarray(array)
+    return {"dtype": array.dtype.name, "shape": list(array.shape), "data": array.ravel().tolist()}
+
+
+def tensor_from_json(obj: object, max_elements: int | None = None) -> np.ndarray:
+    if not isinstance(obj, dict) or set(obj) != {"dtype", "shape", "data"}:
+        raise FrameError('a JSON tensor is {"dtype": ..., "shape": [...], "data": [...]}')
+    dtype = _wire_dtype(obj["dtype"])
+    shape = _shape(obj["shape"])
+    count = _element_count(shape)
+    if max_elements is not None and count > max_elements:
+        raise FrameError(f"tensor has {count} elements, more than the limit of {max_elements}")
+    data = obj["data"]
+    if not isinstance(data, list) or len(data) != count:
+        raise FrameError(f"data must be a flat list of {count} numbers for shape {list(shape)}")
+    try:
+        array = np.array(data, dtype=dtype.newbyteorder("="))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise FrameError(f"data holds values that are not {dtype.name}: {exc}") from None
+    if array.ndim != 1:
+        raise FrameError("data must be a flat list of numbers")
+    return array.reshape(shape)
+
+
+def encode_frame(header: dict[str, Any], arrays: list[np.ndarray]) -> bytes:
+    arrays = [np.asarray(a) for a in arrays]
+    meta = dict(header)
+    meta["tensors"] = [{"dtype": a.dtype.name, "shape": list(a.shape)} for a in arrays]
+    head = json.dumps(meta, separators=(",", ":")).encode()
+    return b"".join([_HEADER.pack(FRAME_MAGIC, len(head)), head, *(_le_bytes(a) for a in arrays)])
+
+
+def _frame_header(body: bytes) -> tuple[dict[str, Any], int]:
+    if len(body) < _HEADER.size:
+        raise FrameError("frame is shorter than its fixed header")
+    magic, head_len = _HEADER.unpack_from(body)
+    if magic != FRAME_MAGIC:
+        raise FrameError("frame does not start with the LSF1 magic bytes")
+    end = _HEADER.size + head_len
+    if end > len(body):
+        raise FrameError("frame header length runs past the end of the body")
+    try:
+        header = json.loads(body[_HEADER.size : end])
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FrameError(f"frame header is not JSON: {exc}") from None
+    if not isinstance(header, dict) or not isinstance(header.get("tensors"), list):
+        raise FrameError('frame header must be a JSON object with a "tensors" list')
+    return header, end
+
+
+def decode_frame(body: bytes, max_elements: int | None = None) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """Split a frame into its header and zero-copy array views of the payloads."""
+    header, offset = _frame_header(body)
+    arrays = []
+    for spec in header.pop("tensors"):
+        if not isinstance(spec, dict):
+            raise FrameError("each tensor entry is {\"dtype\", \"shape\"}")
+        dtype, shape = _wire_dtype(spec.get("dtype")), _shape(spec.get("shape"))
+        count = _element_count(shape)
+        if max_elements is not None and count > max_elements:
+            raise FrameError(f"tensor has {count} elements, more than the limit of {max_elements}")
+        size = count * dtype.itemsize
+        if offset + size > len(body):
+            raise FrameError(f"tensor of shape {list(shape)} needs {size} bytes; the frame is short")
+        arrays.append(np.frombuffer(body, dtype=dtype, count=count, offset=offset).reshape(shape))
+        offset += size
+    if offset != len(body):
+        raise FrameError(f"frame has {len(body) - offset} bytes after its last tensor")
+    return header, arrays

@@ -1,0 +1,218 @@
+"""The native HTTP API, ``/v1/graphs/{graph}/layers/...``: decode, call the data plane, encode."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from client._protocol import input_ref
+from service.api.wire import (
+    ApplyBody, BuildBody, CreateLayerBody, PatchLayerBody, RefsBody, ShapeBody, WeightsBody, decode,
+    json_response, tensor_response,
+)
+from service.core.dataplane import DataPlane
+from service.core.layer import PendingUpdate
+from service.errors import InvalidArgument
+
+__all__ = ["graph_router", "native_router"]
+
+T = TypeVar("T")
+PREFIX = "/v1/graphs/{graph}/layers"
+
+
+def _plane(request: Request) -> DataPlane:
+    return request.app.state.plane  # type: ignore[no-any-return]
+
+
+async def _call(fn: Callable[..., T], *args: Any) -> T:
+    return await run_in_threadpool(fn, *args)
+
+
+async def _body(request: Request, model: Any, tensor_field: str | None = None) -> tuple[Any, list[np.ndarray]]:
+    s = request.app.state.settings
+    return await decode(request, model, s.max_body_bytes, s.max_tensor_elements, tensor_field)
+
+
+def _refs(items: list[Any] | None, max_elements: int) -> list[str] | None:
+    """Input references, given as digests or as the tensors themselves."""
+    from client._protocol import tensor_from_json
+
+    if items is None:
+        return None
+    refs = []
+    for item in items:
+        if isinstance(item, str) and item.startswith("sha256:"):
+            refs.append(item)
+        elif isinstance(item, dict):
+            refs.append(input_ref(tensor_from_json(item, max_elements)))
+        else:
+            raise InvalidArgument("inputs holds input references ('sha256:...') or tensors", code="invalid_ref")
+    return refs
+
+
+def _update_json(update: PendingUpdate) -> dict[str, Any]:
+    v = update.value
+    return {"variable": update.variable, "input": update.ref,
+            "value": {"dtype": v.dtype.name, "shape": list(v.shape), "data": v.ravel()}}
+
+
+def _loss_json(loss: dict[str, Any]) -> dict[str, Any]:
+    return {**loss, "value": float(loss["value"]), "dtype": loss["value"].dtype.name}
+
+
+native_router = APIRouter(prefix=PREFIX, tags=["layers"])
+
+
+@native_router.post("", status_code=201)
+async def create_layer(graph: str, request: Request) -> Response:
+    body, _ = await _body(request, CreateLayerBody)
+    plane = _plane(request)
+    layer = await _call(plane.create_layer, graph, body.class_name, body.config, body.name, body.trainable,
+                        body.dtype, body.scope, bool(body.reuse))
+    return json_response(await _call(plane.describe, graph, layer.id), 201)
+
+
+@native_router.get("")
+async def list_layers(graph: str, request: Request) -> Response:
+    return json_response({"layers": await _call(_plane(request).list_layers, graph)})
+
+
+@native_router.get("/{layer}")
+async def describe_layer(graph: str, layer: str, request: Request) -> Response:
+    return json_response(await _call(_plane(request).describe, graph, layer))
+
+
+@native_router.patch("/{layer}")
+async def patch_layer(graph: str, layer: str, request: Request) -> Response:
+    body, _ = await _body(request, PatchLayerBody)
+    plane = _plane(request)
+    found = await _call(plane.patch_layer, graph, layer, body.trainable)
+    return json_response(await _call(plane.describe, graph, found.id))
+
+
+@native_router.delete("/{layer}", status_code=204)
+async def delete_layer(graph: str, layer: str, request: Request) -> Response:
+    await _call(_plane(request).delete_layer, graph, layer)
+    return Response(status_code=204)
+
+
+@native_router.post("/{layer}/build")
+async def build_layer(graph: str, layer: str, request: Request) -> Response:
+    body, _ = await _body(request, BuildBody)
+    plane = _plane(request)
+    found = await _call(plane.build, graph, layer, body.input_shape, body.dtype)
+    return json_response(await _call(plane.describe, graph, found.id))
+
+
+@native_router.post("/{layer}/apply")
+async def apply_layer(graph: str, layer: str, request: Request) -> Response:
+    body, inputs = await _body(request, ApplyBody, "inputs")
+    result = await _call(_plane(request).apply, graph, layer, inputs, body.training)
+    return tensor_response(request, {"input_refs": result.input_refs}, result.outputs, "outputs")
+
+
+@native_router.post("/{layer}/compute_output_shape")
+async def compute_output_shape(graph: str, layer: str, request: Request) -> Response:
+    body, _ = await _body(request, ShapeBody)
+    shape = await _call(_plane(request).compute_output_shape, graph, layer, body.input_shape)
+    return json_response({"output_shape": shape})
+
+
+@native_router.get("/{layer}/variables")
+async def get_variables(graph: str, layer: str, request: Request, collection: str | None = None,
+                        values: bool = False) -> Response:
+    plane = _plane(request)
+    view = await _call(plane.describe, graph, layer)
+    if collection not in (None, "trainable", "non_trainable"):
+        raise InvalidArgument("collection is 'trainable' or 'non_trainable'", code="invalid_argument")
+    names = {None: [v["name"] for v in view["variables"]], "trainable": view["trainable_variables"],
+             "non_trainable": view["non_trainable_variables"]}[collection]
+    described = [v for n in names for v in view["variables"] if v["name"] == n]
+    if not values:
+        return json_response({"variables": described})
+    all_names, arrays = await _call(plane.get_weights, graph, layer)
+    chosen = [arrays[all_names.index(n)] for n in names]
+    return tensor_response(request, {"variables": described}, chosen, "values")
+
+
+@native_router.get("/{layer}/weights")
+async def get_weights(graph: str, layer: str, request: Request) -> Response:
+    names, arrays = await _call(_plane(request).get_weights, graph, layer)
+    return tensor_response(request, {"names": names}, arrays, "weights")
+
+
+@native_router.put("/{layer}/weights")
+async def set_weights(graph: str, layer: str, request: Request) -> Response:
+    _, arrays = await _body(request, WeightsBody, "weights")
+    plane = _plane(request)
+    found = await _call(plane.set_weights, graph, layer, arrays)
+    return json_response({"names": (await _call(plane.describe, graph, found.id))["variables"]})
+
+
+@native_router.get("/{layer}/losses")
+async def get_losses(graph: str, layer: str, request: Request) -> Response:
+    losses = await _call(_plane(request).losses, graph, layer)
+    return json_response({"losses": [_loss_json(x) for x in losses]})
+
+
+@native_router.post("/{layer}/losses:for")
+async def losses_for(graph: str, layer: str, request: Request) -> Response:
+    body, _ = await _body(request, RefsBody)
+    refs = _refs(body.inputs, request.app.state.settings.max_tensor_elements)
+    losses = await _call(_plane(request).losses_for, graph, layer, refs)
+    return json_response({"losses": [_loss_json(x) for x in losses]})
+
+
+@native_router.get("/{layer}/updates")
+async def get_updates(graph: str, layer: str, request: Request) -> Response:
+    updates = await _call(_plane(request).updates_for, graph, layer, None, True)
+    return json_response({"updates": [_update_json(u) for u in updates]})
+
+
+@native_router.post("/{layer}/updates:for")
+async def updates_for(graph: str, layer: str, request: Request) -> Response:
+    body, _ = await _body(request, RefsBody)
+    refs = _refs(body.inputs, request.app.state.settings.max_tensor_elements)
+    updates = await _call(_plane(request).updates_for, graph, layer, refs)
+    return json_response({"updates": [_update_json(u) for u in updates]})
+
+
+@native_router.post("/{layer}/updates:run")
+async def run_updates(graph: str, layer: str, request: Request) -> Response:
+    body, _ = await _body(request, RefsBody)
+    refs = _refs(body.inputs, request.app.state.settings.max_tensor_elements)
+    changed = await _call(_plane(request).run_updates, graph, layer, refs)
+    return json_response({"updated_variables": changed})
+
+
+@native_router.get("/{layer}/onnx")
+async def export_onnx(graph: str, layer: str, request: Request) -> Response:
+    data = await _call(_plane(request).export_onnx, graph, layer)
+    return Response(data, media_type="application/x-onnx")
+
+
+graph_router = APIRouter(prefix="/v1/graphs", tags=["graphs"])
+
+
+@graph_router.get("")
+async def list_graphs(request: Request) -> Response:
+    return json_response({"graphs": sorted(_plane(request).graphs)})
+
+
+@graph_router.get("/{graph}/variables")
+async def global_variables(graph: str, request: Request) -> Response:
+    return json_response({"variables": await _call(_plane(request).global_variables, graph)})
+
+
+@graph_router.post("/{graph}/updates:run")
+async def run_graph_updates(graph: str, request: Request) -> Response:
+    """Every visible pending update of every layer: running TF1's UPDATE_OPS collection."""
+    body, _ = await _body(request, RefsBody)
+    refs = _refs(body.inputs, request.app.state.settings.max_tensor_elements)
+    changed = await _call(_plane(request).run_updates, graph, None, refs)
+    return json_response({"updated_variables": changed})

@@ -1,0 +1,33 @@
+"""Operational endpoints: liveness, readiness and the effective configuration."""
+
+from __future__ import annotations
+
+import onnxruntime as ort
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from service.api.wire import json_response
+
+__all__ = ["ops_router"]
+
+ops_router = APIRouter(tags=["operations"])
+
+
+@ops_router.get("/healthz")
+async def healthz() -> Response:
+    return json_response({"status": "ok"})
+
+
+@ops_router.get("/readyz")
+async def readyz(request: Request) -> Response:
+    state = request.app.state
+    ready = getattr(state, "ready", False)
+    providers = state.providers
+    body = {"ready": ready, "providers": list(providers.active), "missing_providers": list(providers.missing),
+            "onnxruntime": ort.__version__, "store": state.store_kind}
+    return json_response(body, 200 if ready else 503)
+
+
+@ops_router.get("/v1/config")
+async def config(request: Request) -> Response:
+    return json_response(request.app.state.settings.public())

@@ -1,0 +1,134 @@
+"""Request and response bodies of the native API, and their two encodings.
+
+JSON (``application/json``): tensors are ``{"dtype", "shape", "data"}``. Binary
+(``application/x-layerserve-frame``, see ``client._protocol``): the same fields in the frame
+header and the tensors as raw payloads. The response uses the encoding the request's
+``Accept`` header asks for (JSON by default).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi import Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from client._protocol import FRAME_CONTENT_TYPE, FrameError, decode_frame, encode_frame, tensor_from_json
+from service.errors import BadRequest, InvalidArgument, PayloadTooLarge, UnsupportedMediaType
+
+__all__ = [
+    "ApplyBody", "BuildBody", "CreateLayerBody", "PatchLayerBody", "RefsBody", "ShapeBody", "WeightsBody",
+    "decode", "json_response", "read_body", "tensor_response",
+]
+
+JSON_TYPE = "application/json"
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class CreateLayerBody(_Body):
+    class_name: str = Field(alias="class")
+    name: str | None = None
+    trainable: bool | None = None
+    dtype: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    scope: str | None = Field(None, description="functional forms: the exact variable scope (TF's `_scope`)")
+    reuse: bool | None = Field(None, description="functional forms: share the scope's existing variables")
+
+
+class PatchLayerBody(_Body):
+    trainable: bool
+
+
+class BuildBody(_Body):
+    input_shape: list[int | None]
+    dtype: str | None = None
+
+
+class ShapeBody(_Body):
+    input_shape: list[int | None]
+
+
+class ApplyBody(_Body):
+    inputs: list[Any] | None = None  # JSON tensors (absent in a frame: the payloads are the inputs)
+    training: bool | None = None
+
+
+class WeightsBody(_Body):
+    weights: list[Any] | None = None
+
+
+class RefsBody(_Body):
+    inputs: list[Any] | None = None  # input refs ("sha256:...") or tensors; null = unconditional
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing (413) before reading more than ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes", limit=limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes", limit=limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _validate(model: type[_Body], data: object) -> Any:
+    if not isinstance(data, dict):
+        raise BadRequest("the request body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False, include_input=False)]
+        raise InvalidArgument(f"invalid request body: {errors[0]['loc']}: {errors[0]['msg']}",
+                              code="invalid_request", errors=errors) from None
+
+
+async def decode(request: Request, model: type[_Body], limit: int, max_elements: int,
+                 tensor_field: str | None = None) -> tuple[Any, list[np.ndarray]]:
+    """The validated body and its tensors (from JSON ``tensor_field`` or from the frame)."""
+    content_type = request.headers.get("content-type", JSON_TYPE).split(";")[0].strip().lower()
+    raw = await read_body(request, limit)
+    try:
+        if content_type == FRAME_CONTENT_TYPE:
+            header, arrays = decode_frame(raw, max_elements)
+            return _validate(model, header), arrays
+        if content_type not in (JSON_TYPE, ""):
+            raise UnsupportedMediaType(f"content type {content_type!r} is not supported; send {JSON_TYPE} "
+                                       f"or {FRAME_CONTENT_TYPE}")
+        try:
+            data = orjson.loads(raw) if raw else {}
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"malformed JSON: {exc}") from None
+        body = _validate(model, data)
+        items = getattr(body, tensor_field) if tensor_field else None
+        return body, [tensor_from_json(t, max_elements) for t in items or []]
+    except FrameError as exc:
+        raise InvalidArgument(str(exc), code="invalid_tensor") from None
+
+
+def wants_frame(request: Request) -> bool:
+    return FRAME_CONTENT_TYPE in request.headers.get("accept", "")
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status,
+                    media_type=JSON_TYPE, headers=headers)
+
+
+def tensor_response(request: Request, payload: dict[str, Any], tensors: list[np.ndarray], key: str,
+                    headers: dict[str, str] | None = None) -> Response:
+    if wants_frame(request):
+        return Response(encode_frame(payload, tensors), media_type=FRAME_CONTENT_TYPE, headers=headers)
+    body = dict(payload)
+    body[key] = [{"dtype": t.dtype.name, "shape": list(t.shape), "data": np.ascontiguousarray(t).ravel()}
+                 for t in tensors]
+    return json_response(body, headers=headers)

@@ -1,0 +1,55 @@
+"""Assembles the service: store, runtime and data plane behind the FastAPI app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.api.errors import install_error_handlers
+from service.api.native import graph_router, native_router
+from service.api.ops import ops_router
+from service.config import Settings
+from service.core.dataplane import DataPlane
+from service.runtime.executor import Executor
+from service.runtime.providers import select_providers
+from service.runtime.sessions import SessionCache
+from service.store.base import StateStore
+from service.store.filesystem import FilesystemStore
+
+__all__ = ["create_app", "open_store"]
+
+
+def open_store(settings: Settings) -> StateStore:
+    if settings.store:
+        raise ValueError(f"unsupported store {settings.store!r}; use --state-dir for the embedded store")
+    return FilesystemStore(settings.state_dir)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    providers = select_providers(settings.providers, settings.provider_options, settings.require_providers)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = open_store(settings)
+        sessions = SessionCache(providers, settings.max_sessions, settings.intra_op_threads)
+        app.state.plane = DataPlane(settings, store, Executor(sessions))
+        app.state.ready = True
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            store.close()
+
+    app = FastAPI(title="layerserve", version="0.1.0", lifespan=lifespan,
+                  description="TensorFlow's tf.compat.v1.layers, hosted and executed with ONNX Runtime.")
+    app.state.settings = settings
+    app.state.providers = providers
+    app.state.store_kind = "redis" if settings.store else "filesystem"
+    app.state.ready = False
+    install_error_handlers(app)
+    for router in (ops_router, graph_router, native_router):
+        app.include_router(router)
+    return app

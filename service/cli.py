@@ -1,0 +1,57 @@
+"""``layerserve serve``: run the server. Every flag is also ``LAYERSERVE_<NAME>``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="layerserve", description="Host TensorFlow layers on ONNX Runtime.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP server",
+                           description="Run the HTTP server. Each flag can also be set as LAYERSERVE_<FLAG> "
+                                       "(upper case, dashes as underscores); flags win.")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default 8000)")
+    serve.add_argument("--state-dir", help="directory of the embedded state store (default ./layerserve-state)")
+    serve.add_argument("--store", help="state store URL, e.g. redis://host:6379/0 (default: the state directory)")
+    serve.add_argument("--providers", type=lambda s: [p.strip() for p in s.split(",") if p.strip()],
+                       help="ordered execution providers, e.g. cuda,cpu (default cpu)")
+    serve.add_argument("--require-providers", action="store_true", default=None,
+                       help="fail at start-up when a requested provider is unavailable")
+    serve.add_argument("--token", action="append",
+                       help="bearer token required on every route but health; repeat for several")
+    serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"],
+                       help="log level (default info)")
+    serve.add_argument("--max-body-bytes", type=int, help="largest request body accepted (default 64 MiB)")
+    serve.add_argument("--max-tensor-elements", type=int, help="largest tensor accepted, in elements")
+    serve.add_argument("--max-batch-size", type=int, help="dynamic batching: largest batch (default 64)")
+    serve.add_argument("--max-queue-delay-ms", type=float, help="dynamic batching: longest wait (default 2 ms)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        import uvicorn
+
+        from service.app import create_app
+        from service.config import Settings
+    except ImportError as exc:  # the client-only install has no server dependencies
+        print(f"layerserve: the server needs the 'server' extra: pip install 'layerserve[server]' ({exc})",
+              file=sys.stderr)
+        return 2
+    overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k != "command"}
+    settings = Settings.from_env(**overrides)
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                loop="auto", http="auto", timeout_graceful_shutdown=30)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

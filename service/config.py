@@ -1,0 +1,68 @@
+"""Server settings: defaults, ``LAYERSERVE_*`` environment variables and CLI flags."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+__all__ = ["Settings"]
+
+MiB = 1024 * 1024
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    state_dir: str = "./layerserve-state"
+    store: str | None = None  # e.g. redis://host:6379/0; None means the state directory
+    providers: list[str] = field(default_factory=lambda: ["cpu"])
+    provider_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    require_providers: bool = False
+    token: list[str] = field(default_factory=list)  # accepted bearer tokens ("TOKEN" or "TOKEN:graph1|graph2")
+    log_level: str = "info"
+    max_body_bytes: int = 64 * MiB
+    max_tensor_elements: int = 16 * MiB
+    max_layers_per_graph: int = 10_000
+    max_records_per_layer: int = 1000
+    max_sessions: int = 256
+    request_timeout_s: float = 60.0
+    intra_op_threads: int = 0
+    batching: bool = True
+    max_batch_size: int = 64
+    max_queue_delay_ms: float = 2.0
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``LAYERSERVE_<NAME>`` variables, then explicit overrides."""
+        environ = dict(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(f"LAYERSERVE_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = _parse(f.name, raw, cls.__dataclass_fields__[f.name].type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def public(self) -> dict[str, Any]:
+        """The settings without secrets, for ``GET /v1/config``."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["token"] = f"{len(self.token)} token(s) configured" if self.token else None
+        return out
+
+
+def _parse(name: str, raw: str, type_name: Any) -> Any:
+    text = str(type_name)
+    if text.startswith("bool"):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if text.startswith("int"):
+        return int(raw)
+    if text.startswith("float"):
+        return float(raw)
+    if text.startswith("list"):
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    if text.startswith("dict"):
+        return json.loads(raw)
+    return raw

@@ -1,0 +1,347 @@
+"""Every operation the service offers, independent of any transport.
+
+HTTP routes (native and OIP v2) only decode a request, call one method here and encode the
+result. Methods are synchronous and thread-safe: mutations of a graph hold its lock and end
+with one store commit; applies read one consistent snapshot of the variable values and only
+take the lock to record losses and updates.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from client._protocol import input_ref
+from service.config import Settings
+from service.core.dtypes import check_float_input, normalize_dtype
+from service.core.graph import Graph
+from service.core.layer import ConditionalLoss, Layer, PendingUpdate
+from service.core.regularizers import parse_regularizer
+from service.errors import Conflict, IncompatibleInput, InvalidArgument, NotFound
+from service.layers import kind_for
+from service.layers.base import Signature, VariableSpec
+from service.runtime.executor import Executor
+from service.store.base import StateStore
+
+__all__ = ["ApplyResult", "DataPlane", "GRAPH_NAME", "LAYER_NAME"]
+
+GRAPH_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+LAYER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+
+
+@dataclass
+class ApplyResult:
+    outputs: list[np.ndarray]
+    input_refs: list[str]
+    layer: Layer
+
+
+def check_name(value: object, pattern: re.Pattern[str], what: str) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise InvalidArgument(f"{what} must match {pattern.pattern}, got {str(value)[:80]!r}", code="invalid_name")
+    return value
+
+
+class DataPlane:
+    def __init__(self, settings: Settings, store: StateStore, executor: Executor) -> None:
+        self.settings = settings
+        self.store = store
+        self.executor = executor
+        self.graphs: dict[str, Graph] = store.load()
+        self._graphs_lock = threading.Lock()
+
+    # ---- graphs ------------------------------------------------------------------------
+    def graph(self, name: str, create: bool = False) -> Graph:
+        check_name(name, GRAPH_NAME, "graph name")
+        with self._graphs_lock:
+            if name not in self.graphs:
+                if not create and name != "default":
+                    raise NotFound(f"no graph {name!r}", code="graph_not_found")
+                self.graphs[name] = Graph(name)
+            return self.graphs[name]
+
+    def layer(self, graph: str, ref: str) -> tuple[Graph, Layer]:
+        g = self.graph(graph)
+        return g, g.resolve(ref)
+
+    # ---- create, patch, delete ---------------------------------------------------------
+    def create_layer(self, graph: str, class_name: str, config: dict[str, Any], name: str | None = None,
+                     trainable: bool | None = None, dtype: str | None = None, scope: str | None = None,
+                     reuse: bool = False) -> Layer:
+        config = dict(config)
+        name = _hoist(config, "name", name)
+        trainable = _hoist(config, "trainable", trainable)
+        dtype = normalize_dtype(_hoist(config, "dtype", dtype))
+        if name is not None:
+            check_name(name, LAYER_NAME, "layer name")
+        if scope is not None:
+            check_name(scope, LAYER_NAME, "scope")
+        if not isinstance(trainable, bool) and trainable is not None:
+            raise InvalidArgument("trainable must be true or false", code="invalid_argument", exception="TypeError")
+        kind = kind_for(class_name).from_kwargs(config)
+        g = self.graph(graph, create=True)
+        with g.lock:
+            g.check_layer_limit(self.settings.max_layers_per_graph)
+            layer = g.new_layer(kind, name, True if trainable is None else trainable, dtype, scope, reuse)
+            self._commit(g)
+        return layer
+
+    def patch_layer(self, graph: str, ref: str, trainable: bool) -> Layer:
+        g, layer = self.layer(graph, ref)
+        with g.lock:
+            layer.trainable = trainable
+            self._commit(g)
+        return layer
+
+    def delete_layer(self, graph: str, ref: str) -> None:
+        g, layer = self.layer(graph, ref)
+        with g.lock:
+            del g.layers[layer.id]
+            orphans = [n for n in layer.variables if not g.owners(n)]
+            for name in orphans:
+                del g.variables[name]
+            g.drop_values(orphans)
+            self._commit(g)
+        self.executor.forget(layer.id)
+
+    # ---- build -------------------------------------------------------------------------
+    def build(self, graph: str, ref: str, input_shape: list[int | None], dtype: str | None = None) -> Layer:
+        g, layer = self.layer(graph, ref)
+        shape = _shape_arg(input_shape)
+        with g.lock:
+            if layer.built:
+                return layer
+            self._build(g, layer, shape, normalize_dtype(dtype) or layer.dtype or "float32")
+        return layer
+
+    def _build(self, g: Graph, layer: Layer, shape: tuple[int | None, ...], input_dtype: str) -> None:
+        """Create the variables (or share them with ``reuse``) and commit, all or nothing."""
+        spec = layer.input_spec()
+        if spec is not None:
+            spec.check(shape, input_dtype, layer.name)
+        layer.kind.check_build_shape(shape)
+        dtype = layer.dtype or input_dtype
+        saved_scope, saved_counts = layer.scope, g.names.to_json()
+        g.assign_scope(layer)
+        try:
+            specs = layer.kind.variable_specs(shape, layer.kind.variable_dtype(dtype))
+            plan = g.plan_variables(layer, specs)
+        except Exception:
+            layer.scope, g.names = saved_scope, type(g.names).from_json(saved_counts)
+            raise
+        self._create_variables(g, layer, plan)
+        layer.dtype, layer.built, layer.build_shape = dtype, True, (None, *shape[1:])
+        self._commit(g, variables=[full for _, full, new in plan if new])
+
+    def _create_variables(self, g: Graph, layer: Layer, plan: list[tuple[VariableSpec, str, bool]]) -> None:
+        from service.core.layer import Variable
+
+        values = {}
+        for spec, full, new in plan:
+            if new:
+                g.variables[full] = Variable(full, spec.shape, spec.dtype, spec.trainable and layer.trainable)
+                values[full] = spec.initial_value()
+                if spec.regularizer is not None:
+                    layer.weight_losses.append((full, spec.regularizer))
+            layer.variables.append(full)
+        g.set_values(values)
+
+    # ---- apply -------------------------------------------------------------------------
+    def apply(self, graph: str, ref: str, inputs: list[np.ndarray], training: bool | None = None) -> ApplyResult:
+        g, layer = self.layer(graph, ref)
+        if len(inputs) != 1:
+            raise InvalidArgument(f"layer {layer.name!r} takes 1 input, got {len(inputs)}", code="wrong_input_count")
+        x = inputs[0]
+        check_float_input(x, layer.class_name)
+        if not layer.built:
+            with g.lock:
+                if not layer.built:
+                    self._build(g, layer, tuple(x.shape), x.dtype.name)
+        x = self._check_input(layer, x)
+        training = bool(training) and layer.kind.takes_training
+        values = g.values  # one snapshot: never half-old, half-new weights
+        sig = Signature(x.dtype.name, tuple(x.shape), training, self._var_specs(g, layer))
+        outputs = self.executor.run(layer, sig, x, {n: values[n] for n in layer.variables})
+        ref_x = input_ref(inputs[0])
+        self._record(g, layer, ref_x, outputs, training, values)
+        return ApplyResult([outputs.pop("y")], [ref_x], layer)
+
+    def _check_input(self, layer: Layer, x: np.ndarray) -> np.ndarray:
+        spec = layer.input_spec()
+        if spec is not None:
+            spec.check(tuple(x.shape), x.dtype.name, layer.name)
+        assert layer.dtype is not None
+        if x.dtype.name == layer.dtype or layer.kind.dtype_policy == "follow":
+            return x
+        if layer.kind.dtype_policy == "cast":
+            return x.astype(layer.dtype)
+        raise IncompatibleInput(
+            f"Input 'filter' of '{layer.class_name}' Op has type {layer.dtype} that does not match type "
+            f"{x.dtype.name} of argument 'input'.", exception="TypeError", code="dtype_mismatch")
+
+    @staticmethod
+    def _var_specs(g: Graph, layer: Layer) -> tuple[VariableSpec, ...]:
+        short = lambda full: full.rsplit("/", 1)[-1].split(":")[0]  # noqa: E731
+        return tuple(VariableSpec(short(n), g.variables[n].shape, g.variables[n].dtype) for n in layer.variables)
+
+    def _record(self, g: Graph, layer: Layer, ref: str, outputs: dict[str, np.ndarray], training: bool,
+                values: Any) -> None:
+        losses = self._activity_losses(layer, ref, outputs["y"])
+        updates = self._pending_updates(layer, ref, outputs, training, values)
+        if not losses and not updates:
+            return
+        with g.lock:
+            layer.record(losses, updates, self.settings.max_records_per_layer)
+            self._commit(g, layers=[layer.id])
+
+    @staticmethod
+    def _activity_losses(layer: Layer, ref: str, y: np.ndarray) -> list[ConditionalLoss]:
+        reg = parse_regularizer(layer.kind.config.get("activity_regularizer"), "activity_regularizer")
+        if reg is None:
+            return []
+        batch = y.shape[0] if y.ndim else 1
+        loss = reg(y)
+        return [ConditionalLoss(ref, np.asarray(loss / loss.dtype.type(batch), dtype=y.dtype))]
+
+    @staticmethod
+    def _pending_updates(layer: Layer, ref: str, outputs: dict[str, np.ndarray], training: bool,
+                         values: Any) -> list[PendingUpdate]:
+        stats = layer.kind.update_stats(outputs, training)
+        by_short = {full.rsplit("/", 1)[-1].split(":")[0]: full for full in layer.variables}
+        updates = []
+        for short, stat, decay in stats:
+            full = by_short[short]
+            pending = PendingUpdate(ref, full, np.empty(0), stat, decay)
+            updates.append(PendingUpdate(ref, full, pending.new_value(values[full]), stat, decay))
+        return updates
+
+    # ---- weights -----------------------------------------------------------------------
+    def get_weights(self, graph: str, ref: str) -> tuple[list[str], list[np.ndarray]]:
+        g, layer = self.layer(graph, ref)
+        values = g.values
+        names = layer.weights(g.variables)
+        return names, [values[n] for n in names]
+
+    def set_weights(self, graph: str, ref: str, arrays: list[np.ndarray]) -> Layer:
+        g, layer = self.layer(graph, ref)
+        with g.lock:
+            names = layer.weights(g.variables)
+            if len(arrays) != len(names):
+                raise Conflict(
+                    f'You called `set_weights(weights)` on layer "{layer.name}" with a weight list of length '
+                    f"{len(arrays)}, but the layer was expecting {len(names)} weights.", code="incompatible_weights")
+            new = {}
+            for name, array in zip(names, arrays):
+                var = g.variables[name]
+                if tuple(array.shape) != var.shape:
+                    raise Conflict(f"Layer weight shape {var.shape} not compatible with provided weight shape "
+                                   f"{tuple(array.shape)}", code="incompatible_weights")
+                if array.dtype.kind != "f":
+                    raise InvalidArgument(f"weights must be float arrays, got {array.dtype.name} for {name}",
+                                          code="unsupported_dtype", exception="TypeError")
+                new[name] = np.array(array, dtype=var.dtype, copy=True)
+            g.set_values(new)
+            self._commit(g, variables=list(new))
+        return layer
+
+    # ---- losses and updates ------------------------------------------------------------
+    def losses(self, graph: str, ref: str) -> list[dict[str, Any]]:
+        g, layer = self.layer(graph, ref)
+        return layer.all_losses(dict(g.values))
+
+    def losses_for(self, graph: str, ref: str, refs: list[str] | None) -> list[dict[str, Any]]:
+        g, layer = self.layer(graph, ref)
+        return layer.losses_for(refs, dict(g.values))
+
+    def updates_for(self, graph: str, ref: str, refs: list[str] | None, everything: bool = False) -> list[PendingUpdate]:
+        _, layer = self.layer(graph, ref)
+        if everything:
+            return layer.visible_updates()
+        return [] if refs is None else layer.visible_updates(refs)
+
+    def run_updates(self, graph: str, ref: str | None, refs: list[str] | None) -> list[str]:
+        """Apply the visible pending updates (of ``refs``, or all) in TF's order; consume them."""
+        g = self.graph(graph)
+        layers = [g.resolve(ref)] if ref is not None else list(g.layers.values())
+        changed: dict[str, np.ndarray] = {}
+        with g.lock:
+            for layer in layers:
+                chosen = layer.visible_updates(refs)
+                for update in chosen:
+                    current = changed.get(update.variable, g.values[update.variable])
+                    changed[update.variable] = update.new_value(current)
+                layer.updates = type(layer.updates)(u for u in layer.updates if not any(u is c for c in chosen))
+            g.set_values(changed)
+            self._commit(g, variables=list(changed), layers=[layer.id for layer in layers])
+        return list(changed)
+
+    # ---- shapes, export ----------------------------------------------------------------
+    def compute_output_shape(self, graph: str, ref: str, input_shape: list[int | None]) -> list[int | None]:
+        _, layer = self.layer(graph, ref)
+        return list(layer.kind.compute_output_shape(_shape_arg(input_shape)))
+
+    def export_onnx(self, graph: str, ref: str) -> bytes:
+        g, layer = self.layer(graph, ref)
+        if not layer.built or layer.build_shape is None or layer.dtype is None:
+            raise Conflict(f"layer {layer.name!r} is not built yet: apply or build it first", code="not_built")
+        shape = tuple(1 if d is None else d for d in layer.build_shape)
+        sig = Signature(layer.dtype, shape, False, self._var_specs(g, layer))  # type: ignore[arg-type]
+        values = g.values
+        return self.executor.export(layer, sig, {n: values[n] for n in layer.variables})
+
+    # ---- views -------------------------------------------------------------------------
+    def describe(self, graph: str, ref: str) -> dict[str, Any]:
+        g, layer = self.layer(graph, ref)
+        return self.view(g, layer)
+
+    def list_layers(self, graph: str) -> list[dict[str, Any]]:
+        g = self.graph(graph)
+        return [self.view(g, layer) for layer in list(g.layers.values())]
+
+    def global_variables(self, graph: str) -> list[dict[str, Any]]:
+        g = self.graph(graph)
+        return [v.to_json() for v in list(g.variables.values())]
+
+    def view(self, g: Graph, layer: Layer) -> dict[str, Any]:
+        trainable, frozen = layer.variable_lists(g.variables)
+        spec = layer.input_spec()
+        return {
+            "id": layer.id, "graph": g.name, "class": layer.class_name, "name": layer.name,
+            "scope_name": layer.scope, "dtype": layer.dtype, "trainable": layer.trainable, "built": layer.built,
+            "input_spec": None if spec is None else spec.to_json(),
+            "build_input_shape": None if layer.build_shape is None else list(layer.build_shape),
+            "config": {"name": layer.name, "trainable": layer.trainable, "dtype": layer.dtype,
+                       **layer.kind.get_config(layer.dtype, layer.build_shape)},
+            "variables": g.describe_variables(trainable + frozen),
+            "trainable_variables": trainable, "non_trainable_variables": frozen,
+            "count_params": layer.count_params(g.variables),
+            "n_updates": len(layer.visible_updates()), "n_losses": len(layer.losses) + len(layer.weight_losses),
+            "providers": self.executor.sessions.active_providers(), "batching": layer.batching,
+        }
+
+    # ---- persistence -------------------------------------------------------------------
+    def _commit(self, g: Graph, variables: list[str] | None = None, layers: list[str] | None = None) -> None:
+        self.store.commit(g, variables or (), layers or ())
+
+
+def _hoist(config: dict[str, Any], key: str, value: Any) -> Any:
+    """``name``/``trainable``/``dtype`` may come at the top level or inside ``config``."""
+    if key not in config:
+        return value
+    inner = config.pop(key)
+    if value is not None and inner != value:
+        raise InvalidArgument(f"{key} given twice with different values ({value!r} and {inner!r})",
+                              code="invalid_argument")
+    return inner
+
+
+def _shape_arg(shape: object) -> tuple[int | None, ...]:
+    if not isinstance(shape, (list, tuple)) or not shape or not all(
+            d is None or (isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**31) for d in shape):
+        raise InvalidArgument(f"input_shape must be a non-empty list of non-negative ints or nulls, got {shape!r}",
+                              code="invalid_shape")
+    return tuple(shape)

@@ -1,0 +1,116 @@
+"""A graph: a namespace of layers and the variables they own, as one ``tf.Graph``.
+
+Variables belong to the graph (keyed by full name) so that layers can share them through
+``reuse``. Their values live in one copy-on-write mapping: a writer builds a new mapping and
+swaps the reference, so a reader that took ``values`` once sees one complete version.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+
+from service.core.layer import Layer, Variable
+from service.core.naming import GraphNames, to_snake_case
+from service.errors import AmbiguousName, InvalidArgument, NotFound, VariableScopeError
+from service.layers.base import LayerKind, VariableSpec
+
+__all__ = ["Graph", "LAYER_ID_PREFIX"]
+
+# Ids use a character that names may not contain, so an id never equals a name.
+LAYER_ID_PREFIX = "~"
+
+
+def _tf_shape(shape: tuple[int, ...]) -> str:
+    return str(tuple(shape))
+
+
+@dataclass
+class Graph:
+    name: str
+    names: GraphNames = field(default_factory=GraphNames)
+    layers: dict[str, Layer] = field(default_factory=dict)
+    variables: dict[str, Variable] = field(default_factory=dict)
+    values: Mapping[str, np.ndarray] = field(default_factory=lambda: MappingProxyType({}))
+    next_id: int = 1
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+
+    # ---- layers ------------------------------------------------------------------------
+    def resolve(self, ref: str) -> Layer:
+        """A layer by id, or by a name that exactly one layer of the graph has."""
+        if ref in self.layers:
+            return self.layers[ref]
+        matches = [layer for layer in self.layers.values() if layer.name == ref]
+        if not matches:
+            raise NotFound(f"graph {self.name!r} has no layer {ref!r}", code="layer_not_found")
+        if len(matches) > 1:
+            raise AmbiguousName(f"{len(matches)} layers of graph {self.name!r} are named {ref!r}; use an id",
+                                candidates=[layer.id for layer in matches])
+        return matches[0]
+
+    def new_layer(self, kind: LayerKind, name: str | None, trainable: bool, dtype: str | None,
+                  scope: str | None = None, reuse: bool = False) -> Layer:
+        base = to_snake_case(kind.class_name)
+        layer_name = name if name else self.names.new_layer_name(base)
+        layer = Layer(id=f"{LAYER_ID_PREFIX}{self.next_id}", kind=kind, name=layer_name,
+                      base_name=name or base, trainable=trainable, dtype=dtype,
+                      scope=None, fixed_scope=scope is not None, reuse=reuse)
+        if scope is not None:
+            layer.base_name = scope
+        self.next_id += 1
+        self.layers[layer.id] = layer
+        return layer
+
+    def assign_scope(self, layer: Layer) -> None:
+        """TF's ``_set_scope``: exact for functional names and reuse, else made unique."""
+        if layer.scope is not None:
+            return
+        if layer.fixed_scope or layer.reuse:
+            layer.scope = layer.base_name
+            self.names.open_scope(layer.scope)
+        else:
+            layer.scope = self.names.unique_scope(layer.base_name)
+
+    # ---- variables ---------------------------------------------------------------------
+    def plan_variables(self, layer: Layer, specs: list[VariableSpec]) -> list[tuple[VariableSpec, str, bool]]:
+        """(spec, full name, is new) per spec, or TF's variable-store error; changes nothing."""
+        plan = []
+        for spec in specs:
+            short = f"{layer.scope}/{spec.name}"
+            existing = self.variables.get(short + ":0")
+            if existing is None and layer.reuse:
+                raise VariableScopeError(f"Variable {short} does not exist, or was not created with "
+                                         "tf.get_variable(). Did you mean to set reuse=tf.AUTO_REUSE in VarScope?")
+            if existing is not None and not layer.reuse:
+                raise VariableScopeError(f"Variable {short} already exists, disallowed. Did you mean to set "
+                                         "reuse=True or reuse=tf.AUTO_REUSE in VarScope?")
+            if existing is not None and existing.shape != spec.shape:
+                raise VariableScopeError(f"Trying to share variable {short}, but specified shape "
+                                         f"{_tf_shape(spec.shape)} and found shape {_tf_shape(existing.shape)}.")
+            plan.append((spec, short + ":0", existing is None))
+        return plan
+
+    def set_values(self, updates: dict[str, np.ndarray]) -> None:
+        """Swap in a new values mapping holding ``updates`` (all at once, never torn)."""
+        merged = dict(self.values)
+        merged.update(updates)
+        self.values = MappingProxyType(merged)
+
+    def drop_values(self, names: list[str]) -> None:
+        self.values = MappingProxyType({k: v for k, v in self.values.items() if k not in set(names)})
+
+    def owners(self, variable: str) -> list[Layer]:
+        return [layer for layer in self.layers.values() if variable in layer.variables]
+
+    def check_layer_limit(self, limit: int) -> None:
+        if len(self.layers) >= limit:
+            raise InvalidArgument(f"graph {self.name!r} already holds {limit} layers, the configured maximum",
+                                  code="too_many_layers")
+
+    def describe_variables(self, names: list[str]) -> list[dict[str, Any]]:
+        return [self.variables[n].to_json() for n in names]

@@ -1,0 +1,18 @@
+"""The layer classes of ``tf.compat.v1.layers``, one module per family."""
+
+from __future__ import annotations
+
+from service.errors import InvalidArgument
+from service.layers.base import LayerKind
+from service.layers.dense import Dense
+
+__all__ = ["KINDS", "LayerKind", "kind_for"]
+
+KINDS: dict[str, type[LayerKind]] = {cls.class_name: cls for cls in (Dense,)}
+
+
+def kind_for(class_name: object) -> type[LayerKind]:
+    if not isinstance(class_name, str) or class_name not in KINDS:
+        raise InvalidArgument(f"unknown layer class {class_name!r}; known: {', '.join(sorted(KINDS))}",
+                              code="unknown_class")
+    return KINDS[class_name]

@@ -1,0 +1,171 @@
+"""What a layer class is: its arguments, variables, shapes, config and ONNX graph.
+
+A ``LayerKind`` subclass per TensorFlow class; one module per family under ``service.layers``.
+Kinds are pure: they never touch variable values, the store or ONNX Runtime. The generic
+Layer semantics (naming, build, losses, updates, trainable) live in ``service.core``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from service.core.initializers import Initializer, parse_initializer
+from service.core.input_spec import InputSpec
+from service.core.onnx_graph import GraphBuilder
+from service.core.regularizers import Regularizer, parse_regularizer
+from service.errors import InvalidArgument
+from service.layers.params import REQUIRED, Param, regularizer
+
+__all__ = ["DtypePolicy", "GraphOutputs", "LayerKind", "Signature", "VariableSpec"]
+
+# How a later input of another float dtype is handled (layer-api.md §4):
+# "cast" (Dense, BN: cast to the layer dtype), "strict" (conv family: TypeError),
+# "follow" (no variables: compute in the input's dtype).
+DtypePolicy = Literal["cast", "strict", "follow"]
+
+# kwargs every TF layer accepts through **kwargs but layerserve does not implement.
+_RARE_BASE_KWARGS = ("input_shape", "batch_input_shape", "batch_size", "weights", "autocast", "dynamic")
+
+
+@dataclass(frozen=True)
+class VariableSpec:
+    name: str  # short name, e.g. "kernel"
+    shape: tuple[int, ...]
+    dtype: str
+    trainable: bool = True
+    initializer: Initializer | None = None
+    regularizer: Regularizer | None = None
+
+    def initial_value(self) -> np.ndarray:
+        init = self.initializer or Initializer("Zeros")
+        return init(self.shape, self.dtype)
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What a compiled graph is specialised on; the batch dimension stays dynamic."""
+
+    dtype: str  # compute dtype of the input as fed to the graph
+    shape: tuple[int, ...]  # a concrete input shape (shape[0] is treated as dynamic)
+    training: bool
+    variables: tuple[VariableSpec, ...] = ()
+
+    @property
+    def graph_input_shape(self) -> list[Any]:
+        return ["batch", *self.shape[1:]]
+
+
+@dataclass
+class GraphOutputs:
+    """The graph values a layer produces: ``y`` (in ``y_dtype``, default the signature's
+    dtype) plus named extras, each ``(value, dtype)`` (e.g. BatchNormalization's statistics)."""
+
+    y: str
+    y_dtype: str | None = None
+    extras: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+class LayerKind:
+    class_name: ClassVar[str]
+    params: ClassVar[tuple[Param, ...]] = ()
+    dtype_policy: ClassVar[DtypePolicy] = "cast"
+    takes_training: ClassVar[bool] = False
+    accepts_activity_regularizer: ClassVar[bool] = True
+    # Names of extra graph inputs the runtime feeds (e.g. Dropout's noise).
+    extra_inputs: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    # ---- arguments -------------------------------------------------------------------
+    @classmethod
+    def all_params(cls) -> tuple[Param, ...]:
+        extra = (Param("activity_regularizer", None, regularizer),) if cls.accepts_activity_regularizer else ()
+        names = {p.name for p in cls.params}
+        return cls.params + tuple(p for p in extra if p.name not in names)
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict[str, Any]) -> LayerKind:
+        """Validate constructor kwargs as TF does; unknown ones raise TF's TypeError."""
+        params = {p.name: p for p in cls.all_params()}
+        for key in kwargs:
+            if key in _RARE_BASE_KWARGS:
+                raise InvalidArgument(f"Argument `{key}` is not supported by layerserve", code="unsupported_argument")
+            if key not in params:
+                raise InvalidArgument(f"('Keyword argument not understood:', '{key}')",
+                                      code="unknown_argument", exception="TypeError")
+        config = {}
+        for name, param in params.items():
+            if name in kwargs:
+                config[name] = param.parse(kwargs[name], name)
+            elif param.default is REQUIRED:
+                raise InvalidArgument(f"{cls.__name__}.__init__() missing 1 required positional argument: '{name}'",
+                                      code="missing_argument", exception="TypeError")
+            else:
+                config[name] = param.default
+        kind = cls(config)
+        kind.validate()
+        return kind
+
+    def validate(self) -> None:
+        """Cross-argument checks made at construction (override where TF has them)."""
+
+    def regularizer(self, key: str) -> Regularizer | None:
+        return parse_regularizer(self.config.get(key), key)
+
+    def initializer(self, key: str, default: str | None = None) -> Initializer | None:
+        return parse_initializer(self.config.get(key) or default, key)
+
+    # ---- shapes and variables --------------------------------------------------------
+    def input_spec(self, build_shape: tuple[int | None, ...] | None) -> InputSpec | None:
+        return None
+
+    def check_build_shape(self, shape: tuple[int | None, ...]) -> None:
+        """Errors TF raises at build beyond the input spec (e.g. an undefined channel)."""
+
+    def variable_dtype(self, dtype: str) -> str:
+        return dtype
+
+    def variable_specs(self, input_shape: tuple[int | None, ...], dtype: str) -> list[VariableSpec]:
+        return []
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        raise NotImplementedError
+
+    # ---- execution -------------------------------------------------------------------
+    def graph(self, b: GraphBuilder, x: str, sig: Signature) -> GraphOutputs:
+        raise NotImplementedError
+
+    def runtime_feeds(self, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Graph inputs derived from variable values (TF layout in, graph layout out)."""
+        return values
+
+    def extra_feeds(self, shape: tuple[int, ...], dtype: str, training: bool) -> dict[str, np.ndarray]:
+        """Values for ``extra_inputs`` per run (e.g. Dropout's uniform noise)."""
+        return {}
+
+    def update_stats(self, outputs: dict[str, np.ndarray], training: bool) -> list[tuple[str, np.ndarray, float]]:
+        """(variable short name, batch statistic, decay) per moving-average update, from the
+        graph's outputs (``y`` and the extras), in TF's update order."""
+        return []
+
+    # ---- TF's get_config -------------------------------------------------------------
+    def get_config(self, dtype: str | None, build_shape: tuple[int | None, ...] | None) -> dict[str, Any]:
+        out = {}
+        for param in self.all_params():
+            out[param.name] = self.config_value(param.name, self.config[param.name])
+        return out
+
+    def config_value(self, key: str, value: Any) -> Any:
+        if key.endswith("_regularizer"):
+            reg = parse_regularizer(value, key)
+            return None if reg is None else reg.get_config()
+        if key.endswith("_initializer"):
+            init = parse_initializer(value, key)
+            return None if init is None else init.get_config()
+        if isinstance(value, list):
+            return tuple(value)
+        return value

@@ -1,0 +1,69 @@
+"""Dense: ``activation(x @ kernel + bias)`` on the last axis of an input of rank >= 2."""
+
+from __future__ import annotations
+
+from service.core.activations import apply_activation
+from service.core.initializers import Initializer
+from service.core.input_spec import InputSpec
+from service.core.onnx_graph import GraphBuilder
+from service.errors import InvalidArgument
+from service.layers.base import GraphOutputs, LayerKind, Signature, VariableSpec
+from service.layers.params import (
+    Param, activation, boolean, constraint, initializer, regularizer, units_int,
+)
+
+__all__ = ["Dense"]
+
+ZEROS = {"class_name": "Zeros", "config": {}}
+
+
+class Dense(LayerKind):
+    class_name = "Dense"
+    dtype_policy = "cast"
+    params = (
+        Param("units", parse=units_int),
+        Param("activation", "linear", activation),
+        Param("use_bias", True, boolean),
+        Param("kernel_initializer", None, initializer),
+        Param("bias_initializer", ZEROS, initializer),
+        Param("kernel_regularizer", None, regularizer),
+        Param("bias_regularizer", None, regularizer),
+        Param("activity_regularizer", None, regularizer),
+        Param("kernel_constraint", None, constraint),
+        Param("bias_constraint", None, constraint),
+    )
+
+    def input_spec(self, build_shape: tuple[int | None, ...] | None) -> InputSpec:
+        if build_shape is None:
+            return InputSpec(min_ndim=2)
+        return InputSpec(min_ndim=2, axes={-1: int(build_shape[-1])})  # type: ignore[arg-type]
+
+    def check_build_shape(self, shape: tuple[int | None, ...]) -> None:
+        if shape[-1] is None:
+            raise InvalidArgument("The last dimension of the inputs to a Dense layer should be defined. Found None.",
+                                  code="incompatible_input")
+
+    def variable_specs(self, input_shape: tuple[int | None, ...], dtype: str) -> list[VariableSpec]:
+        units, last = self.config["units"], int(input_shape[-1])  # type: ignore[arg-type]
+        specs = [VariableSpec("kernel", (last, units), dtype, True,
+                              self.initializer("kernel_initializer") or Initializer("GlorotUniform", {"seed": None}),
+                              self.regularizer("kernel_regularizer"))]
+        if self.config["use_bias"]:
+            specs.append(VariableSpec("bias", (units,), dtype, True, self.initializer("bias_initializer"),
+                                      self.regularizer("bias_regularizer")))
+        return specs
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        if len(input_shape) < 2:
+            raise InvalidArgument(f"The innermost dimension of input_shape must be defined, but saw: {input_shape}",
+                                  code="incompatible_input")
+        return (*input_shape[:-1], self.config["units"])
+
+    def graph(self, b: GraphBuilder, x: str, sig: Signature) -> GraphOutputs:
+        var_dtype = sig.dtype
+        b.add_input("kernel", var_dtype, list(sig.variables[0].shape))
+        y = b.op("MatMul", [x, "kernel"])
+        if self.config["use_bias"]:
+            b.add_input("bias", var_dtype, [self.config["units"]])
+            y = b.op("Add", [y, "bias"])
+        return GraphOutputs(apply_activation(b, y, self.config["activation"], sig.dtype))

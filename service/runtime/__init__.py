@@ -1,0 +1,1 @@
+"""ONNX Runtime: compiling layer graphs, sessions, providers, execution."""

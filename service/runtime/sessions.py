@@ -1,0 +1,79 @@
+"""ONNX Runtime sessions, compiled once per (layer, input signature) and cached (LRU)."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from service.layers.base import LayerKind, Signature
+from service.runtime.compiler import compile_layer
+from service.runtime.providers import ProviderSelection
+
+__all__ = ["CompiledLayer", "SessionCache"]
+
+
+@dataclass
+class CompiledLayer:
+    session: ort.InferenceSession
+    output_names: list[str]
+
+    def run(self, feeds: dict[str, Any]) -> list[np.ndarray]:
+        return self.session.run(self.output_names, feeds)  # type: ignore[no-any-return]
+
+
+class SessionCache:
+    def __init__(self, providers: ProviderSelection, max_sessions: int = 256, intra_op_threads: int = 0) -> None:
+        self.providers = providers
+        self.max_sessions = max_sessions
+        self.intra_op_threads = intra_op_threads
+        self._sessions: OrderedDict[tuple[Any, ...], CompiledLayer] = OrderedDict()
+        self._lock = threading.Lock()
+        self._building: dict[tuple[Any, ...], threading.Lock] = {}
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def get(self, layer_id: str, kind: LayerKind, sig: Signature) -> CompiledLayer:
+        key = (layer_id, sig.dtype, sig.shape[1:], sig.training,
+               tuple((v.name, v.shape, v.dtype) for v in sig.variables))
+        with self._lock:
+            found = self._sessions.get(key)
+            if found is not None:
+                self._sessions.move_to_end(key)
+                return found
+            build_lock = self._building.setdefault(key, threading.Lock())
+        with build_lock:  # one compile per key, even under concurrent first applies
+            with self._lock:
+                if key in self._sessions:
+                    return self._sessions[key]
+            compiled = self._compile(kind, sig)
+            with self._lock:
+                self._sessions[key] = compiled
+                self._building.pop(key, None)
+                while len(self._sessions) > self.max_sessions:
+                    self._sessions.popitem(last=False)
+        return compiled
+
+    def _compile(self, kind: LayerKind, sig: Signature) -> CompiledLayer:
+        model, outputs = compile_layer(kind, sig)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.intra_op_threads:
+            options.intra_op_num_threads = self.intra_op_threads
+        session = ort.InferenceSession(model.SerializeToString(), options,
+                                       providers=self.providers.ort_providers())
+        return CompiledLayer(session, outputs)
+
+    def evict_layer(self, layer_id: str) -> None:
+        """Release a deleted layer's sessions (and the device memory they hold)."""
+        with self._lock:
+            for key in [k for k in self._sessions if k[0] == layer_id]:
+                del self._sessions[key]
+
+    def active_providers(self) -> list[str]:
+        return list(self.providers.active)

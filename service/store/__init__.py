@@ -1,0 +1,1 @@
+"""Persistence of graphs: the store interface and its implementations."""

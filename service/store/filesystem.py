@@ -1,0 +1,132 @@
+"""The embedded store: a state directory on local disk.
+
+Layout, per graph::
+
+    graphs/<graph>/manifest.json      structure + which blob holds each variable/record set
+    graphs/<graph>/blobs/<uuid>.npy   one variable value (immutable once written)
+    graphs/<graph>/blobs/<uuid>.json  one layer's conditional losses and pending updates
+
+A commit writes the new blobs (fsync), then the manifest to a temp file (fsync) and renames
+it over the old one (fsync of the directory): the rename is the commit point. Blobs that no
+manifest references (left by a crash, or replaced) are deleted afterwards and on load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from service.core.graph import Graph
+from service.store.base import StateStore
+from service.store.codec import graph_from_json, graph_to_json, records_from_json, records_to_json
+
+__all__ = ["FilesystemStore"]
+
+
+def _fsync_write(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FilesystemStore(StateStore):
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+        (self.root / "graphs").mkdir(parents=True, exist_ok=True)
+        # graph -> {"variables": {name: blob}, "records": {layer id: blob}}, as last committed
+        self._blobs: dict[str, dict[str, dict[str, str]]] = {}
+
+    def _graph_dir(self, name: str) -> Path:
+        return self.root / "graphs" / name
+
+    # ---- load --------------------------------------------------------------------------
+    def load(self) -> dict[str, Graph]:
+        graphs = {}
+        for directory in sorted((self.root / "graphs").iterdir()):
+            manifest = directory / "manifest.json"
+            if manifest.is_file():
+                graph = self._load_graph(directory, json.loads(manifest.read_text()))
+                graphs[graph.name] = graph
+            self._remove_unreferenced(directory)
+        return graphs
+
+    def _load_graph(self, directory: Path, manifest: dict[str, Any]) -> Graph:
+        graph = graph_from_json(manifest["graph"])
+        blobs = manifest["blobs"]
+        values = {name: np.load(directory / "blobs" / blob, allow_pickle=False)
+                  for name, blob in blobs["variables"].items()}
+        graph.set_values(values)
+        for layer_id, blob in blobs["records"].items():
+            records_from_json(graph.layers[layer_id], json.loads((directory / "blobs" / blob).read_text()))
+        self._blobs[graph.name] = blobs
+        return graph
+
+    def _remove_unreferenced(self, directory: Path) -> None:
+        for tmp in directory.glob("*.tmp"):
+            tmp.unlink()
+        blob_dir = directory / "blobs"
+        if not blob_dir.is_dir():
+            return
+        known = self._blobs.get(directory.name, {"variables": {}, "records": {}})
+        referenced = set(known["variables"].values()) | set(known["records"].values())
+        for path in blob_dir.iterdir():
+            if path.name not in referenced:
+                path.unlink()
+
+    # ---- commit ------------------------------------------------------------------------
+    def commit(self, graph: Graph, variables: Iterable[str] = (), layers: Iterable[str] = ()) -> None:
+        directory = self._graph_dir(graph.name)
+        blob_dir = directory / "blobs"
+        blob_dir.mkdir(parents=True, exist_ok=True)
+        old = self._blobs.get(graph.name, {"variables": {}, "records": {}})
+        new = {"variables": {n: b for n, b in old["variables"].items() if n in graph.variables},
+               "records": {i: b for i, b in old["records"].items() if i in graph.layers}}
+        for name in set(variables):
+            if name in graph.variables:
+                new["variables"][name] = self._write_array(blob_dir, graph.values[name])
+        for layer_id in set(layers):
+            if layer_id in graph.layers:
+                new["records"][layer_id] = self._write_records(blob_dir, graph, layer_id)
+        manifest = json.dumps({"format": 1, "graph": graph_to_json(graph), "blobs": new}).encode()
+        tmp = directory / "manifest.json.tmp"
+        _fsync_write(tmp, manifest)
+        _fsync_dir(blob_dir)
+        os.replace(tmp, directory / "manifest.json")
+        _fsync_dir(directory)
+        self._blobs[graph.name] = new
+        self._remove_replaced(blob_dir, old, new)
+
+    def _write_array(self, blob_dir: Path, value: np.ndarray) -> str:
+        blob = f"{uuid.uuid4().hex}.npy"
+        with open(blob_dir / blob, "wb") as handle:
+            np.save(handle, np.ascontiguousarray(value), allow_pickle=False)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return blob
+
+    def _write_records(self, blob_dir: Path, graph: Graph, layer_id: str) -> str:
+        blob = f"{uuid.uuid4().hex}.json"
+        _fsync_write(blob_dir / blob, json.dumps(records_to_json(graph.layers[layer_id])).encode())
+        return blob
+
+    @staticmethod
+    def _remove_replaced(blob_dir: Path, old: dict[str, dict[str, str]], new: dict[str, dict[str, str]]) -> None:
+        keep = set(new["variables"].values()) | set(new["records"].values())
+        for blob in set(old["variables"].values()) | set(old["records"].values()):
+            if blob not in keep:
+                (blob_dir / blob).unlink(missing_ok=True)
