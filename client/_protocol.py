@@ -37,7 +37,7 @@ FRAME_CONTENT_TYPE = "application/x-layerserve-frame"
 FRAME_MAGIC = b"LSF1"
 FLOAT_DTYPES = ("float16", "float32", "float64")
 # dtypes a tensor may carry on the wire; layers decide which of them they accept.
-WIRE_DTYPES = FLOAT_DTYPES + ("int8", "int16", "int32", "int64", "uint8", "bool")
+WIRE_DTYPES = (*FLOAT_DTYPES, "int8", "int16", "int32", "int64", "uint8", "bool")
 _HEADER = struct.Struct("<4sI")
 
 

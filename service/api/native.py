@@ -12,8 +12,16 @@ from starlette.concurrency import run_in_threadpool
 
 from client._protocol import input_ref
 from service.api.wire import (
-    ApplyBody, BuildBody, CreateLayerBody, PatchLayerBody, RefsBody, ShapeBody, WeightsBody, decode,
-    json_response, tensor_response,
+    ApplyBody,
+    BuildBody,
+    CreateLayerBody,
+    PatchLayerBody,
+    RefsBody,
+    ShapeBody,
+    WeightsBody,
+    decode,
+    json_response,
+    tensor_response,
 )
 from service.core.dataplane import DataPlane
 from service.core.layer import PendingUpdate
@@ -207,6 +215,12 @@ async def list_graphs(request: Request) -> Response:
 @graph_router.get("/{graph}/variables")
 async def global_variables(graph: str, request: Request) -> Response:
     return json_response({"variables": await _call(_plane(request).global_variables, graph)})
+
+
+@graph_router.get("/{graph}/variables/{name:path}")
+async def variable_value(graph: str, name: str, request: Request) -> Response:
+    described, value = await _call(_plane(request).variable_value, graph, name)
+    return tensor_response(request, {"variable": described}, [value], "values")
 
 
 @graph_router.post("/{graph}/updates:run")

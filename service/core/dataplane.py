@@ -19,7 +19,7 @@ from client._protocol import input_ref
 from service.config import Settings
 from service.core.dtypes import check_float_input, normalize_dtype
 from service.core.graph import Graph
-from service.core.layer import ConditionalLoss, Layer, PendingUpdate
+from service.core.layer import ConditionalLoss, Layer, PendingUpdate, short_name
 from service.core.regularizers import parse_regularizer
 from service.errors import Conflict, IncompatibleInput, InvalidArgument, NotFound
 from service.layers import kind_for
@@ -125,10 +125,11 @@ class DataPlane:
             spec.check(shape, input_dtype, layer.name)
         layer.kind.check_build_shape(shape)
         dtype = layer.dtype or input_dtype
+        specs = layer.kind.variable_specs(shape, layer.kind.variable_dtype(dtype))
         saved_scope, saved_counts = layer.scope, g.names.to_json()
-        g.assign_scope(layer)
+        if specs:  # TF names the scope when the first variable is made; the others at first apply
+            g.assign_scope(layer)
         try:
-            specs = layer.kind.variable_specs(shape, layer.kind.variable_dtype(dtype))
             plan = g.plan_variables(layer, specs)
         except Exception:
             layer.scope, g.names = saved_scope, type(g.names).from_json(saved_counts)
@@ -157,10 +158,13 @@ class DataPlane:
             raise InvalidArgument(f"layer {layer.name!r} takes 1 input, got {len(inputs)}", code="wrong_input_count")
         x = inputs[0]
         check_float_input(x, layer.class_name)
-        if not layer.built:
+        if not layer.built or layer.scope is None:
             with g.lock:
                 if not layer.built:
                     self._build(g, layer, tuple(x.shape), x.dtype.name)
+                if layer.scope is None:
+                    g.assign_scope(layer)
+                    self._commit(g)
         x = self._check_input(layer, x)
         training = bool(training) and layer.kind.takes_training
         values = g.values  # one snapshot: never half-old, half-new weights
@@ -185,8 +189,8 @@ class DataPlane:
 
     @staticmethod
     def _var_specs(g: Graph, layer: Layer) -> tuple[VariableSpec, ...]:
-        short = lambda full: full.rsplit("/", 1)[-1].split(":")[0]  # noqa: E731
-        return tuple(VariableSpec(short(n), g.variables[n].shape, g.variables[n].dtype) for n in layer.variables)
+        return tuple(VariableSpec(short_name(n), g.variables[n].shape, g.variables[n].dtype)
+                     for n in layer.variables)
 
     def _record(self, g: Graph, layer: Layer, ref: str, outputs: dict[str, np.ndarray], training: bool,
                 values: Any) -> None:
@@ -211,7 +215,7 @@ class DataPlane:
     def _pending_updates(layer: Layer, ref: str, outputs: dict[str, np.ndarray], training: bool,
                          values: Any) -> list[PendingUpdate]:
         stats = layer.kind.update_stats(outputs, training)
-        by_short = {full.rsplit("/", 1)[-1].split(":")[0]: full for full in layer.variables}
+        by_short = {short_name(full): full for full in layer.variables}
         updates = []
         for short, stat, decay in stats:
             full = by_short[short]
@@ -235,7 +239,7 @@ class DataPlane:
                     f'You called `set_weights(weights)` on layer "{layer.name}" with a weight list of length '
                     f"{len(arrays)}, but the layer was expecting {len(names)} weights.", code="incompatible_weights")
             new = {}
-            for name, array in zip(names, arrays):
+            for name, array in zip(names, arrays, strict=False):
                 var = g.variables[name]
                 if tuple(array.shape) != var.shape:
                     raise Conflict(f"Layer weight shape {var.shape} not compatible with provided weight shape "
@@ -289,7 +293,7 @@ class DataPlane:
         if not layer.built or layer.build_shape is None or layer.dtype is None:
             raise Conflict(f"layer {layer.name!r} is not built yet: apply or build it first", code="not_built")
         shape = tuple(1 if d is None else d for d in layer.build_shape)
-        sig = Signature(layer.dtype, shape, False, self._var_specs(g, layer))  # type: ignore[arg-type]
+        sig = Signature(layer.dtype, shape, False, self._var_specs(g, layer))
         values = g.values
         return self.executor.export(layer, sig, {n: values[n] for n in layer.variables})
 
@@ -305,6 +309,13 @@ class DataPlane:
     def global_variables(self, graph: str) -> list[dict[str, Any]]:
         g = self.graph(graph)
         return [v.to_json() for v in list(g.variables.values())]
+
+    def variable_value(self, graph: str, name: str) -> tuple[dict[str, Any], np.ndarray]:
+        g = self.graph(graph)
+        values = g.values
+        if name not in g.variables or name not in values:
+            raise NotFound(f"graph {graph!r} has no variable {name[:200]!r}", code="variable_not_found")
+        return g.variables[name].to_json(), values[name]
 
     def view(self, g: Graph, layer: Layer) -> dict[str, Any]:
         trainable, frozen = layer.variable_lists(g.variables)

@@ -113,15 +113,16 @@ def parse_initializer(value: object, what: str) -> Initializer | None:
     """A name ('glorot_uniform'), or ``{"class_name": "Constant", "config": {"value": 0.5}}``."""
     if value is None:
         return None
+    class_name: str
     if isinstance(value, str):
         class_name = _CLASS_NAMES.get(value.lower(), value)
         config: object = {}
     elif isinstance(value, dict) and isinstance(value.get("class_name"), str):
-        class_name = _CLASS_NAMES.get(value["class_name"].lower(), value["class_name"])
+        class_name = str(_CLASS_NAMES.get(value["class_name"].lower(), value["class_name"]))
         config = value.get("config") or {}
     else:
         raise InvalidArgument(f"{what} must be an initializer name or {{\"class_name\", \"config\"}}",
                               code="invalid_initializer")
-    if class_name not in _DEFAULTS and class_name not in _SCALING or not isinstance(config, dict):
+    if (class_name not in _DEFAULTS and class_name not in _SCALING) or not isinstance(config, dict):
         raise InvalidArgument(f"Unknown initializer: '{class_name}'", code="invalid_initializer")
     return Initializer(class_name, _checked_config(class_name, config, what))

@@ -16,7 +16,12 @@ from service.core.input_spec import InputSpec
 from service.core.regularizers import Regularizer
 from service.layers.base import LayerKind
 
-__all__ = ["ConditionalLoss", "Layer", "PendingUpdate", "Variable"]
+__all__ = ["ConditionalLoss", "Layer", "PendingUpdate", "Variable", "short_name"]
+
+
+def short_name(full: str) -> str:
+    """``scope/kernel:0`` -> ``kernel``."""
+    return full.rsplit("/", 1)[-1].split(":")[0]
 
 Shape = tuple[int | None, ...]
 
@@ -54,7 +59,8 @@ class PendingUpdate:
         if self.stat is None or self.decay is None:
             return self.value.astype(current.dtype)
         decay = current.dtype.type(np.float32(self.decay))  # TF builds decay as float32, then casts
-        return (current - (current - self.stat.astype(current.dtype)) * decay).astype(current.dtype)
+        updated: np.ndarray = (current - (current - self.stat.astype(current.dtype)) * decay).astype(current.dtype)
+        return updated
 
 
 @dataclass

@@ -9,7 +9,13 @@ from service.core.onnx_graph import GraphBuilder
 from service.errors import InvalidArgument
 from service.layers.base import GraphOutputs, LayerKind, Signature, VariableSpec
 from service.layers.params import (
-    Param, activation, boolean, constraint, initializer, regularizer, units_int,
+    Param,
+    activation,
+    boolean,
+    constraint,
+    initializer,
+    regularizer,
+    units_int,
 )
 
 __all__ = ["Dense"]

@@ -13,16 +13,12 @@ from typing import Any
 import numpy as np
 from onnx import numpy_helper
 
-from service.core.layer import Layer
+from service.core.layer import Layer, short_name
 from service.layers.base import Signature
 from service.runtime.compiler import INPUT, compile_layer
 from service.runtime.sessions import SessionCache
 
 __all__ = ["Executor"]
-
-
-def _short(full: str) -> str:
-    return full.rsplit("/", 1)[-1].split(":")[0]
 
 
 class Executor:
@@ -37,16 +33,16 @@ class Executor:
         feeds = dict(self.variable_feeds(layer, variables))
         feeds.update(layer.kind.extra_feeds(tuple(x.shape), sig.dtype, sig.training))
         feeds[INPUT] = x
-        return dict(zip(compiled.output_names, compiled.run(feeds)))
+        return dict(zip(compiled.output_names, compiled.run(feeds), strict=False))
 
     def variable_feeds(self, layer: Layer, variables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The kind's graph-layout inputs, derived once per version of the variable values."""
         arrays = tuple(variables[n] for n in layer.variables)
         with self._lock:
             cached = self._feeds.get(layer.id)
-        if cached is not None and len(cached[0]) == len(arrays) and all(a is b for a, b in zip(cached[0], arrays)):
+        if cached is not None and len(cached[0]) == len(arrays) and all(a is b for a, b in zip(cached[0], arrays, strict=False)):
             return cached[1]
-        feeds = layer.kind.runtime_feeds({_short(n): variables[n] for n in layer.variables})
+        feeds = layer.kind.runtime_feeds({short_name(n): variables[n] for n in layer.variables})
         with self._lock:
             self._feeds[layer.id] = (arrays, feeds)
         return feeds
@@ -60,7 +56,7 @@ class Executor:
         del graph.input[:]
         graph.input.extend(kept)
         graph.initializer.extend(numpy_helper.from_array(np.asarray(v), name) for name, v in feeds.items())
-        return model.SerializeToString()
+        return bytes(model.SerializeToString())
 
     def forget(self, layer_id: str) -> None:
         with self._lock:

@@ -23,5 +23,5 @@ class StateStore(ABC):
         """Persist ``graph``: its structure, the values of the named ``variables`` and the
         per-input records of the named ``layers`` (the rest are unchanged since the last commit)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook; the filesystem store holds nothing open
         """Release connections or handles."""

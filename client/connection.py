@@ -1,0 +1,150 @@
+"""Connections to a layerserve server: ``Connection`` (sync) and ``AsyncConnection``.
+
+Both send the calls ``client._core`` prepares. Idempotent calls (GET, PUT, DELETE) are
+retried with exponential backoff when the transport fails; others are not, since the server
+may already have acted on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import numpy as np
+
+from client._core import Call, Result, parse_response, prepare
+from client.exceptions import TransportError
+
+if TYPE_CHECKING:
+    from client.layers.base import Layer
+
+__all__ = ["AsyncConnection", "Connection", "connect", "get_default_connection"]
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+_RETRIES = 3
+_BACKOFF_S = 0.1
+_default: Connection | None = None
+
+
+def _headers(token: str | None) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"} if token else {}
+
+
+class _Base:
+    def __init__(self, url: str | None, graph: str, token: str | None, binary: bool, timeout: float) -> None:
+        self.url = (url or os.environ.get("LAYERSERVE_URL") or DEFAULT_URL).rstrip("/")
+        self.graph = graph
+        self.token = token
+        self.binary = binary
+        self.timeout = timeout
+
+    def _prepare(self, method: str, path: str, body: dict[str, Any] | None = None,
+                 tensors: list[np.ndarray] | None = None, **kw: Any) -> Call:
+        return prepare(method, path, body, tensors, binary=self.binary, **kw)
+
+
+class Connection(_Base):
+    """A sync connection (one pooled HTTP/1.1 client). ``conn.layers.Dense(...)`` uses it."""
+
+    def __init__(self, url: str | None = None, graph: str = "default", token: str | None = None,
+                 binary: bool = True, timeout: float = 60.0) -> None:
+        super().__init__(url, graph, token, binary, timeout)
+        self._http = httpx.Client(base_url=self.url, headers=_headers(token), timeout=timeout)
+        from client.layers import BoundLayers
+
+        self.layers = BoundLayers(self)
+
+    def send(self, call: Call, tensor_key: str = "outputs") -> Result:
+        for attempt in range(_RETRIES + 1):
+            try:
+                response = self._http.request(call.method, call.path, content=call.content,
+                                              headers=call.headers, params=call.params or None)
+                return parse_response(response.status_code, dict(response.headers), response.content, tensor_key)
+            except httpx.TransportError as exc:
+                if not call.idempotent or attempt == _RETRIES:
+                    raise TransportError(f"{call.method} {self.url}{call.path} failed: {exc}") from exc
+                time.sleep(_BACKOFF_S * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None,
+             tensors: list[np.ndarray] | None = None, tensor_key: str = "outputs", **kw: Any) -> Result:
+        return self.send(self._prepare(method, path, body, tensors, **kw), tensor_key)
+
+    # ---- graph-wide operations ------------------------------------------------------
+    def list_layers(self) -> list[Layer]:
+        from client.layers.base import Layer
+
+        body = self.call("GET", f"/v1/graphs/{self.graph}/layers").body
+        return [Layer._from_description(self, d) for d in body["layers"]]
+
+    def global_variables(self) -> list[Any]:
+        from client.layers.base import RemoteVariable
+
+        body = self.call("GET", f"/v1/graphs/{self.graph}/variables").body
+        return [RemoteVariable._from_json(self, None, v) for v in body["variables"]]
+
+    def run_updates(self) -> list[str]:
+        """Run every pending update of every layer of the graph (TF1's UPDATE_OPS)."""
+        body = self.call("POST", f"/v1/graphs/{self.graph}/updates:run", {"inputs": None}).body
+        return list(body["updated_variables"])
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncConnection(_Base):
+    """An asyncio connection: ``await conn.send(call)``; layers use it through ``apply_async``."""
+
+    def __init__(self, url: str | None = None, graph: str = "default", token: str | None = None,
+                 binary: bool = True, timeout: float = 60.0) -> None:
+        super().__init__(url, graph, token, binary, timeout)
+        self._http = httpx.AsyncClient(base_url=self.url, headers=_headers(token), timeout=timeout)
+
+    async def send(self, call: Call, tensor_key: str = "outputs") -> Result:
+        for attempt in range(_RETRIES + 1):
+            try:
+                response = await self._http.request(call.method, call.path, content=call.content,
+                                                    headers=call.headers, params=call.params or None)
+                return parse_response(response.status_code, dict(response.headers), response.content, tensor_key)
+            except httpx.TransportError as exc:
+                if not call.idempotent or attempt == _RETRIES:
+                    raise TransportError(f"{call.method} {self.url}{call.path} failed: {exc}") from exc
+                await asyncio.sleep(_BACKOFF_S * 2**attempt)
+        raise AssertionError("unreachable")
+
+    async def call(self, method: str, path: str, body: dict[str, Any] | None = None,
+                   tensors: list[np.ndarray] | None = None, tensor_key: str = "outputs", **kw: Any) -> Result:
+        return await self.send(self._prepare(method, path, body, tensors, **kw), tensor_key)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncConnection:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def connect(url: str | None = None, graph: str = "default", token: str | None = None,
+            binary: bool = True) -> Connection:
+    """Open a connection and make it the default for ``client.layers``."""
+    global _default
+    _default = Connection(url, graph=graph, token=token, binary=binary)
+    return _default
+
+
+def get_default_connection() -> Connection:
+    global _default
+    if _default is None:
+        _default = Connection()
+    return _default

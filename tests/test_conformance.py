@@ -1,0 +1,36 @@
+"""Every TensorFlow reference case, through a real server and the client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import client
+from tests.conformance.runner import Case, discover_cases, run_case, run_functional
+
+CASES = discover_cases()
+IMPLEMENTED = {"Dense"}
+
+
+def _case(directory: Path) -> Case:
+    case = Case.load(directory)
+    if case.data["class"] not in IMPLEMENTED:
+        pytest.skip(f"{case.data['class']} is not implemented yet")
+    return case
+
+
+@pytest.mark.parametrize("directory", [d for _, d in CASES], ids=[i for i, _ in CASES])
+def test_case(conn: client.Connection, directory: Path) -> None:
+    run_case(conn, _case(directory))
+
+
+@pytest.mark.parametrize("directory", [d for _, d in CASES], ids=[i for i, _ in CASES])
+def test_case_functional_form(conn: client.Connection, directory: Path) -> None:
+    run_functional(conn, _case(directory))
+
+
+@pytest.mark.parametrize("directory", [d for _, d in CASES], ids=[i for i, _ in CASES])
+def test_case_over_json(json_conn: client.Connection, directory: Path) -> None:
+    """The JSON tensor form gives the same results as the binary one."""
+    run_case(json_conn, _case(directory))
