@@ -67,7 +67,7 @@ def _element_count(shape: tuple[int, ...]) -> int:
 
 
 def _le_bytes(array: np.ndarray) -> bytes:
-    contiguous = np.ascontiguousarray(array)
+    contiguous = np.asarray(array, order="C")
     if contiguous.dtype.byteorder == ">":
         contiguous = contiguous.astype(contiguous.dtype.newbyteorder("<"))
     return contiguous.tobytes()

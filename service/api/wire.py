@@ -129,6 +129,6 @@ def tensor_response(request: Request, payload: dict[str, Any], tensors: list[np.
     if wants_frame(request):
         return Response(encode_frame(payload, tensors), media_type=FRAME_CONTENT_TYPE, headers=headers)
     body = dict(payload)
-    body[key] = [{"dtype": t.dtype.name, "shape": list(t.shape), "data": np.ascontiguousarray(t).ravel()}
+    body[key] = [{"dtype": t.dtype.name, "shape": list(t.shape), "data": np.asarray(t, order="C").ravel()}
                  for t in tensors]
     return json_response(body, headers=headers)

@@ -239,7 +239,7 @@ class DataPlane:
                     f'You called `set_weights(weights)` on layer "{layer.name}" with a weight list of length '
                     f"{len(arrays)}, but the layer was expecting {len(names)} weights.", code="incompatible_weights")
             new = {}
-            for name, array in zip(names, arrays, strict=False):
+            for name, array in zip(names, arrays):
                 var = g.variables[name]
                 if tuple(array.shape) != var.shape:
                     raise Conflict(f"Layer weight shape {var.shape} not compatible with provided weight shape "

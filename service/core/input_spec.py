@@ -58,6 +58,6 @@ class InputSpec:
                     prefix + f"expected axis {axis} of input shape to have value {value}, "
                     f"but received input with shape {tuple(shape)}")
         if self.shape is not None and any(
-                s is not None and s != d for s, d in zip(self.shape, shape, strict=False)):
+                s is not None and s != d for s, d in zip(self.shape, shape)):
             raise IncompatibleInput(
                 prefix + f"expected shape={tuple(self.shape)}, found shape={tuple(shape)}")

@@ -33,14 +33,14 @@ class Executor:
         feeds = dict(self.variable_feeds(layer, variables))
         feeds.update(layer.kind.extra_feeds(tuple(x.shape), sig.dtype, sig.training))
         feeds[INPUT] = x
-        return dict(zip(compiled.output_names, compiled.run(feeds), strict=False))
+        return dict(zip(compiled.output_names, compiled.run(feeds)))
 
     def variable_feeds(self, layer: Layer, variables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The kind's graph-layout inputs, derived once per version of the variable values."""
         arrays = tuple(variables[n] for n in layer.variables)
         with self._lock:
             cached = self._feeds.get(layer.id)
-        if cached is not None and len(cached[0]) == len(arrays) and all(a is b for a, b in zip(cached[0], arrays, strict=False)):
+        if cached is not None and len(cached[0]) == len(arrays) and all(a is b for a, b in zip(cached[0], arrays)):
             return cached[1]
         feeds = layer.kind.runtime_feeds({short_name(n): variables[n] for n in layer.variables})
         with self._lock:

@@ -19,7 +19,7 @@ __all__ = ["array_from_json", "array_to_json", "graph_from_json", "graph_to_json
 
 
 def array_to_json(array: np.ndarray) -> dict[str, Any]:
-    array = np.ascontiguousarray(array)
+    array = np.asarray(array, order="C")
     return {"dtype": array.dtype.name, "shape": list(array.shape), "b64": base64.b64encode(array.tobytes()).decode()}
 
 

@@ -114,7 +114,7 @@ class FilesystemStore(StateStore):
     def _write_array(self, blob_dir: Path, value: np.ndarray) -> str:
         blob = f"{uuid.uuid4().hex}.npy"
         with open(blob_dir / blob, "wb") as handle:
-            np.save(handle, np.ascontiguousarray(value), allow_pickle=False)
+            np.save(handle, np.asarray(value, order="C"), allow_pickle=False)
             handle.flush()
             os.fsync(handle.fileno())
         return blob

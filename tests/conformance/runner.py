@@ -150,12 +150,12 @@ def _check_losses(layer: Any, case: Case) -> None:
     tol = case.tol
     losses = layer.losses
     assert len(losses) == len(case.data["losses"])
-    for got, want in zip(losses, case.data["losses"], strict=False):
+    for got, want in zip(losses, case.data["losses"]):
         _close(got, want["value"], tol, f"loss {want}")
     for key, want in case.data["get_losses_for"].items():
         got = layer.get_losses_for(None if key == "None" else case.input(int(key)))
         assert len(got) == len(want), key
-        for g, w in zip(got, want, strict=False):
+        for g, w in zip(got, want):
             _close(g, w["value"], tol, f"get_losses_for({key})")
 
 
@@ -168,7 +168,7 @@ def _check_updates(layer: Any, case: Case) -> None:
             continue
         assert [u.variable for u in got] == [w["variable"] for w in want], key
         expected = [(w["apply"], w["variable"]) for w in want]
-        for update, (apply_index, variable) in zip(got, expected, strict=False):
+        for update, (apply_index, variable) in zip(got, expected):
             recorded = {u["variable"]: u for u in case.data["applies"][apply_index]["updates"]}
             _close(update.value, case.arrays[recorded[variable]["array"]], case.tol, f"update {variable}")
 
