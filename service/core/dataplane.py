@@ -135,7 +135,7 @@ class DataPlane:
             layer.scope, g.names = saved_scope, type(g.names).from_json(saved_counts)
             raise
         self._create_variables(g, layer, plan)
-        layer.dtype, layer.built, layer.build_shape = dtype, True, (None, *shape[1:])
+        layer.dtype, layer.built, layer.build_shape = dtype, True, layer.kind.recorded_build_shape(shape)
         self._commit(g, variables=[full for _, full, new in plan if new])
 
     def _create_variables(self, g: Graph, layer: Layer, plan: list[tuple[VariableSpec, str, bool]]) -> None:
@@ -158,6 +158,8 @@ class DataPlane:
             raise InvalidArgument(f"layer {layer.name!r} takes 1 input, got {len(inputs)}", code="wrong_input_count")
         x = inputs[0]
         check_float_input(x, layer.class_name)
+        training = bool(training) and layer.kind.takes_training
+        layer.kind.check_call(tuple(x.shape), x.dtype.name, training)
         if not layer.built or layer.scope is None:
             with g.lock:
                 if not layer.built:
@@ -166,7 +168,6 @@ class DataPlane:
                     g.assign_scope(layer)
                     self._commit(g)
         x = self._check_input(layer, x)
-        training = bool(training) and layer.kind.takes_training
         values = g.values  # one snapshot: never half-old, half-new weights
         sig = Signature(x.dtype.name, tuple(x.shape), training, self._var_specs(g, layer))
         outputs = self.executor.run(layer, sig, x, {n: values[n] for n in layer.variables})

@@ -7,6 +7,8 @@ Layer semantics (naming, build, losses, updates, trainable) live in ``service.co
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -55,7 +57,7 @@ class Signature:
 
     @property
     def graph_input_shape(self) -> list[Any]:
-        return ["batch", *self.shape[1:]]
+        return ["batch", *self.shape[1:]] if self.shape else []
 
 
 @dataclass
@@ -79,6 +81,11 @@ class LayerKind:
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Class and config: what a compiled graph depends on besides the input signature."""
+        return f"{self.class_name}:{json.dumps(self.config, sort_keys=True, default=repr)}"
 
     # ---- arguments -------------------------------------------------------------------
     @classmethod
@@ -125,6 +132,15 @@ class LayerKind:
 
     def check_build_shape(self, shape: tuple[int | None, ...]) -> None:
         """Errors TF raises at build beyond the input spec (e.g. an undefined channel)."""
+
+    def check_call(self, shape: tuple[int, ...], dtype: str, training: bool) -> None:
+        """Errors TF raises when applying to this input (e.g. a pooling window larger than the
+        input); checked before the apply builds or changes anything."""
+
+    def recorded_build_shape(self, shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        """The build shape the layer keeps (for its input spec and config): batch dim unknown,
+        unless the layer's variables depend on it (BatchNormalization over axis 0)."""
+        return (None, *shape[1:])
 
     def variable_dtype(self, dtype: str) -> str:
         return dtype

@@ -39,7 +39,8 @@ class SessionCache:
         return len(self._sessions)
 
     def get(self, layer_id: str, kind: LayerKind, sig: Signature) -> CompiledLayer:
-        key = (layer_id, sig.dtype, sig.shape[1:], sig.training,
+        # Layer ids are unique per graph only: the kind's fingerprint keeps graphs apart.
+        key = (layer_id, kind.fingerprint, sig.dtype, sig.shape[1:], sig.training,
                tuple((v.name, v.shape, v.dtype) for v in sig.variables))
         with self._lock:
             found = self._sessions.get(key)
