@@ -5,10 +5,25 @@ from __future__ import annotations
 from service.errors import InvalidArgument
 from service.layers.base import LayerKind
 from service.layers.dense import Dense
+from service.layers.dropout import Dropout
+from service.layers.flatten import Flatten
+from service.layers.normalization import BatchNormalization
+from service.layers.pooling import (
+    AveragePooling1D,
+    AveragePooling2D,
+    AveragePooling3D,
+    MaxPooling1D,
+    MaxPooling2D,
+    MaxPooling3D,
+)
 
 __all__ = ["KINDS", "LayerKind", "kind_for"]
 
-KINDS: dict[str, type[LayerKind]] = {cls.class_name: cls for cls in (Dense,)}
+KINDS: dict[str, type[LayerKind]] = {cls.class_name: cls for cls in (
+    Dense,
+    MaxPooling1D, MaxPooling2D, MaxPooling3D, AveragePooling1D, AveragePooling2D, AveragePooling3D,
+    BatchNormalization, Dropout, Flatten,
+)}
 
 
 def kind_for(class_name: object) -> type[LayerKind]:
