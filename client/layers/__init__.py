@@ -6,15 +6,41 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from client.layers.base import InputSpec, Layer, RemoteUpdate, RemoteVariable
-from client.layers.core import Dense, dense
+from client.layers.core import Dense, Dropout, Flatten, dense, dropout, flatten
+from client.layers.normalization import BatchNormalization, batch_normalization
+from client.layers.pooling import (
+    AveragePooling1D,
+    AveragePooling2D,
+    AveragePooling3D,
+    MaxPooling1D,
+    MaxPooling2D,
+    MaxPooling3D,
+    average_pooling1d,
+    average_pooling2d,
+    average_pooling3d,
+    max_pooling1d,
+    max_pooling2d,
+    max_pooling3d,
+)
 
 if TYPE_CHECKING:
     from client.connection import Connection
 
-__all__ = ["BoundLayers", "Dense", "InputSpec", "Layer", "RemoteUpdate", "RemoteVariable", "class_for", "dense"]
+__all__ = [
+    "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "BatchNormalization", "BoundLayers", "Dense",
+    "Dropout", "Flatten", "InputSpec", "Layer", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "RemoteUpdate",
+    "RemoteVariable", "average_pooling1d", "average_pooling2d", "average_pooling3d", "batch_normalization",
+    "class_for", "dense", "dropout", "flatten", "max_pooling1d", "max_pooling2d", "max_pooling3d",
+]
 
-_CLASSES: dict[str, type[Layer]] = {cls._class_name: cls for cls in (Dense,)}
-_FUNCTIONS = {"dense": dense}
+_CLASSES: dict[str, type[Layer]] = {cls._class_name: cls for cls in (
+    Dense, MaxPooling1D, MaxPooling2D, MaxPooling3D, AveragePooling1D, AveragePooling2D, AveragePooling3D,
+    BatchNormalization, Dropout, Flatten,
+)}
+_FUNCTIONS: dict[str, Any] = {f.__name__: f for f in (
+    dense, max_pooling1d, max_pooling2d, max_pooling3d, average_pooling1d, average_pooling2d, average_pooling3d,
+    batch_normalization, dropout, flatten,
+)}
 
 
 def class_for(class_name: str) -> type[Layer]:

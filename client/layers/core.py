@@ -1,13 +1,14 @@
-"""Mirrors ``tf.compat.v1.layers`` core layers: Dense (and its functional form)."""
+"""Mirrors ``tf.compat.v1.layers`` core layers: Dense, Dropout, Flatten and their functional forms."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from client.connection import Connection
 from client.initializers import Zeros
 from client.layers.base import Layer, functional
 
-__all__ = ["Dense", "dense"]
+__all__ = ["Dense", "Dropout", "Flatten", "dense", "dropout", "flatten"]
 
 
 class Dense(Layer):
@@ -32,3 +33,30 @@ def dense(inputs: Any, units: int, activation: Any = None, use_bias: bool = True
                   bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint, trainable=trainable,
                   name=name, _scope=name, _reuse=reuse, **kwargs)
     return functional(layer, inputs)
+
+
+class Dropout(Layer):
+    """``training`` (default False) is given per call: ``layer(x, training=True)``."""
+
+    _class_name = "Dropout"
+
+    def __init__(self, rate: float = 0.5, noise_shape: Any = None, seed: int | None = None, name: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(name=name, _config=dict(rate=rate, noise_shape=noise_shape, seed=seed), **kwargs)
+
+
+class Flatten(Layer):
+    _class_name = "Flatten"
+
+    def __init__(self, data_format: str | None = None, **kwargs: Any) -> None:
+        super().__init__(_config=dict(data_format=data_format), **kwargs)
+
+
+def dropout(inputs: Any, rate: float = 0.5, noise_shape: Any = None, seed: int | None = None, training: Any = False,
+            name: str | None = None, *, _connection: Connection | None = None) -> Any:
+    return functional(Dropout(rate, noise_shape, seed, name, _connection=_connection), inputs, training=training)
+
+
+def flatten(inputs: Any, name: str | None = None, data_format: str = "channels_last", *,
+            _connection: Connection | None = None) -> Any:
+    return functional(Flatten(data_format, name=name, _connection=_connection), inputs)
