@@ -10,7 +10,10 @@ import client
 from tests.conformance.runner import Case, discover_cases, run_case, run_functional
 
 CASES = discover_cases()
-IMPLEMENTED = {"Dense"}
+IMPLEMENTED = {
+    "Dense", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
+    "AveragePooling3D", "BatchNormalization", "Dropout", "Flatten",
+}
 
 
 def _case(directory: Path) -> Case:

@@ -13,7 +13,12 @@ import pytest
 import client
 from tests.conformance.runner import HERE, SHARED
 
-IMPLEMENTED = {"Dense", "dense", "Conv2D", "MaxPooling2D"}
+IMPLEMENTED = {
+    "Dense", "dense", "Conv2D", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D",
+    "AveragePooling2D", "AveragePooling3D", "BatchNormalization", "Dropout", "Flatten", "max_pooling1d",
+    "max_pooling2d", "max_pooling3d", "average_pooling1d", "average_pooling2d", "average_pooling3d",
+    "batch_normalization", "dropout", "flatten",
+}
 
 
 def _naming_files() -> list[Path]:
