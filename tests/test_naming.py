@@ -14,7 +14,7 @@ import client
 from tests.conformance.runner import HERE, SHARED
 
 IMPLEMENTED = {
-    "Dense", "dense", "Conv2D", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D",
+    "Dense", "dense", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D",
     "AveragePooling2D", "AveragePooling3D", "BatchNormalization", "Dropout", "Flatten", "max_pooling1d",
     "max_pooling2d", "max_pooling3d", "average_pooling1d", "average_pooling2d", "average_pooling3d",
     "batch_normalization", "dropout", "flatten",
@@ -61,7 +61,7 @@ def _run_step(conn: client.Connection, refs: dict[str, Any], step: dict[str, Any
 def test_naming_sequence(conn: client.Connection, path: Path) -> None:
     data = json.loads(path.read_text())
     steps = data["steps"]
-    classes = {s.get("class") or s.get("fn") for s in steps}
+    classes = {s.get("class") or s.get("fn") for s in steps if s["op"] != "call"}
     if not classes <= IMPLEMENTED:
         pytest.skip(f"needs {sorted(classes - IMPLEMENTED)}")
     refs: dict[str, Any] = {}

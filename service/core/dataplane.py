@@ -106,7 +106,7 @@ class DataPlane:
                 del g.variables[name]
             g.drop_values(orphans)
             self._commit(g)
-        self.executor.forget(layer.id)
+        self.executor.forget(layer.key)
 
     # ---- build -------------------------------------------------------------------------
     def build(self, graph: str, ref: str, input_shape: list[int | None], dtype: str | None = None) -> Layer:

@@ -62,6 +62,7 @@ class Graph:
                       scope=None, fixed_scope=scope is not None, reuse=reuse)
         if scope is not None:
             layer.base_name = scope
+        layer.graph = self.name
         self.next_id += 1
         self.layers[layer.id] = layer
         return layer

@@ -81,6 +81,12 @@ class Layer:
     losses: deque[ConditionalLoss] = field(default_factory=deque)
     updates: deque[PendingUpdate] = field(default_factory=deque)
     batching: dict[str, Any] = field(default_factory=dict)
+    graph: str = ""  # the owning graph's name; ids are unique only within a graph
+
+    @property
+    def key(self) -> str:
+        """Identity across graphs, for runtime caches."""
+        return f"{self.graph}/{self.id}"
 
     @property
     def class_name(self) -> str:

@@ -24,12 +24,12 @@ __all__ = ["Executor"]
 class Executor:
     def __init__(self, sessions: SessionCache) -> None:
         self.sessions = sessions
-        # layer id -> (the variable arrays the feeds were derived from, the feeds)
+        # layer key -> (the variable arrays the feeds were derived from, the feeds)
         self._feeds: dict[str, tuple[tuple[np.ndarray, ...], dict[str, np.ndarray]]] = {}
         self._lock = threading.Lock()
 
     def run(self, layer: Layer, sig: Signature, x: np.ndarray, variables: dict[str, np.ndarray]) -> dict[str, Any]:
-        compiled = self.sessions.get(layer.id, layer.kind, sig)
+        compiled = self.sessions.get(layer.key, layer.kind, sig)
         feeds = dict(self.variable_feeds(layer, variables))
         feeds.update(layer.kind.extra_feeds(tuple(x.shape), sig.dtype, sig.training))
         feeds[INPUT] = x
@@ -39,12 +39,12 @@ class Executor:
         """The kind's graph-layout inputs, derived once per version of the variable values."""
         arrays = tuple(variables[n] for n in layer.variables)
         with self._lock:
-            cached = self._feeds.get(layer.id)
+            cached = self._feeds.get(layer.key)
         if cached is not None and len(cached[0]) == len(arrays) and all(a is b for a, b in zip(cached[0], arrays)):
             return cached[1]
         feeds = layer.kind.runtime_feeds({short_name(n): variables[n] for n in layer.variables})
         with self._lock:
-            self._feeds[layer.id] = (arrays, feeds)
+            self._feeds[layer.key] = (arrays, feeds)
         return feeds
 
     def export(self, layer: Layer, sig: Signature, variables: dict[str, np.ndarray]) -> bytes:
@@ -58,7 +58,7 @@ class Executor:
         graph.initializer.extend(numpy_helper.from_array(np.asarray(v), name) for name, v in feeds.items())
         return bytes(model.SerializeToString())
 
-    def forget(self, layer_id: str) -> None:
+    def forget(self, layer_key: str) -> None:
         with self._lock:
-            self._feeds.pop(layer_id, None)
-        self.sessions.evict_layer(layer_id)
+            self._feeds.pop(layer_key, None)
+        self.sessions.evict_layer(layer_key)

@@ -39,7 +39,7 @@ class SessionCache:
         return len(self._sessions)
 
     def get(self, layer_id: str, kind: LayerKind, sig: Signature) -> CompiledLayer:
-        # Layer ids are unique per graph only: the kind's fingerprint keeps graphs apart.
+        # layer_id is the layer's key (graph and id); the fingerprint guards the kind's config.
         key = (layer_id, kind.fingerprint, sig.dtype, sig.shape[1:], sig.training,
                tuple((v.name, v.shape, v.dtype) for v in sig.variables))
         with self._lock:

@@ -83,6 +83,7 @@ def graph_from_json(data: dict[str, Any]) -> Graph:
     graph = Graph(name=data["name"], names=GraphNames.from_json(data["names"]), next_id=data["next_id"])
     for layer_data in data["layers"]:
         layer = _layer_from_json(layer_data)
+        layer.graph = graph.name
         graph.layers[layer.id] = layer
     for v in data["variables"]:
         graph.variables[v["name"]] = Variable(v["name"], tuple(v["shape"]), v["dtype"], v["trainable"])
