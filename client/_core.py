@@ -6,14 +6,13 @@ prepares; both share every decision made here.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 import numpy as np
 
-from client._protocol import FRAME_CONTENT_TYPE, decode_frame, encode_frame, tensor_to_json
+from client._protocol import FRAME_CONTENT_TYPE, decode_frame, encode_frame, json_dumps, json_loads, tensor_to_json
 from client.exceptions import error_from_body
 
 __all__ = ["Call", "Result", "layer_path", "parse_response", "prepare"]
@@ -60,7 +59,7 @@ def prepare(method: str, path: str, body: dict[str, Any] | None = None, tensors:
     if body is None and tensors is None:
         return Call(method, path, headers, None, params or {})
     headers["content-type"] = "application/json"
-    return Call(method, path, headers, json.dumps(payload).encode(), params or {})
+    return Call(method, path, headers, json_dumps(payload), params or {})
 
 
 def _json_tensors(body: dict[str, Any], tensor_key: str) -> list[np.ndarray]:
@@ -77,8 +76,8 @@ def parse_response(status: int, headers: dict[str, str], content: bytes, tensor_
         header, arrays = decode_frame(content)
         return Result(header, arrays, headers)
     try:
-        body = json.loads(content) if content else {}
-    except json.JSONDecodeError:
+        body = json_loads(content) if content else {}
+    except ValueError:
         body = {"error": {"code": "bad_response", "message": content[:200].decode(errors="replace")}}
     if status >= 400:
         raise error_from_body(status, body)

@@ -8,7 +8,12 @@ Binary frame (content type ``application/x-layerserve-frame``)::
     b"LSF1" | uint32 LE header length | header (JSON, UTF-8) | tensor payloads
 
 The header is a JSON object; its ``"tensors"`` entry lists ``{"dtype", "shape"}`` for each
-payload, in order. Payloads are raw little-endian, C-ordered bytes, concatenated.
+payload, in order. Payloads are raw little-endian, C-ordered bytes, concatenated: a frame is
+the tensors' bytes plus 8 bytes and a short header (under 256 bytes for one tensor).
+
+JSON bodies go through orjson where it is installed (the server always has it): it writes
+numpy arrays natively, each float with the shortest text that reads back to the same bits
+(float32 as float32, not widened to float64), so both encodings give bit-identical tensors.
 """
 
 from __future__ import annotations
@@ -16,9 +21,16 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from types import ModuleType
 from typing import Any
 
 import numpy as np
+
+_orjson: ModuleType | None
+try:
+    import orjson as _orjson
+except ImportError:  # the client-only install: httpx and numpy
+    _orjson = None
 
 __all__ = [
     "FRAME_CONTENT_TYPE",
@@ -29,6 +41,8 @@ __all__ = [
     "decode_frame",
     "encode_frame",
     "input_ref",
+    "json_dumps",
+    "json_loads",
     "tensor_from_json",
     "tensor_to_json",
 ]
@@ -80,9 +94,30 @@ def input_ref(array: np.ndarray) -> str:
     return "sha256:" + hashlib.sha256(head + _le_bytes(array)).hexdigest()
 
 
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def json_dumps(obj: Any) -> bytes:
+    """JSON bytes; numpy arrays and scalars allowed anywhere in ``obj``."""
+    if _orjson is not None:
+        return _orjson.dumps(obj, option=_orjson.OPT_SERIALIZE_NUMPY)  # type: ignore[no-any-return]
+    return json.dumps(obj, default=_plain, separators=(",", ":")).encode()
+
+
+def json_loads(data: bytes) -> Any:
+    return json.loads(data) if _orjson is None else _orjson.loads(data)
+
+
 def tensor_to_json(array: np.ndarray) -> dict[str, Any]:
+    """A JSON tensor whose ``data`` is a flat native-order array (for ``json_dumps``)."""
     array = np.asarray(array)
-    return {"dtype": array.dtype.name, "shape": list(array.shape), "data": array.ravel().tolist()}
+    flat = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("="), copy=False)).ravel()
+    return {"dtype": array.dtype.name, "shape": list(array.shape), "data": flat}
 
 
 def tensor_from_json(obj: object, max_elements: int | None = None) -> np.ndarray:

@@ -7,11 +7,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.api.batch_metrics import batch_metrics_router
 from service.api.errors import install_error_handlers
 from service.api.native import graph_router, native_router
+from service.api.oip import oip_router
 from service.api.ops import ops_router
 from service.config import Settings
 from service.core.dataplane import DataPlane
+from service.runtime.batching import Batcher, BatchPolicy, BatchStats
 from service.runtime.executor import Executor
 from service.runtime.providers import select_providers
 from service.runtime.sessions import SessionCache
@@ -35,7 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = open_store(settings)
         sessions = SessionCache(providers, settings.max_sessions, settings.intra_op_threads)
-        app.state.plane = DataPlane(settings, store, Executor(sessions))
+        executor = Executor(sessions, BatchPolicy.from_settings(settings), Batcher(app.state.batch_stats))
+        app.state.plane = DataPlane(settings, store, executor)
         app.state.ready = True
         try:
             yield
@@ -49,7 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.providers = providers
     app.state.store_kind = "redis" if settings.store else "filesystem"
     app.state.ready = False
+    app.state.batch_stats = BatchStats()  # read by /metrics
     install_error_handlers(app)
-    for router in (ops_router, graph_router, native_router):
+    for router in (ops_router, batch_metrics_router, graph_router, native_router, oip_router):
         app.include_router(router)
     return app

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from client._protocol import input_ref
+from service.api import dispatch
 from service.api.wire import (
     ApplyBody,
     BuildBody,
@@ -81,7 +82,7 @@ async def create_layer(graph: str, request: Request) -> Response:
     body, _ = await _body(request, CreateLayerBody)
     plane = _plane(request)
     layer = await _call(plane.create_layer, graph, body.class_name, body.config, body.name, body.trainable,
-                        body.dtype, body.scope, bool(body.reuse))
+                        body.dtype, body.scope, bool(body.reuse), body.batching)
     return json_response(await _call(plane.describe, graph, layer.id), 201)
 
 
@@ -99,7 +100,7 @@ async def describe_layer(graph: str, layer: str, request: Request) -> Response:
 async def patch_layer(graph: str, layer: str, request: Request) -> Response:
     body, _ = await _body(request, PatchLayerBody)
     plane = _plane(request)
-    found = await _call(plane.patch_layer, graph, layer, body.trainable)
+    found = await _call(plane.patch_layer, graph, layer, body.trainable, body.batching)
     return json_response(await _call(plane.describe, graph, found.id))
 
 
@@ -120,7 +121,7 @@ async def build_layer(graph: str, layer: str, request: Request) -> Response:
 @native_router.post("/{layer}/apply")
 async def apply_layer(graph: str, layer: str, request: Request) -> Response:
     body, inputs = await _body(request, ApplyBody, "inputs")
-    result = await _call(_plane(request).apply, graph, layer, inputs, body.training)
+    result = await dispatch.apply(request, graph, layer, inputs, body.training)
     return tensor_response(request, {"input_refs": result.input_refs}, result.outputs, "outputs")
 
 

@@ -39,10 +39,13 @@ class CreateLayerBody(_Body):
     config: dict[str, Any] = Field(default_factory=dict)
     scope: str | None = Field(None, description="functional forms: the exact variable scope (TF's `_scope`)")
     reuse: bool | None = Field(None, description="functional forms: share the scope's existing variables")
+    batching: dict[str, Any] | None = Field(None, description="dynamic batching overrides: enabled, "
+                                                               "max_batch_size, max_queue_delay_ms")
 
 
 class PatchLayerBody(_Body):
-    trainable: bool
+    trainable: bool | None = None
+    batching: dict[str, Any] | None = None
 
 
 class BuildBody(_Body):

@@ -24,6 +24,7 @@ from service.core.regularizers import parse_regularizer
 from service.errors import Conflict, IncompatibleInput, InvalidArgument, NotFound
 from service.layers import kind_for
 from service.layers.base import Signature, VariableSpec
+from service.runtime.batching import parse_batching
 from service.runtime.executor import Executor
 from service.store.base import StateStore
 
@@ -71,7 +72,7 @@ class DataPlane:
     # ---- create, patch, delete ---------------------------------------------------------
     def create_layer(self, graph: str, class_name: str, config: dict[str, Any], name: str | None = None,
                      trainable: bool | None = None, dtype: str | None = None, scope: str | None = None,
-                     reuse: bool = False) -> Layer:
+                     reuse: bool = False, batching: dict[str, Any] | None = None) -> Layer:
         config = dict(config)
         name = _hoist(config, "name", name)
         trainable = _hoist(config, "trainable", trainable)
@@ -83,17 +84,24 @@ class DataPlane:
         if not isinstance(trainable, bool) and trainable is not None:
             raise InvalidArgument("trainable must be true or false", code="invalid_argument", exception="TypeError")
         kind = kind_for(class_name).from_kwargs(config)
+        overrides = parse_batching(batching or {})
         g = self.graph(graph, create=True)
         with g.lock:
             g.check_layer_limit(self.settings.max_layers_per_graph)
             layer = g.new_layer(kind, name, True if trainable is None else trainable, dtype, scope, reuse)
+            layer.batching = overrides
             self._commit(g)
         return layer
 
-    def patch_layer(self, graph: str, ref: str, trainable: bool) -> Layer:
+    def patch_layer(self, graph: str, ref: str, trainable: bool | None = None,
+                    batching: dict[str, Any] | None = None) -> Layer:
         g, layer = self.layer(graph, ref)
+        overrides = None if batching is None else parse_batching(batching)
         with g.lock:
-            layer.trainable = trainable
+            if trainable is not None:
+                layer.trainable = trainable
+            if overrides is not None:
+                layer.batching = {**layer.batching, **overrides}
             self._commit(g)
         return layer
 
@@ -152,7 +160,9 @@ class DataPlane:
         g.set_values(values)
 
     # ---- apply -------------------------------------------------------------------------
-    def apply(self, graph: str, ref: str, inputs: list[np.ndarray], training: bool | None = None) -> ApplyResult:
+    def apply(self, graph: str, ref: str, inputs: list[np.ndarray], training: bool | None = None,
+              batch: bool = True) -> ApplyResult:
+        """Forward pass; ``batch=False`` runs it alone in the calling thread (see ``runs_inline``)."""
         g, layer = self.layer(graph, ref)
         if len(inputs) != 1:
             raise InvalidArgument(f"layer {layer.name!r} takes 1 input, got {len(inputs)}", code="wrong_input_count")
@@ -170,10 +180,20 @@ class DataPlane:
         x = self._check_input(layer, x)
         values = g.values  # one snapshot: never half-old, half-new weights
         sig = Signature(x.dtype.name, tuple(x.shape), training, self._var_specs(g, layer))
-        outputs = self.executor.run(layer, sig, x, {n: values[n] for n in layer.variables})
+        outputs = self.executor.run(layer, sig, x, {n: values[n] for n in layer.variables}, batch)
         ref_x = input_ref(inputs[0])
         self._record(g, layer, ref_x, outputs, training, values)
         return ApplyResult([outputs.pop("y")], [ref_x], layer)
+
+    def runs_inline(self, graph: str, ref: str, inputs: list[np.ndarray], training: bool | None,
+                    budget_s: float) -> bool:
+        """Whether this apply is cheap enough to run without a thread hop: the layer is built,
+        records nothing (no lock, no store write) and its recent runs took under ``budget_s``."""
+        _, layer = self.layer(graph, ref)
+        cost = self.executor.cost_s(layer.key)
+        return (cost is not None and cost < budget_s and layer.built and layer.scope is not None
+                and not (training and layer.kind.takes_training) and len(inputs) == 1
+                and layer.kind.config.get("activity_regularizer") is None)
 
     def _check_input(self, layer: Layer, x: np.ndarray) -> np.ndarray:
         spec = layer.input_spec()

@@ -78,6 +78,9 @@ class LayerKind:
     accepts_activity_regularizer: ClassVar[bool] = True
     # Names of extra graph inputs the runtime feeds (e.g. Dropout's noise).
     extra_inputs: ClassVar[tuple[str, ...]] = ()
+    # In inference mode, row i of the output depends on row i of the input only, so
+    # concurrent applies may be batched along axis 0 (False for graphs that mix rows).
+    batch_separable: ClassVar[bool] = True
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config

@@ -8,6 +8,7 @@ with no session rebuild and no torn reads (see BENCHMARKS.md for the measured tr
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -15,32 +16,77 @@ from onnx import numpy_helper
 
 from service.core.layer import Layer, short_name
 from service.layers.base import Signature
-from service.runtime.compiler import INPUT, compile_layer
-from service.runtime.sessions import SessionCache
+from service.runtime.batching import Batcher, BatchPolicy, run_padded
+from service.runtime.compiler import INPUT, OUTPUT, compile_layer
+from service.runtime.sessions import CompiledLayer, SessionCache
 
 __all__ = ["Executor"]
 
 
 class Executor:
-    def __init__(self, sessions: SessionCache) -> None:
+    def __init__(self, sessions: SessionCache, batch_defaults: BatchPolicy | None = None,
+                 batcher: Batcher | None = None) -> None:
         self.sessions = sessions
-        # layer key -> (the variable arrays the feeds were derived from, the feeds)
+        self.batch_defaults = batch_defaults or BatchPolicy()
+        self.batcher = batcher or Batcher()
+        self._cost_s: dict[str, float] = {}  # layer id -> recent run time (moving average)
+        # layer id -> (the variable arrays the feeds were derived from, the feeds)
         self._feeds: dict[str, tuple[tuple[np.ndarray, ...], dict[str, np.ndarray]]] = {}
         self._lock = threading.Lock()
 
-    def run(self, layer: Layer, sig: Signature, x: np.ndarray, variables: dict[str, np.ndarray]) -> dict[str, Any]:
+    def run(self, layer: Layer, sig: Signature, x: np.ndarray, variables: dict[str, np.ndarray],
+            batch: bool = True) -> dict[str, Any]:
+        """Run the layer. Inference applies of batch-separable layers go through the batcher
+        when the layer batches (``batch=False``: run here and now); batched or not, they follow
+        its padding rule, so a result never depends on batching or concurrency."""
         compiled = self.sessions.get(layer.key, layer.kind, sig)
-        feeds = dict(self.variable_feeds(layer, variables))
-        feeds.update(layer.kind.extra_feeds(tuple(x.shape), sig.dtype, sig.training))
-        feeds[INPUT] = x
-        return dict(zip(compiled.output_names, compiled.run(feeds)))
+        weights = self.variable_feeds(layer, variables)
+        policy = self.policy(layer)
+        started = time.perf_counter()
+        if self._batchable(layer, sig, compiled, x):
+            y = self._run_batched(layer, sig, compiled, weights, x, policy, batch and policy.enabled)
+            outputs: dict[str, Any] = {OUTPUT: y}
+        else:
+            feeds = dict(weights)
+            feeds.update(layer.kind.extra_feeds(tuple(x.shape), sig.dtype, sig.training))
+            feeds[INPUT] = x
+            outputs = dict(zip(compiled.output_names, compiled.run(feeds), strict=False))
+        self._note_cost(layer.key, time.perf_counter() - started)
+        return outputs
+
+    def policy(self, layer: Layer) -> BatchPolicy:
+        return self.batch_defaults.with_overrides(layer.batching)
+
+    @staticmethod
+    def _batchable(layer: Layer, sig: Signature, compiled: CompiledLayer, x: np.ndarray) -> bool:
+        return (not sig.training and layer.kind.batch_separable and not layer.kind.extra_inputs
+                and compiled.output_names == [OUTPUT] and x.ndim >= 1)
+
+    def _run_batched(self, layer: Layer, sig: Signature, compiled: CompiledLayer, weights: dict[str, np.ndarray],
+                     x: np.ndarray, policy: BatchPolicy, batch: bool) -> np.ndarray:
+        def execute(xb: np.ndarray) -> np.ndarray:
+            return compiled.session.run(compiled.output_names, {**weights, INPUT: xb})[0]  # type: ignore[no-any-return]
+
+        if not batch:
+            return run_padded(execute, x)
+        # One queue per layer, signature and variable version: a batch never mixes weights.
+        key = (layer.key, sig.dtype, sig.shape[1:], id(weights))
+        return self.batcher.run(key, x, policy, execute, anchor=weights)
+
+    def _note_cost(self, layer_id: str, seconds: float) -> None:
+        previous = self._cost_s.get(layer_id)
+        self._cost_s[layer_id] = seconds if previous is None else 0.8 * previous + 0.2 * seconds
+
+    def cost_s(self, layer_id: str) -> float | None:
+        """The layer's recent run time in seconds (None before its first run)."""
+        return self._cost_s.get(layer_id)
 
     def variable_feeds(self, layer: Layer, variables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The kind's graph-layout inputs, derived once per version of the variable values."""
         arrays = tuple(variables[n] for n in layer.variables)
         with self._lock:
             cached = self._feeds.get(layer.key)
-        if cached is not None and len(cached[0]) == len(arrays) and all(a is b for a, b in zip(cached[0], arrays)):
+        if cached is not None and len(cached[0]) == len(arrays) and all(a is b for a, b in zip(cached[0], arrays, strict=False)):
             return cached[1]
         feeds = layer.kind.runtime_feeds({short_name(n): variables[n] for n in layer.variables})
         with self._lock:
@@ -61,4 +107,5 @@ class Executor:
     def forget(self, layer_key: str) -> None:
         with self._lock:
             self._feeds.pop(layer_key, None)
+        self._cost_s.pop(layer_key, None)
         self.sessions.evict_layer(layer_key)

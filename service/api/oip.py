@@ -1,0 +1,253 @@
+"""Open Inference Protocol (KServe v2) endpoints: every layer is also a v2 model.
+
+``{model}`` without a ``.`` is a layer (id or unique name) of the default graph; with one, the
+part before the first ``.`` is the graph. Tensors come as JSON ``data`` or through the binary
+tensor data extension (``Inference-Header-Content-Length``: the JSON header, then the raw
+little-endian bytes of the inputs that declare ``binary_data_size``). Errors use the
+protocol's body ``{"error": "<message>"}`` with the status the native API would give.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from service.api import dispatch
+from service.api.wire import read_body
+from service.core.dataplane import DataPlane
+from service.errors import BadRequest, LayerServeError
+
+__all__ = ["InferRequest", "oip_router", "split_model"]
+
+VERSION = "0.1.0"
+HEADER_LENGTH = "Inference-Header-Content-Length"
+INPUT_NAME, OUTPUT_NAME = "input_0", "output_0"
+DATATYPES = {"FP16": "float16", "FP32": "float32", "FP64": "float64"}
+TO_DATATYPE = {v: k for k, v in DATATYPES.items()}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class InferInput(_Model):
+    name: str
+    shape: list[int]
+    datatype: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    data: Any = None
+
+
+class RequestedOutput(_Model):
+    name: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class InferRequest(_Model):
+    id: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    inputs: list[InferInput]
+    outputs: list[RequestedOutput] | None = None
+
+
+class OipError(LayerServeError):
+    status, code = 400, "invalid_infer_request"
+
+
+def split_model(model: str) -> tuple[str, str]:
+    """``layer`` -> (default, layer); ``graph.layer`` -> (graph, layer)."""
+    graph, dot, layer = model.partition(".")
+    return (graph, layer) if dot else ("default", model)
+
+
+def _error(status: int, message: str) -> Response:
+    return Response(orjson.dumps({"error": message}), status_code=status, media_type="application/json")
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status,
+                    media_type="application/json")
+
+
+async def _guarded(handler: Callable[[], Awaitable[Response]]) -> Response:
+    try:
+        return await handler()
+    except LayerServeError as exc:
+        return _error(exc.status, exc.message)
+
+
+def _plane(request: Request) -> DataPlane:
+    return request.app.state.plane  # type: ignore[no-any-return]
+
+
+oip_router = APIRouter(prefix="/v2", tags=["open inference protocol"])
+
+
+@oip_router.get("")
+async def server_metadata() -> Response:
+    return _json({"name": "layerserve", "version": VERSION, "extensions": ["binary_tensor_data"]})
+
+
+@oip_router.get("/health/live")
+async def live() -> Response:
+    return _json({"live": True})
+
+
+@oip_router.get("/health/ready")
+async def ready(request: Request) -> Response:
+    is_ready = bool(getattr(request.app.state, "ready", False))
+    return _json({"ready": is_ready}, 200 if is_ready else 503)
+
+
+@oip_router.get("/models/{model}")
+@oip_router.get("/models/{model}/versions/{version}")
+async def model_metadata(model: str, request: Request, version: str | None = None) -> Response:
+    async def handle() -> Response:
+        graph, layer = split_model(model)
+        return _json(await run_in_threadpool(_metadata, _plane(request), graph, layer, model))
+    return await _guarded(handle)
+
+
+@oip_router.get("/models/{model}/ready")
+@oip_router.get("/models/{model}/versions/{version}/ready")
+async def model_ready(model: str, request: Request, version: str | None = None) -> Response:
+    async def handle() -> Response:
+        graph, layer = split_model(model)
+        await run_in_threadpool(_plane(request).describe, graph, layer)
+        return _json({"name": model, "ready": True})
+    return await _guarded(handle)
+
+
+@oip_router.post("/models/{model}/infer")
+@oip_router.post("/models/{model}/versions/{version}/infer")
+async def infer(model: str, request: Request, version: str | None = None) -> Response:
+    async def handle() -> Response:
+        graph, layer = split_model(model)
+        raw = await read_body(request, request.app.state.settings.max_body_bytes)
+        body, x = _decode_infer(raw, request.headers.get(HEADER_LENGTH), request.app.state.settings)
+        training = _training(body.parameters)
+        result = await dispatch.apply(request, graph, layer, [x], training)
+        return _encode_infer(model, body, result.outputs[0])
+    return await _guarded(handle)
+
+
+# ---- metadata ----------------------------------------------------------------------------
+def _metadata(plane: DataPlane, graph: str, layer: str, model: str) -> dict[str, Any]:
+    view = plane.describe(graph, layer)
+    dtype = TO_DATATYPE.get(view["dtype"] or "float32", "FP32")
+    meta: dict[str, Any] = {"name": model, "versions": ["1"], "platform": "layerserve_onnxruntime",
+                            "parameters": {"class": view["class"], "graph": view["graph"], "id": view["id"],
+                                           "built": view["built"]}}
+    if view["built"]:
+        shape = [-1 if d is None else d for d in view["build_input_shape"]]
+        shape[0] = -1
+        out = plane.compute_output_shape(graph, layer, view["build_input_shape"])
+        out_shape = [-1 if d is None else d for d in out]
+    else:  # no fixed signature until the first infer builds it
+        spec = view["input_spec"] or {}
+        rank = spec.get("ndim") or spec.get("min_ndim") or 1
+        shape, out_shape = [-1] * rank, [-1]
+    meta["inputs"] = [{"name": INPUT_NAME, "datatype": dtype, "shape": shape}]
+    meta["outputs"] = [{"name": OUTPUT_NAME, "datatype": dtype, "shape": out_shape}]
+    return meta
+
+
+# ---- infer -------------------------------------------------------------------------------
+def _decode_infer(raw: bytes, header_length: str | None, settings: Any) -> tuple[InferRequest, np.ndarray]:
+    """The request and its one input tensor (JSON data or binary payload)."""
+    split = _header_length(header_length, len(raw))
+    try:
+        body = InferRequest.model_validate(orjson.loads(raw[:split]))
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON inference header: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        raise OipError(f"invalid inference request: {list(first['loc'])}: {first['msg']}") from None
+    if len(body.inputs) != 1 or body.inputs[0].name != INPUT_NAME:
+        raise OipError(f"the model takes exactly one input named {INPUT_NAME!r}, got "
+                       f"{[i.name for i in body.inputs]}")
+    for out in body.outputs or []:
+        if out.name != OUTPUT_NAME:
+            raise OipError(f"unknown output {out.name!r}; the model's output is {OUTPUT_NAME!r}")
+    tensor = _input_tensor(body.inputs[0], memoryview(raw)[split:], settings.max_tensor_elements)
+    return body, tensor
+
+
+def _header_length(value: str | None, total: int) -> int:
+    if value is None:
+        return total
+    if not value.strip().isdigit() or int(value) > total:
+        raise BadRequest(f"{HEADER_LENGTH} must be an integer no larger than the body ({total} bytes)")
+    return int(value)
+
+
+def _input_tensor(spec: InferInput, binary: memoryview, max_elements: int) -> np.ndarray:
+    dtype_name = DATATYPES.get(spec.datatype)
+    if dtype_name is None:
+        raise OipError(f"datatype {spec.datatype!r} is not supported; use one of {', '.join(DATATYPES)}")
+    if any(d < 0 for d in spec.shape):
+        raise OipError(f"input shape must be non-negative, got {spec.shape}")
+    count = int(np.prod(spec.shape, dtype=np.int64))
+    if count > max_elements:
+        raise OipError(f"input has {count} elements, more than the limit of {max_elements}")
+    dtype = np.dtype(dtype_name).newbyteorder("<")
+    size = spec.parameters.get("binary_data_size")
+    if size is not None:
+        if size != count * dtype.itemsize or size != len(binary):
+            raise OipError(f"binary_data_size {size} does not match {spec.datatype} x {spec.shape} "
+                           f"({count * dtype.itemsize} bytes) and the {len(binary)} bytes after the header")
+        return np.frombuffer(binary, dtype=dtype, count=count).reshape(spec.shape)
+    if len(binary):
+        raise OipError("binary data after the header, but the input declares no binary_data_size")
+    return _json_data(spec.data, dtype, count, spec.shape)
+
+
+def _json_data(data: Any, dtype: np.dtype[Any], count: int, shape: list[int]) -> np.ndarray:
+    if not isinstance(data, list):
+        raise OipError("input data must be a list (flat or nested, row-major)")
+    try:
+        array = np.array(data, dtype=dtype.newbyteorder("="))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise OipError(f"input data is not a list of {dtype.name} numbers: {exc}") from None
+    if array.size != count:
+        raise OipError(f"input data has {array.size} elements; shape {shape} needs {count}")
+    return array.reshape(shape)
+
+
+def _training(parameters: dict[str, Any]) -> bool | None:
+    value = parameters.get("training")
+    if value is not None and not isinstance(value, bool):
+        raise OipError(f"parameter 'training' must be true or false, got {value!r}")
+    return value
+
+
+def _wants_binary(body: InferRequest) -> bool:
+    if body.outputs:
+        return bool(body.outputs[0].parameters.get("binary_data", body.parameters.get("binary_data_output", False)))
+    return bool(body.parameters.get("binary_data_output", False))
+
+
+def _encode_infer(model: str, body: InferRequest, y: np.ndarray) -> Response:
+    datatype = TO_DATATYPE.get(y.dtype.name)
+    if datatype is None:
+        raise LayerServeError(f"output dtype {y.dtype.name} has no v2 datatype")
+    y = np.ascontiguousarray(y)
+    out: dict[str, Any] = {"name": OUTPUT_NAME, "datatype": datatype, "shape": list(y.shape)}
+    head: dict[str, Any] = {"model_name": model, "model_version": "1", "outputs": [out]}
+    if body.id is not None:
+        head["id"] = body.id
+    if not _wants_binary(body):
+        out["data"] = y.ravel()
+        return _json(head)
+    payload = y.astype(y.dtype.newbyteorder("<"), copy=False).tobytes()
+    out["parameters"] = {"binary_data_size": len(payload)}
+    header = orjson.dumps(head)
+    return Response(header + payload, media_type="application/octet-stream",
+                    headers={HEADER_LENGTH: str(len(header))})
