@@ -55,6 +55,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ready = False
     app.state.batch_stats = BatchStats()  # read by /metrics
     install_error_handlers(app)
-    for router in (ops_router, batch_metrics_router, graph_router, native_router, oip_router):
+    for router in (native_router, oip_router, ops_router, batch_metrics_router, graph_router):
         app.include_router(router)
     return app

@@ -8,15 +8,20 @@ batched and never blocks the loop. See BENCHMARKS.md for the figures behind the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import numpy as np
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
 from service.core.dataplane import ApplyResult, DataPlane
 
-__all__ = ["INLINE_BUDGET_S", "INLINE_MAX_ELEMENTS", "apply"]
+__all__ = ["INLINE_BUDGET_S", "INLINE_MAX_ELEMENTS", "apply", "off_loop_if_large"]
 
-INLINE_BUDGET_S = 100e-6
+T = TypeVar("T")
+
+INLINE_BUDGET_S = 150e-6
 INLINE_MAX_ELEMENTS = 16384
 
 
@@ -27,3 +32,10 @@ async def apply(request: Request, graph: str, layer: str, inputs: list[np.ndarra
     if small and plane.runs_inline(graph, layer, inputs, training, INLINE_BUDGET_S):
         return plane.apply(graph, layer, inputs, training, batch=False)
     return await run_in_threadpool(plane.apply, graph, layer, inputs, training)
+
+
+async def off_loop_if_large(elements: int, fn: Callable[..., T], *args: object) -> T:
+    """Per-element work (JSON tensors) runs in the pool once it would hold up the loop."""
+    if elements <= INLINE_MAX_ELEMENTS:
+        return fn(*args)
+    return await run_in_threadpool(fn, *args)

@@ -23,6 +23,7 @@ from service.api.wire import (
     decode,
     json_response,
     tensor_response,
+    wants_frame,
 )
 from service.core.dataplane import DataPlane
 from service.core.layer import PendingUpdate
@@ -122,7 +123,9 @@ async def build_layer(graph: str, layer: str, request: Request) -> Response:
 async def apply_layer(graph: str, layer: str, request: Request) -> Response:
     body, inputs = await _body(request, ApplyBody, "inputs")
     result = await dispatch.apply(request, graph, layer, inputs, body.training)
-    return tensor_response(request, {"input_refs": result.input_refs}, result.outputs, "outputs")
+    elements = 0 if wants_frame(request) else sum(y.size for y in result.outputs)
+    return await dispatch.off_loop_if_large(elements, tensor_response, request, {"input_refs": result.input_refs},
+                                            result.outputs, "outputs")
 
 
 @native_router.post("/{layer}/compute_output_shape")

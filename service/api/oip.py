@@ -131,10 +131,13 @@ async def infer(model: str, request: Request, version: str | None = None) -> Res
     async def handle() -> Response:
         graph, layer = split_model(model)
         raw = await read_body(request, request.app.state.settings.max_body_bytes)
-        body, x = _decode_infer(raw, request.headers.get(HEADER_LENGTH), request.app.state.settings)
-        training = _training(body.parameters)
-        result = await dispatch.apply(request, graph, layer, [x], training)
-        return _encode_infer(model, body, result.outputs[0])
+        header_length = request.headers.get(HEADER_LENGTH)
+        json_bytes = len(raw) if header_length is None else int(header_length) if header_length.isdigit() else 0
+        body, x = await dispatch.off_loop_if_large(json_bytes // 8, _decode_infer, raw, header_length,
+                                                   request.app.state.settings)
+        result = await dispatch.apply(request, graph, layer, [x], _training(body.parameters))
+        y = result.outputs[0]
+        return await dispatch.off_loop_if_large(0 if _wants_binary(body) else y.size, _encode_infer, model, body, y)
     return await _guarded(handle)
 
 

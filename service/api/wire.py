@@ -15,16 +15,18 @@ import orjson
 from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from client._protocol import FRAME_CONTENT_TYPE, FrameError, decode_frame, encode_frame, tensor_from_json
 from service.errors import BadRequest, InvalidArgument, PayloadTooLarge, UnsupportedMediaType
 
 __all__ = [
     "ApplyBody", "BuildBody", "CreateLayerBody", "PatchLayerBody", "RefsBody", "ShapeBody", "WeightsBody",
-    "decode", "json_response", "read_body", "tensor_response",
+    "decode", "json_response", "read_body", "tensor_response", "wants_frame",
 ]
 
 JSON_TYPE = "application/json"
+_LARGE_JSON_BYTES = 128 * 1024
 
 
 class _Body(BaseModel):
@@ -107,12 +109,22 @@ async def decode(request: Request, model: type[_Body], limit: int, max_elements:
         if content_type not in (JSON_TYPE, ""):
             raise UnsupportedMediaType(f"content type {content_type!r} is not supported; send {JSON_TYPE} "
                                        f"or {FRAME_CONTENT_TYPE}")
-        try:
-            data = orjson.loads(raw) if raw else {}
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"malformed JSON: {exc}") from None
-        body = _validate(model, data)
-        items = getattr(body, tensor_field) if tensor_field else None
+        if len(raw) > _LARGE_JSON_BYTES:  # per-element parsing: keep it off the event loop
+            return await run_in_threadpool(_decode_json, raw, model, max_elements, tensor_field)
+        return _decode_json(raw, model, max_elements, tensor_field)
+    except FrameError as exc:
+        raise InvalidArgument(str(exc), code="invalid_tensor") from None
+
+
+def _decode_json(raw: bytes, model: type[_Body], max_elements: int,
+                 tensor_field: str | None) -> tuple[Any, list[np.ndarray]]:
+    try:
+        data = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+    body = _validate(model, data)
+    items = getattr(body, tensor_field) if tensor_field else None
+    try:
         return body, [tensor_from_json(t, max_elements) for t in items or []]
     except FrameError as exc:
         raise InvalidArgument(str(exc), code="invalid_tensor") from None

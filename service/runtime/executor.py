@@ -42,17 +42,16 @@ class Executor:
         compiled = self.sessions.get(layer.key, layer.kind, sig)
         weights = self.variable_feeds(layer, variables)
         policy = self.policy(layer)
-        started = time.perf_counter()
         if self._batchable(layer, sig, compiled, x):
             y = self._run_batched(layer, sig, compiled, weights, x, policy, batch and policy.enabled)
-            outputs: dict[str, Any] = {OUTPUT: y}
-        else:
-            feeds = dict(weights)
-            feeds.update(layer.kind.extra_feeds(tuple(x.shape), sig.dtype, sig.training))
-            feeds[INPUT] = x
-            outputs = dict(zip(compiled.output_names, compiled.run(feeds), strict=False))
+            return {OUTPUT: y}
+        feeds = dict(weights)
+        feeds.update(layer.kind.extra_feeds(tuple(x.shape), sig.dtype, sig.training))
+        feeds[INPUT] = x
+        started = time.perf_counter()
+        outputs = compiled.run(feeds)
         self._note_cost(layer.key, time.perf_counter() - started)
-        return outputs
+        return dict(zip(compiled.output_names, outputs, strict=False))
 
     def policy(self, layer: Layer) -> BatchPolicy:
         return self.batch_defaults.with_overrides(layer.batching)
@@ -65,7 +64,10 @@ class Executor:
     def _run_batched(self, layer: Layer, sig: Signature, compiled: CompiledLayer, weights: dict[str, np.ndarray],
                      x: np.ndarray, policy: BatchPolicy, batch: bool) -> np.ndarray:
         def execute(xb: np.ndarray) -> np.ndarray:
-            return compiled.session.run(compiled.output_names, {**weights, INPUT: xb})[0]  # type: ignore[no-any-return]
+            started = time.perf_counter()
+            y: np.ndarray = compiled.session.run(compiled.output_names, {**weights, INPUT: xb})[0]
+            self._note_cost(layer.key, time.perf_counter() - started)
+            return y
 
         if not batch:
             return run_padded(execute, x)
@@ -104,8 +106,8 @@ class Executor:
         graph.initializer.extend(numpy_helper.from_array(np.asarray(v), name) for name, v in feeds.items())
         return bytes(model.SerializeToString())
 
-    def forget(self, layer_key: str) -> None:
+    def forget(self, layer_id: str) -> None:
         with self._lock:
-            self._feeds.pop(layer_key, None)
-        self._cost_s.pop(layer_key, None)
-        self.sessions.evict_layer(layer_key)
+            self._feeds.pop(layer_id, None)
+        self._cost_s.pop(layer_id, None)
+        self.sessions.evict_layer(layer_id)
