@@ -106,8 +106,8 @@ class Executor:
         graph.initializer.extend(numpy_helper.from_array(np.asarray(v), name) for name, v in feeds.items())
         return bytes(model.SerializeToString())
 
-    def forget(self, layer_id: str) -> None:
+    def forget(self, layer_key: str) -> None:
         with self._lock:
-            self._feeds.pop(layer_id, None)
-        self._cost_s.pop(layer_id, None)
-        self.sessions.evict_layer(layer_id)
+            self._feeds.pop(layer_key, None)
+        self._cost_s.pop(layer_key, None)
+        self.sessions.evict_layer(layer_key)
