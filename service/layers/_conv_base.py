@@ -128,6 +128,11 @@ class ConvBase(LayerKind):
                 "`None`.")
         self.compute_output_shape(shape)
 
+    def check_call(self, shape: tuple[int, ...], dtype: str, training: bool) -> None:
+        """A kernel larger than this input ('valid') fails every apply, not only the first."""
+        if len(shape) == self.rank + 2 or (len(shape) > self.rank + 2 and not self.exact_rank):
+            self.compute_output_shape(shape)
+
     def _check_rank(self, shape: Shape) -> None:
         if self.exact_rank and len(shape) != self.rank + 2:
             raise IncompatibleInput(f"Inputs should have rank {self.rank + 2}. "
@@ -197,6 +202,9 @@ class ConvBase(LayerKind):
             x = b.op("Reshape", [x, b.ints([-1, *core])])
         out = known(self.compute_output_shape((None, *core))[1:])
         if 0 in out:  # TF gives an empty output there; ONNX's Conv refuses it
+            empty = {v.name: np.zeros(v.shape, sig.dtype) for v in sig.variables}
+            for name, value in self.runtime_feeds(empty).items():  # still fed by the runtime
+                b.add_input(name, sig.dtype, list(value.shape))
             y = zeros_like_batch(b, x, out, sig.dtype)
         else:
             y = self.convolve(b, x, core, sig)
