@@ -13,6 +13,7 @@ CASES = discover_cases()
 IMPLEMENTED = {
     "Dense", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
     "AveragePooling3D", "BatchNormalization", "Dropout", "Flatten",
+    "Conv1D", "Conv2D", "Conv3D", "Conv2DTranspose", "Conv3DTranspose", "SeparableConv1D", "SeparableConv2D",
 }
 
 

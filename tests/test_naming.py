@@ -18,6 +18,8 @@ IMPLEMENTED = {
     "AveragePooling2D", "AveragePooling3D", "BatchNormalization", "Dropout", "Flatten", "max_pooling1d",
     "max_pooling2d", "max_pooling3d", "average_pooling1d", "average_pooling2d", "average_pooling3d",
     "batch_normalization", "dropout", "flatten",
+    "Conv1D", "Conv2D", "Conv3D", "Conv2DTranspose", "Conv3DTranspose", "SeparableConv1D", "SeparableConv2D",
+    "conv1d", "conv2d", "conv3d", "conv2d_transpose", "conv3d_transpose", "separable_conv1d", "separable_conv2d",
 }
 
 

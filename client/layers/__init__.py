@@ -6,6 +6,22 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from client.layers.base import InputSpec, Layer, RemoteUpdate, RemoteVariable
+from client.layers.convolutional import (
+    Conv1D,
+    Conv2D,
+    Conv2DTranspose,
+    Conv3D,
+    Conv3DTranspose,
+    SeparableConv1D,
+    SeparableConv2D,
+    conv1d,
+    conv2d,
+    conv2d_transpose,
+    conv3d,
+    conv3d_transpose,
+    separable_conv1d,
+    separable_conv2d,
+)
 from client.layers.core import Dense, Dropout, Flatten, dense, dropout, flatten
 from client.layers.normalization import BatchNormalization, batch_normalization
 from client.layers.pooling import (
@@ -27,19 +43,23 @@ if TYPE_CHECKING:
     from client.connection import Connection
 
 __all__ = [
-    "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "BatchNormalization", "BoundLayers", "Dense",
-    "Dropout", "Flatten", "InputSpec", "Layer", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "RemoteUpdate",
-    "RemoteVariable", "average_pooling1d", "average_pooling2d", "average_pooling3d", "batch_normalization",
-    "class_for", "dense", "dropout", "flatten", "max_pooling1d", "max_pooling2d", "max_pooling3d",
+    "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "BatchNormalization", "BoundLayers", "Conv1D",
+    "Conv2D", "Conv2DTranspose", "Conv3D", "Conv3DTranspose", "Dense", "Dropout", "Flatten", "InputSpec", "Layer",
+    "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "RemoteUpdate", "RemoteVariable", "SeparableConv1D",
+    "SeparableConv2D", "average_pooling1d", "average_pooling2d", "average_pooling3d", "batch_normalization",
+    "class_for", "conv1d", "conv2d", "conv2d_transpose", "conv3d", "conv3d_transpose", "dense", "dropout",
+    "flatten", "max_pooling1d", "max_pooling2d", "max_pooling3d", "separable_conv1d", "separable_conv2d",
 ]
 
 _CLASSES: dict[str, type[Layer]] = {cls._class_name: cls for cls in (
     Dense, MaxPooling1D, MaxPooling2D, MaxPooling3D, AveragePooling1D, AveragePooling2D, AveragePooling3D,
     BatchNormalization, Dropout, Flatten,
+    Conv1D, Conv2D, Conv3D, Conv2DTranspose, Conv3DTranspose, SeparableConv1D, SeparableConv2D,
 )}
 _FUNCTIONS: dict[str, Any] = {f.__name__: f for f in (
     dense, max_pooling1d, max_pooling2d, max_pooling3d, average_pooling1d, average_pooling2d, average_pooling3d,
     batch_normalization, dropout, flatten,
+    conv1d, conv2d, conv3d, conv2d_transpose, conv3d_transpose, separable_conv1d, separable_conv2d,
 )}
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from service.errors import InvalidArgument
 from service.layers.base import LayerKind
+from service.layers.conv import Conv1D, Conv2D, Conv3D
+from service.layers.conv_transpose import Conv2DTranspose, Conv3DTranspose
 from service.layers.dense import Dense
 from service.layers.dropout import Dropout
 from service.layers.flatten import Flatten
@@ -16,6 +18,7 @@ from service.layers.pooling import (
     MaxPooling2D,
     MaxPooling3D,
 )
+from service.layers.separable_conv import SeparableConv1D, SeparableConv2D
 
 __all__ = ["KINDS", "LayerKind", "kind_for"]
 
@@ -23,6 +26,7 @@ KINDS: dict[str, type[LayerKind]] = {cls.class_name: cls for cls in (
     Dense,
     MaxPooling1D, MaxPooling2D, MaxPooling3D, AveragePooling1D, AveragePooling2D, AveragePooling3D,
     BatchNormalization, Dropout, Flatten,
+    Conv1D, Conv2D, Conv3D, Conv2DTranspose, Conv3DTranspose, SeparableConv1D, SeparableConv2D,
 )}
 
 
