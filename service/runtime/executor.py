@@ -65,7 +65,7 @@ class Executor:
                      x: np.ndarray, policy: BatchPolicy, batch: bool) -> np.ndarray:
         def execute(xb: np.ndarray) -> np.ndarray:
             started = time.perf_counter()
-            y: np.ndarray = compiled.session.run(compiled.output_names, {**weights, INPUT: xb})[0]
+            y: np.ndarray = compiled.run({**weights, INPUT: xb})[0]
             self._note_cost(layer.key, time.perf_counter() - started)
             return y
 

@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument as InvalidArgumentError
 
+from service.errors import InvalidArgument
 from service.layers.base import LayerKind, Signature
 from service.runtime.compiler import compile_layer
 from service.runtime.providers import ProviderSelection
@@ -23,7 +25,12 @@ class CompiledLayer:
     output_names: list[str]
 
     def run(self, feeds: dict[str, Any]) -> list[np.ndarray]:
-        return self.session.run(self.output_names, feeds)  # type: ignore[no-any-return]
+        try:
+            return self.session.run(self.output_names, feeds)  # type: ignore[no-any-return]
+        except InvalidArgumentError as exc:
+            # ONNX Runtime refused these inputs (e.g. a shape its kernels cannot take): the
+            # request's fault, so a 422 that says what ORT said, not a 500.
+            raise InvalidArgument(f"ONNX Runtime rejected the inputs: {exc}", code="execution_rejected") from None
 
 
 class SessionCache:
