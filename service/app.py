@@ -15,6 +15,7 @@ from service.api.ops import ops_router
 from service.config import Settings
 from service.core.dataplane import DataPlane
 from service.runtime.batching import Batcher, BatchPolicy, BatchStats
+from service.layers.custom import CustomLayer
 from service.runtime.executor import Executor
 from service.runtime.providers import select_providers
 from service.runtime.sessions import SessionCache
@@ -33,6 +34,7 @@ def open_store(settings: Settings) -> StateStore:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     providers = select_providers(settings.providers, settings.provider_options, settings.require_providers)
+    CustomLayer.max_model_bytes = settings.max_model_bytes
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="log level (default info)")
     serve.add_argument("--max-body-bytes", type=int, help="largest request body accepted (default 64 MiB)")
     serve.add_argument("--max-tensor-elements", type=int, help="largest tensor accepted, in elements")
+    serve.add_argument("--max-model-bytes", type=int, help="largest custom-layer ONNX model (default 16 MiB)")
     serve.add_argument("--max-batch-size", type=int, help="dynamic batching: largest batch (default 64)")
     serve.add_argument("--max-queue-delay-ms", type=float, help="dynamic batching: longest wait (default 2 ms)")
     serve.add_argument("--batching", choices=["on", "off"], help="dynamic batching of concurrent inference "

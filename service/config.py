@@ -25,6 +25,7 @@ class Settings:
     log_level: str = "info"
     max_body_bytes: int = 64 * MiB
     max_tensor_elements: int = 16 * MiB
+    max_model_bytes: int = 16 * MiB  # an uploaded custom-layer ONNX model
     max_layers_per_graph: int = 10_000
     max_records_per_layer: int = 1000
     max_sessions: int = 256

@@ -51,7 +51,7 @@ class PatchLayerBody(_Body):
 
 
 class BuildBody(_Body):
-    input_shape: list[int | None]
+    input_shape: list[Any]  # one shape, or one per input for a layer of several inputs
     dtype: str | None = None
 
 

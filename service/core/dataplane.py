@@ -85,6 +85,8 @@ class DataPlane:
             raise InvalidArgument("trainable must be true or false", code="invalid_argument", exception="TypeError")
         kind = kind_for(class_name).from_kwargs(config)
         overrides = parse_batching(batching or {})
+        kind.check_layer_dtype(dtype)
+        self.executor.check_loadable(kind.models_to_check())
         g = self.graph(graph, create=True)
         with g.lock:
             g.check_layer_limit(self.settings.max_layers_per_graph)
@@ -117,23 +119,25 @@ class DataPlane:
         self.executor.forget(layer.key)
 
     # ---- build -------------------------------------------------------------------------
-    def build(self, graph: str, ref: str, input_shape: list[int | None], dtype: str | None = None) -> Layer:
+    def build(self, graph: str, ref: str, input_shape: list[Any], dtype: str | None = None) -> Layer:
         g, layer = self.layer(graph, ref)
-        shape = _shape_arg(input_shape)
+        n = layer.kind.num_inputs
+        shapes = [_shape_arg(input_shape)] if n == 1 else _shape_list(input_shape, n)
         with g.lock:
             if layer.built:
                 return layer
-            self._build(g, layer, shape, normalize_dtype(dtype) or layer.dtype or "float32")
+            self._build(g, layer, shapes, normalize_dtype(dtype) or layer.dtype or "float32")
         return layer
 
-    def _build(self, g: Graph, layer: Layer, shape: tuple[int | None, ...], input_dtype: str) -> None:
+    def _build(self, g: Graph, layer: Layer, shapes: list[tuple[int | None, ...]], input_dtype: str) -> None:
         """Create the variables (or share them with ``reuse``) and commit, all or nothing."""
-        spec = layer.input_spec()
-        if spec is not None:
-            spec.check(shape, input_dtype, layer.name)
+        shape = shapes[0]
+        for index, (spec, each) in enumerate(zip(_input_specs(layer), shapes, strict=False)):
+            if spec is not None:
+                spec.check(each, input_dtype, layer.name, index)
         layer.kind.check_build_shape(shape)
-        dtype = layer.dtype or input_dtype
-        specs = layer.kind.variable_specs(shape, layer.kind.variable_dtype(dtype))
+        dtype = layer.kind.build_dtype(layer.dtype or input_dtype)
+        specs = layer.kind.build_variables(shapes, dtype)
         saved_scope, saved_counts = layer.scope, g.names.to_json()
         if specs:  # TF names the scope when the first variable is made; the others at first apply
             g.assign_scope(layer)
@@ -164,26 +168,32 @@ class DataPlane:
               batch: bool = True) -> ApplyResult:
         """Forward pass; ``batch=False`` runs it alone in the calling thread (see ``runs_inline``)."""
         g, layer = self.layer(graph, ref)
-        if len(inputs) != 1:
-            raise InvalidArgument(f"layer {layer.name!r} takes 1 input, got {len(inputs)}", code="wrong_input_count")
+        n = layer.kind.num_inputs
+        if len(inputs) != n:
+            raise InvalidArgument(f"layer {layer.name!r} takes {n} input(s), got {len(inputs)}",
+                                  code="wrong_input_count")
+        for each in inputs:
+            check_float_input(each, layer.class_name)
         x = inputs[0]
-        check_float_input(x, layer.class_name)
         training = bool(training) and layer.kind.takes_training
         layer.kind.check_call(tuple(x.shape), x.dtype.name, training)
         if not layer.built or layer.scope is None:
             with g.lock:
                 if not layer.built:
-                    self._build(g, layer, tuple(x.shape), x.dtype.name)
+                    self._build(g, layer, [tuple(i.shape) for i in inputs], inputs[0].dtype.name)
                 if layer.scope is None:
                     g.assign_scope(layer)
                     self._commit(g)
-        x = self._check_input(layer, x)
+        specs = _input_specs(layer)
+        xs = [self._check_input(layer, each, spec, k) for k, (each, spec) in enumerate(zip(inputs, specs, strict=False))]
         values = g.values  # one snapshot: never half-old, half-new weights
-        sig = Signature(x.dtype.name, tuple(x.shape), training, self._var_specs(g, layer))
-        outputs = self.executor.run(layer, sig, x, {n: values[n] for n in layer.variables}, batch)
-        ref_x = input_ref(inputs[0])
-        self._record(g, layer, ref_x, outputs, training, values)
-        return ApplyResult([outputs.pop("y")], [ref_x], layer)
+        sig = Signature(xs[0].dtype.name, tuple(xs[0].shape), training, self._var_specs(g, layer),
+                        tuple(tuple(each.shape) for each in xs[1:]))
+        outputs = self.executor.run(layer, sig, xs[0], {n: values[n] for n in layer.variables}, batch, xs[1:])
+        refs = [input_ref(each) for each in inputs]
+        self._record(g, layer, refs, outputs, training, values)
+        ys = [outputs.pop("y"), *(outputs.pop(f"y{k}") for k in range(1, layer.kind.num_outputs))]
+        return ApplyResult(ys, refs, layer)
 
     def runs_inline(self, graph: str, ref: str, inputs: list[np.ndarray], training: bool | None,
                     budget_s: float) -> bool:
@@ -193,12 +203,11 @@ class DataPlane:
         cost = self.executor.cost_s(layer.key)
         return (cost is not None and cost < budget_s and layer.built and layer.scope is not None
                 and not (training and layer.kind.takes_training) and len(inputs) == 1
-                and layer.kind.config.get("activity_regularizer") is None)
+                and layer.kind.config.get("activity_regularizer") is None and not layer.kind.user_defined)
 
-    def _check_input(self, layer: Layer, x: np.ndarray) -> np.ndarray:
-        spec = layer.input_spec()
+    def _check_input(self, layer: Layer, x: np.ndarray, spec: Any = None, index: int = 0) -> np.ndarray:
         if spec is not None:
-            spec.check(tuple(x.shape), x.dtype.name, layer.name)
+            spec.check(tuple(x.shape), x.dtype.name, layer.name, index)
         assert layer.dtype is not None
         if x.dtype.name == layer.dtype or layer.kind.dtype_policy == "follow":
             return x
@@ -213,10 +222,12 @@ class DataPlane:
         return tuple(VariableSpec(short_name(n), g.variables[n].shape, g.variables[n].dtype)
                      for n in layer.variables)
 
-    def _record(self, g: Graph, layer: Layer, ref: str, outputs: dict[str, np.ndarray], training: bool,
+    def _record(self, g: Graph, layer: Layer, refs: list[str], outputs: dict[str, np.ndarray], training: bool,
                 values: Any) -> None:
-        losses = self._activity_losses(layer, ref, outputs["y"])
-        updates = self._pending_updates(layer, ref, outputs, training, values)
+        ref, others = refs[0], tuple(refs[1:])
+        losses = [ConditionalLoss(ref, value, others) for value in layer.kind.conditional_losses(outputs)]
+        losses += [ConditionalLoss(ref, c.value, others) for c in self._activity_losses(layer, ref, outputs["y"])]
+        updates = self._pending_updates(layer, ref, outputs, training, values, others)
         if not losses and not updates:
             return
         with g.lock:
@@ -234,14 +245,20 @@ class DataPlane:
 
     @staticmethod
     def _pending_updates(layer: Layer, ref: str, outputs: dict[str, np.ndarray], training: bool,
-                         values: Any) -> list[PendingUpdate]:
+                         values: Any, others: tuple[str, ...] = ()) -> list[PendingUpdate]:
         stats = layer.kind.update_stats(outputs, training)
         by_short = {short_name(full): full for full in layer.variables}
         updates = []
         for short, stat, decay in stats:
             full = by_short[short]
+            if stat.shape != values[full].shape:
+                raise Conflict(f"layer {layer.name!r} produced an update of shape {list(stat.shape)} for "
+                               f"{full} of shape {list(values[full].shape)}", code="incompatible_update")
+            if decay is None:  # a plain assignment of the computed value
+                updates.append(PendingUpdate(ref, full, stat.astype(values[full].dtype), others=others))
+                continue
             pending = PendingUpdate(ref, full, np.empty(0), stat, decay)
-            updates.append(PendingUpdate(ref, full, pending.new_value(values[full]), stat, decay))
+            updates.append(PendingUpdate(ref, full, pending.new_value(values[full]), stat, decay, others))
         return updates
 
     # ---- weights -----------------------------------------------------------------------
@@ -276,11 +293,18 @@ class DataPlane:
     # ---- losses and updates ------------------------------------------------------------
     def losses(self, graph: str, ref: str) -> list[dict[str, Any]]:
         g, layer = self.layer(graph, ref)
-        return layer.all_losses(dict(g.values))
+        values = dict(g.values)
+        return layer.all_losses(values) + self._output_losses(layer, values)
 
     def losses_for(self, graph: str, ref: str, refs: list[str] | None) -> list[dict[str, Any]]:
         g, layer = self.layer(graph, ref)
-        return layer.losses_for(refs, dict(g.values))
+        values = dict(g.values)
+        extra = self._output_losses(layer, values) if refs is None else []
+        return layer.losses_for(refs, values) + extra
+
+    def _output_losses(self, layer: Layer, values: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+        """Unconditional losses a custom graph computes from the variables, evaluated now."""
+        return [{"output": name, "value": value} for name, value in self.executor.weight_losses(layer, values)]
 
     def updates_for(self, graph: str, ref: str, refs: list[str] | None, everything: bool = False) -> list[PendingUpdate]:
         _, layer = self.layer(graph, ref)
@@ -305,7 +329,7 @@ class DataPlane:
         return list(changed)
 
     # ---- shapes, export ----------------------------------------------------------------
-    def compute_output_shape(self, graph: str, ref: str, input_shape: list[int | None]) -> list[int | None]:
+    def compute_output_shape(self, graph: str, ref: str, input_shape: list[Any]) -> list[int | None]:
         _, layer = self.layer(graph, ref)
         return list(layer.kind.compute_output_shape(_shape_arg(input_shape)))
 
@@ -341,17 +365,19 @@ class DataPlane:
     def view(self, g: Graph, layer: Layer) -> dict[str, Any]:
         trainable, frozen = layer.variable_lists(g.variables)
         spec = layer.input_spec()
+        spec_json = [s.to_json() for s in spec] if isinstance(spec, list) else None if spec is None else spec.to_json()
         return {
             "id": layer.id, "graph": g.name, "class": layer.class_name, "name": layer.name,
             "scope_name": layer.scope, "dtype": layer.dtype, "trainable": layer.trainable, "built": layer.built,
-            "input_spec": None if spec is None else spec.to_json(),
+            "input_spec": spec_json,
             "build_input_shape": None if layer.build_shape is None else list(layer.build_shape),
             "config": {"name": layer.name, "trainable": layer.trainable, "dtype": layer.dtype,
                        **layer.kind.get_config(layer.dtype, layer.build_shape)},
             "variables": g.describe_variables(trainable + frozen),
             "trainable_variables": trainable, "non_trainable_variables": frozen,
             "count_params": layer.count_params(g.variables),
-            "n_updates": len(layer.visible_updates()), "n_losses": len(layer.losses) + len(layer.weight_losses),
+            "n_updates": len(layer.visible_updates()), "n_losses": len(layer.losses) + len(layer.weight_losses)
+            + len(layer.kind.weight_loss_outputs()),
             "providers": self.executor.sessions.active_providers(), "batching": layer.batching,
         }
 
@@ -369,6 +395,21 @@ def _hoist(config: dict[str, Any], key: str, value: Any) -> Any:
         raise InvalidArgument(f"{key} given twice with different values ({value!r} and {inner!r})",
                               code="invalid_argument")
     return inner
+
+
+def _input_specs(layer: Layer) -> list[Any]:
+    """One InputSpec (or None) per input."""
+    spec = layer.input_spec()
+    if isinstance(spec, list):
+        return list(spec)
+    return [spec] + [None] * (layer.kind.num_inputs - 1)
+
+
+def _shape_list(shapes: object, n: int) -> list[tuple[int | None, ...]]:
+    if not isinstance(shapes, list) or len(shapes) != n:
+        raise InvalidArgument(f"this layer takes {n} inputs: input_shape must be a list of {n} shapes",
+                              code="invalid_shape")
+    return [_shape_arg(shape) for shape in shapes]
 
 
 def _shape_arg(shape: object) -> tuple[int | None, ...]:

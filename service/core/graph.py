@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from service.core.layer import Layer, Variable
-from service.core.naming import GraphNames, to_snake_case
+from service.core.naming import GraphNames
 from service.errors import AmbiguousName, InvalidArgument, NotFound, VariableScopeError
 from service.layers.base import LayerKind, VariableSpec
 
@@ -55,7 +55,7 @@ class Graph:
 
     def new_layer(self, kind: LayerKind, name: str | None, trainable: bool, dtype: str | None,
                   scope: str | None = None, reuse: bool = False) -> Layer:
-        base = to_snake_case(kind.class_name)
+        base = kind.base_name()
         layer_name = name if name else self.names.new_layer_name(base)
         layer = Layer(id=f"{LAYER_ID_PREFIX}{self.next_id}", kind=kind, name=layer_name,
                       base_name=name or base, trainable=trainable, dtype=dtype,

@@ -39,9 +39,9 @@ class InputSpec:
                    {int(k): int(v) for k, v in (data.get("axes") or {}).items()},
                    data.get("dtype"), tuple(shape) if shape is not None else None)
 
-    def check(self, shape: tuple[int | None, ...], dtype: str, layer_name: str) -> None:
-        """Raise TF's ValueError (as IncompatibleInput) when the input does not fit."""
-        prefix = f'Input 0 of layer "{layer_name}" is incompatible with the layer: '
+    def check(self, shape: tuple[int | None, ...], dtype: str, layer_name: str, index: int = 0) -> None:
+        """Raise TF's ValueError (as IncompatibleInput) when input ``index`` does not fit."""
+        prefix = f'Input {index} of layer "{layer_name}" is incompatible with the layer: '
         full = f"Full shape received: {tuple(shape)}"
         rank = len(shape)
         if self.ndim is not None and rank != self.ndim:

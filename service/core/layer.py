@@ -41,6 +41,11 @@ class Variable:
 class ConditionalLoss:
     ref: str
     value: np.ndarray
+    others: tuple[str, ...] = ()  # the other inputs of a several-input apply
+
+    @property
+    def refs(self) -> tuple[str, ...]:
+        return (self.ref, *self.others)
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,11 @@ class PendingUpdate:
     value: np.ndarray
     stat: np.ndarray | None = None
     decay: float | None = None
+    others: tuple[str, ...] = ()  # the other inputs of a several-input apply
+
+    @property
+    def refs(self) -> tuple[str, ...]:
+        return (self.ref, *self.others)
 
     def new_value(self, current: np.ndarray) -> np.ndarray:
         if self.stat is None or self.decay is None:
@@ -92,7 +102,7 @@ class Layer:
     def class_name(self) -> str:
         return self.kind.class_name
 
-    def input_spec(self) -> InputSpec | None:
+    def input_spec(self) -> InputSpec | list[InputSpec] | None:
         return self.kind.input_spec(self.build_shape if self.built else None)
 
     # ---- variable lists (layer-api.md §5) ---------------------------------------------
@@ -121,7 +131,7 @@ class Layer:
         if refs is None:
             return [{"variable": n, "value": v} for n, v in self.weight_loss_values(values)]
         wanted = set(refs)
-        return [{"input": c.ref, "value": c.value} for c in self.losses if c.ref in wanted]
+        return [{"input": c.ref, "value": c.value} for c in self.losses if wanted.intersection(c.refs)]
 
     def all_losses(self, values: dict[str, np.ndarray]) -> list[dict[str, Any]]:
         return [{"input": c.ref, "value": c.value} for c in self.losses] + self.losses_for(None, values)
@@ -133,7 +143,7 @@ class Layer:
         if refs is None:
             return list(self.updates)
         wanted = set(refs)
-        return [u for u in self.updates if u.ref in wanted]
+        return [u for u in self.updates if wanted.intersection(u.refs)]
 
     def record(self, losses: list[ConditionalLoss], updates: list[PendingUpdate], limit: int) -> None:
         """Keep at most ``limit`` records of each kind, evicting the oldest first."""

@@ -6,6 +6,7 @@ from service.errors import InvalidArgument
 from service.layers.base import LayerKind
 from service.layers.conv import Conv1D, Conv2D, Conv3D
 from service.layers.conv_transpose import Conv2DTranspose, Conv3DTranspose
+from service.layers.custom import CustomLayer
 from service.layers.dense import Dense
 from service.layers.dropout import Dropout
 from service.layers.flatten import Flatten
@@ -27,6 +28,7 @@ KINDS: dict[str, type[LayerKind]] = {cls.class_name: cls for cls in (
     MaxPooling1D, MaxPooling2D, MaxPooling3D, AveragePooling1D, AveragePooling2D, AveragePooling3D,
     BatchNormalization, Dropout, Flatten,
     Conv1D, Conv2D, Conv3D, Conv2DTranspose, Conv3DTranspose, SeparableConv1D, SeparableConv2D,
+    CustomLayer,
 )}
 
 

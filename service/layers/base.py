@@ -13,15 +13,19 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
+import onnx
 
 from service.core.initializers import Initializer, parse_initializer
 from service.core.input_spec import InputSpec
+from service.core.naming import to_snake_case
 from service.core.onnx_graph import GraphBuilder
 from service.core.regularizers import Regularizer, parse_regularizer
 from service.errors import InvalidArgument
 from service.layers.params import REQUIRED, Param, regularizer
 
-__all__ = ["DtypePolicy", "GraphOutputs", "LayerKind", "Signature", "VariableSpec"]
+__all__ = ["DtypePolicy", "GraphOutputs", "LayerKind", "Shape", "Signature", "VariableSpec"]
+
+Shape = tuple[int | None, ...]
 
 # How a later input of another float dtype is handled (layer-api.md §4):
 # "cast" (Dense, BN: cast to the layer dtype), "strict" (conv family: TypeError),
@@ -129,8 +133,32 @@ class LayerKind:
     def initializer(self, key: str, default: str | None = None) -> Initializer | None:
         return parse_initializer(self.config.get(key) or default, key)
 
+    # ---- identity, inputs and outputs (custom layers override these) -----------------
+    @property
+    def num_inputs(self) -> int:
+        return 1
+
+    @property
+    def num_outputs(self) -> int:
+        return 1
+
+    def base_name(self) -> str:
+        """What ``name`` and ``scope_name`` are made from: the snake_case class name."""
+        return to_snake_case(self.class_name)
+
+    def check_layer_dtype(self, dtype: str | None) -> None:
+        """Reject a ``dtype`` argument the kind cannot compute in (at creation)."""
+
+    def build_dtype(self, dtype: str) -> str:
+        """The layer's dtype at build, given the requested one (layer dtype or first input's)."""
+        return dtype
+
+    def is_batch_separable(self) -> bool:
+        """Whether inference computes a batch's rows independently (so requests may be batched)."""
+        return True
+
     # ---- shapes and variables --------------------------------------------------------
-    def input_spec(self, build_shape: tuple[int | None, ...] | None) -> InputSpec | None:
+    def input_spec(self, build_shape: tuple[int | None, ...] | None) -> InputSpec | list[InputSpec] | None:
         return None
 
     def check_build_shape(self, shape: tuple[int | None, ...]) -> None:
@@ -151,12 +179,36 @@ class LayerKind:
     def variable_specs(self, input_shape: tuple[int | None, ...], dtype: str) -> list[VariableSpec]:
         return []
 
+    def build_variables(self, shapes: list[Shape], dtype: str) -> list[VariableSpec]:
+        """The variables for inputs of ``shapes`` (one per input)."""
+        return self.variable_specs(shapes[0], self.variable_dtype(dtype))
+
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         raise NotImplementedError
 
     # ---- execution -------------------------------------------------------------------
     def graph(self, b: GraphBuilder, x: str, sig: Signature) -> GraphOutputs:
         raise NotImplementedError
+
+    def compile_model(self, sig: Signature) -> tuple[onnx.ModelProto, list[str]] | None:
+        """A whole model with its output names, for kinds not built with ``graph`` (custom layers)."""
+        return None
+
+    def weight_loss_outputs(self) -> list[str]:
+        """Names of the unconditional losses ``weight_loss_model`` computes."""
+        return []
+
+    def weight_loss_model(self) -> tuple[onnx.ModelProto, list[str]] | None:
+        """A model computing unconditional losses from the variables (inputs named as them)."""
+        return None
+
+    def models_to_check(self) -> list[bytes]:
+        """Uploaded models ONNX Runtime must accept before the layer is created."""
+        return []
+
+    def conditional_losses(self, outputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Losses tied to the apply's inputs, from the graph's outputs (before activity losses)."""
+        return []
 
     def runtime_feeds(self, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Graph inputs derived from variable values (TF layout in, graph layout out)."""
@@ -166,9 +218,10 @@ class LayerKind:
         """Values for ``extra_inputs`` per run (e.g. Dropout's uniform noise)."""
         return {}
 
-    def update_stats(self, outputs: dict[str, np.ndarray], training: bool) -> list[tuple[str, np.ndarray, float]]:
+    def update_stats(self, outputs: dict[str, np.ndarray],
+                     training: bool) -> list[tuple[str, np.ndarray, float | None]]:
         """(variable short name, batch statistic, decay) per moving-average update, from the
-        graph's outputs (``y`` and the extras), in TF's update order."""
+        graph's outputs (``y`` and the extras), in TF's update order; decay None assigns the value."""
         return []
 
     # ---- TF's get_config -------------------------------------------------------------

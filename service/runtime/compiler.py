@@ -7,14 +7,23 @@ import onnx
 from service.core.onnx_graph import GraphBuilder
 from service.layers.base import LayerKind, Signature
 
-__all__ = ["OUTPUT", "compile_layer"]
+__all__ = ["OUTPUT", "compile_layer", "input_name"]
 
 INPUT = "x"
 OUTPUT = "y"
 
 
+def input_name(index: int) -> str:
+    """Graph input of the layer's input ``index``: ``x``, then ``x1``, ``x2``…"""
+    return INPUT if index == 0 else f"{INPUT}{index}"
+
+
 def compile_layer(kind: LayerKind, sig: Signature, name: str = "layer") -> tuple[onnx.ModelProto, list[str]]:
     """The model and its output names: ``y`` first, then the kind's extras in order."""
+    whole = kind.compile_model(sig)
+    if whole is not None:
+        whole[0].graph.name = name
+        return whole
     b = GraphBuilder(name)
     x = b.add_input(INPUT, sig.dtype, sig.graph_input_shape)
     outputs = kind.graph(b, x, sig)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -16,8 +17,10 @@ from onnx import numpy_helper
 
 from service.core.layer import Layer, short_name
 from service.layers.base import Signature
+from service.errors import IncompatibleInput, LayerServeError
 from service.runtime.batching import Batcher, BatchPolicy, run_padded
-from service.runtime.compiler import INPUT, OUTPUT, compile_layer
+from service.runtime.compiler import INPUT, OUTPUT, compile_layer, input_name
+from service.runtime.model_check import check_loadable, clean_message
 from service.runtime.sessions import CompiledLayer, SessionCache
 
 __all__ = ["Executor"]
@@ -33,21 +36,36 @@ class Executor:
         # layer id -> (the variable arrays the feeds were derived from, the feeds)
         self._feeds: dict[str, tuple[tuple[np.ndarray, ...], dict[str, np.ndarray]]] = {}
         self._lock = threading.Lock()
+        # layer id -> (session, output names) of its unconditional-loss model (custom layers)
+        self._loss_sessions: dict[str, tuple[Any, list[str]]] = {}
 
     def run(self, layer: Layer, sig: Signature, x: np.ndarray, variables: dict[str, np.ndarray],
-            batch: bool = True) -> dict[str, Any]:
+            batch: bool = True, more_inputs: Sequence[np.ndarray] = ()) -> dict[str, Any]:
         """Run the layer. Inference applies of batch-separable layers go through the batcher
         when the layer batches (``batch=False``: run here and now); batched or not, they follow
-        its padding rule, so a result never depends on batching or concurrency."""
+        its padding rule, so a result never depends on batching or concurrency. ``more_inputs``:
+        the other inputs of a layer of several inputs (custom layers)."""
+        try:
+            return self._run(layer, sig, x, variables, batch, more_inputs)
+        except Exception as exc:
+            if not layer.kind.user_defined or isinstance(exc, LayerServeError):
+                raise
+            shapes = [list(x.shape), *(list(m.shape) for m in more_inputs)]
+            raise IncompatibleInput(f"layer {layer.name!r} could not compute its graph on inputs of shape "
+                                    f"{shapes}: {clean_message(str(exc))}", code="graph_failed") from None
+
+    def _run(self, layer: Layer, sig: Signature, x: np.ndarray, variables: dict[str, np.ndarray],
+             batch: bool, more_inputs: Sequence[np.ndarray]) -> dict[str, Any]:
         compiled = self.sessions.get(layer.key, layer.kind, sig)
         weights = self.variable_feeds(layer, variables)
         policy = self.policy(layer)
-        if self._batchable(layer, sig, compiled, x):
+        if self._batchable(layer, sig, compiled, x) and not more_inputs:
             y = self._run_batched(layer, sig, compiled, weights, x, policy, batch and policy.enabled)
             return {OUTPUT: y}
         feeds = dict(weights)
         feeds.update(layer.kind.extra_feeds(tuple(x.shape), sig.dtype, sig.training))
         feeds[INPUT] = x
+        feeds.update({input_name(k): more for k, more in enumerate(more_inputs, start=1)})
         started = time.perf_counter()
         outputs = compiled.run(feeds)
         self._note_cost(layer.key, time.perf_counter() - started)
@@ -83,6 +101,26 @@ class Executor:
         """The layer's recent run time in seconds (None before its first run)."""
         return self._cost_s.get(layer_id)
 
+    def weight_losses(self, layer: Layer, variables: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
+        """(output name, value) per unconditional loss output, on the given variable values."""
+        if not layer.built or not layer.variables:
+            return []
+        with self._lock:
+            cached = self._loss_sessions.get(layer.key)
+        if cached is None:
+            built = layer.kind.weight_loss_model()
+            if built is None:
+                return []
+            cached = (self.sessions.session(built[0].SerializeToString()), built[1])
+            with self._lock:
+                self._loss_sessions[layer.key] = cached
+        session, names = cached
+        feeds = {short_name(n): variables[n] for n in layer.variables}
+        return [(name, np.asarray(v).reshape(())) for name, v in zip(names, session.run(names, feeds), strict=True)]
+
+    def check_loadable(self, models: list[bytes]) -> None:
+        check_loadable(self.sessions, models)
+
     def variable_feeds(self, layer: Layer, variables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The kind's graph-layout inputs, derived once per version of the variable values."""
         arrays = tuple(variables[n] for n in layer.variables)
@@ -109,5 +147,6 @@ class Executor:
     def forget(self, layer_key: str) -> None:
         with self._lock:
             self._feeds.pop(layer_key, None)
+            self._loss_sessions.pop(layer_key, None)
         self._cost_s.pop(layer_key, None)
         self.sessions.evict_layer(layer_key)

@@ -69,13 +69,15 @@ class SessionCache:
 
     def _compile(self, kind: LayerKind, sig: Signature) -> CompiledLayer:
         model, outputs = compile_layer(kind, sig)
+        return CompiledLayer(self.session(model.SerializeToString()), outputs)
+
+    def session(self, model: bytes) -> ort.InferenceSession:
+        """A session on the active providers (not cached; callers keep what they reuse)."""
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if self.intra_op_threads:
             options.intra_op_num_threads = self.intra_op_threads
-        session = ort.InferenceSession(model.SerializeToString(), options,
-                                       providers=self.providers.ort_providers())
-        return CompiledLayer(session, outputs)
+        return ort.InferenceSession(model, options, providers=self.providers.ort_providers())
 
     def evict_layer(self, layer_id: str) -> None:
         """Release a deleted layer's sessions (and the device memory they hold)."""

@@ -56,18 +56,21 @@ def _layer_from_json(data: dict[str, Any]) -> Layer:
 
 def records_to_json(layer: Layer) -> dict[str, Any]:
     return {
-        "losses": [{"ref": c.ref, "value": array_to_json(c.value)} for c in layer.losses],
+        "losses": [{"ref": c.ref, "value": array_to_json(c.value), "others": list(c.others)} for c in layer.losses],
         "updates": [{"ref": u.ref, "variable": u.variable, "value": array_to_json(u.value),
-                     "stat": None if u.stat is None else array_to_json(u.stat), "decay": u.decay}
+                     "stat": None if u.stat is None else array_to_json(u.stat), "decay": u.decay,
+                     "others": list(u.others)}
                     for u in layer.updates],
     }
 
 
 def records_from_json(layer: Layer, data: dict[str, Any]) -> None:
-    layer.losses = deque(ConditionalLoss(c["ref"], array_from_json(c["value"])) for c in data["losses"])
+    layer.losses = deque(ConditionalLoss(c["ref"], array_from_json(c["value"]), tuple(c.get("others", ())))
+                         for c in data["losses"])
     layer.updates = deque(
         PendingUpdate(u["ref"], u["variable"], array_from_json(u["value"]),
-                      None if u["stat"] is None else array_from_json(u["stat"]), u["decay"])
+                      None if u["stat"] is None else array_from_json(u["stat"]), u["decay"],
+                      tuple(u.get("others", ())))
         for u in data["updates"])
 
 

@@ -1,0 +1,57 @@
+"""``compute_output_shape`` for custom layers: ONNX shape inference on the uploaded graph."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import onnx
+
+from service.errors import IncompatibleInput
+from service.layers.custom_onnx import data_inputs
+from service.layers.custom_validation import dims
+
+if TYPE_CHECKING:
+    from service.layers.custom import CustomLayer
+
+__all__ = ["output_shape"]
+
+Shape = tuple[int | None, ...]
+
+
+def _set_dims(info: onnx.ValueInfoProto, shape: list[int | str | None]) -> None:
+    tensor_shape = info.type.tensor_type.shape
+    del tensor_shape.dim[:]
+    for k, d in enumerate(shape):
+        dim = tensor_shape.dim.add()
+        if isinstance(d, int):
+            dim.dim_value = d
+        else:
+            dim.dim_param = d or f"{info.name}_d{k}"
+
+
+def output_shape(kind: CustomLayer, input_shape: Shape) -> Shape:
+    """The first output's shape for an input 0 of ``input_shape`` (None where unknown)."""
+    model = onnx.ModelProto()
+    model.CopyFrom(kind.model)
+    del model.graph.value_info[:]
+    inputs = {vi.name: vi for vi in data_inputs(model.graph)}
+    first = kind.data_inputs[0].name
+    declared = dims(inputs[first])
+    if declared is not None and len(declared) != len(input_shape):
+        raise IncompatibleInput(f"layer input 0 has rank {len(declared)}; got input_shape {list(input_shape)}")
+    _set_dims(inputs[first], list(input_shape))
+    try:
+        shapes = [input_shape, *[tuple(dims(vi) or ()) for vi in kind.data_inputs[1:]]]
+        for spec in kind.build_variables(list(shapes), kind.dtype):
+            _set_dims(inputs[spec.name], list(spec.shape))
+    except IncompatibleInput:
+        pass  # variables whose dims are not known yet keep their declared shapes
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    except (onnx.shape_inference.InferenceError, RuntimeError, ValueError) as exc:
+        raise IncompatibleInput(f"input_shape {list(input_shape)} does not fit the layer's graph: {exc}") from None
+    found = {vi.name: vi for vi in inferred.graph.output}[kind.output_names[0]]
+    out = dims(found)
+    if out is None:
+        raise IncompatibleInput("the layer's graph does not determine its output's rank", code="unknown_shape")
+    return tuple(out)
