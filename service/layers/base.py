@@ -58,6 +58,7 @@ class Signature:
     shape: tuple[int, ...]  # a concrete input shape (shape[0] is treated as dynamic)
     training: bool
     variables: tuple[VariableSpec, ...] = ()
+    more_shapes: tuple[tuple[int, ...], ...] = ()  # the other inputs of a layer of several inputs
 
     @property
     def graph_input_shape(self) -> list[Any]:
@@ -85,6 +86,8 @@ class LayerKind:
     # In inference mode, row i of the output depends on row i of the input only, so
     # concurrent applies may be batched along axis 0 (False for graphs that mix rows).
     batch_separable: ClassVar[bool] = True
+    # A graph a user wrote (custom layers): its failures at run time are the input's fault, not ours.
+    user_defined: ClassVar[bool] = False
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config

@@ -63,6 +63,7 @@ class CustomLayer(LayerKind):
     class_name = "Layer"
     dtype_policy = "cast"
     takes_training = True
+    user_defined = True
     # Set from the server's settings at start-up (``--max-model-bytes``).
     max_model_bytes: ClassVar[int] = 16 * MiB
 
@@ -180,7 +181,8 @@ class CustomLayer(LayerKind):
     # ---- execution -------------------------------------------------------------------
     def compile_model(self, sig: Signature) -> tuple[onnx.ModelProto, list[str]]:
         frame = Frame(
-            inputs=[("x" if k == 0 else f"x{k}", vi.name) for k, vi in enumerate(self.data_inputs)],
+            inputs=[("x" if k == 0 else f"x{k}", vi.name, shape)
+                    for k, (vi, shape) in enumerate(zip(self.data_inputs, self._input_shapes(sig), strict=True))],
             variables=[(v.name, list(v.shape)) for v in sig.variables],
             outputs=[("y" if k == 0 else f"y{k}", name) for k, name in enumerate(self.output_names)],
             training=None if self.config["training_input"] is None else (self.config["training_input"], sig.training))
@@ -188,8 +190,14 @@ class CustomLayer(LayerKind):
         if sig.training:
             frame.outputs += [(f"update{i}", d.output) for i, d in enumerate(self.updates)]
         model = frame_model(self.model, frame)
-        onnx.checker.check_model(model)
         return model, [name for name, _ in frame.outputs]
+
+    def _input_shapes(self, sig: Signature) -> list[Shape]:
+        """Every input's shape: the signature's, else (an export) the graph's declared one."""
+        shapes: list[Shape] = [sig.shape, *sig.more_shapes]
+        for vi in self.data_inputs[len(shapes):]:
+            shapes.append(tuple(dims(vi) or ()))
+        return shapes
 
     def conditional_losses(self, outputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         return [_scalar(outputs[f"loss{i}"], d.output) for i, d in enumerate(self.losses) if d.conditional]

@@ -121,7 +121,7 @@ def _rename_all(graph: onnx.GraphProto, rename: Callable[[str], str]) -> None:
 class Frame:
     """How the uploaded graph's values map to the compiled layer's frame."""
 
-    inputs: list[tuple[str, str]]  # (frame name, uploaded name) per data input
+    inputs: list[tuple[str, str, tuple[int | None, ...]]]  # (frame name, uploaded name, actual shape) per input
     variables: list[tuple[str, list[int]]]  # (name, resolved shape); graph input names equal variable names
     outputs: list[tuple[str, str]]  # (frame name, uploaded name) per kept output
     training: tuple[str, bool] | None = None  # (uploaded input name, value baked in)
@@ -142,18 +142,20 @@ def frame_model(model: onnx.ModelProto, frame: Frame) -> onnx.ModelProto:
     _rename_all(graph, lambda n: PREFIX + n)
     head: list[onnx.NodeProto] = []
     inputs: list[onnx.ValueInfoProto] = []
-    for frame_name, name in frame.inputs:
-        inputs.append(_renamed_info(originals[name], frame_name))
-        head.append(helper.make_node("Identity", [frame_name], [PREFIX + name], name=f"frame_in_{frame_name}"))
-    for name, shape in frame.variables:
+    for frame_name, name, shape in frame.inputs:
+        # The actual rank and dims (batch left dynamic): an uploaded graph may declare any rank.
         elem_type = originals[name].type.tensor_type.elem_type
-        inputs.append(helper.make_tensor_value_info(name, elem_type, shape))
+        inputs.append(helper.make_tensor_value_info(frame_name, elem_type, _frame_dims(frame_name, shape)))
+        head.append(helper.make_node("Identity", [frame_name], [PREFIX + name], name=f"frame_in_{frame_name}"))
+    for name, var_shape in frame.variables:
+        elem_type = originals[name].type.tensor_type.elem_type
+        inputs.append(helper.make_tensor_value_info(name, elem_type, var_shape))
         head.append(helper.make_node("Identity", [name], [PREFIX + name], name=f"frame_var_{name}"))
     if frame.training is not None:
         name, value = frame.training
         head.append(helper.make_node("Constant", [], [PREFIX + name], name="frame_training",
                                      value=numpy_helper.from_array(np.array(value, dtype=np.bool_))))
-    dropped = {PREFIX + name for _, name in frame.inputs} | {PREFIX + name for name, _ in frame.variables}
+    dropped = {PREFIX + name for _, name, _ in frame.inputs} | {PREFIX + name for name, _ in frame.variables}
     if frame.training is not None:
         dropped.add(PREFIX + frame.training[0])
     # What stays are initializers listed as inputs; copies, since the originals are cleared below.
@@ -164,5 +166,20 @@ def frame_model(model: onnx.ModelProto, frame: Frame) -> onnx.ModelProto:
     del graph.node[:], graph.input[:], graph.output[:]
     graph.node.extend(nodes)
     graph.input.extend([*inputs, *kept_inputs])
-    graph.output.extend(_renamed_info(originals[name], frame_name) for frame_name, name in frame.outputs)
-    return _new_model(model, graph)
+    graph.output.extend(_type_only(originals[name], frame_name) for frame_name, name in frame.outputs)
+    del graph.value_info[:]  # declared for the uploaded shapes; inference redoes them for the actual ones
+    return onnx.shape_inference.infer_shapes(_new_model(model, graph))
+
+
+def _frame_dims(name: str, shape: tuple[int | None, ...]) -> list[int | str]:
+    if not shape:
+        return []
+    rest = [f"{name}_d{k}" if d is None else d for k, d in enumerate(shape[1:], 1)]
+    return [f"{name}_batch", *rest]
+
+
+def _type_only(info: onnx.ValueInfoProto, name: str) -> onnx.ValueInfoProto:
+    """An output's element type without its declared shape (the actual input ranks may differ)."""
+    out = _renamed_info(info, name)
+    out.type.tensor_type.ClearField("shape")
+    return out

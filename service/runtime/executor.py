@@ -16,6 +16,7 @@ import numpy as np
 from onnx import numpy_helper
 
 from service.core.layer import Layer, short_name
+from service.errors import IncompatibleInput, LayerServeError
 from service.layers.base import Signature
 from service.errors import IncompatibleInput, LayerServeError
 from service.runtime.batching import Batcher, BatchPolicy, run_padded

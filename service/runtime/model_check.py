@@ -7,10 +7,10 @@ import onnxruntime as ort
 from service.errors import InvalidArgument
 from service.runtime.sessions import SessionCache
 
-__all__ = ["check_loadable"]
+__all__ = ["check_loadable", "clean_message"]
 
 
-def _clean(message: str) -> str:
+def clean_message(message: str) -> str:
     """ORT's message without the C++ source location and signature it sometimes starts with."""
     if "onnxruntime_src" in message and ") " in message:
         message = message.split(") ", 1)[1]
@@ -26,5 +26,5 @@ def check_loadable(sessions: SessionCache, models: list[bytes]) -> None:
             providers = ", ".join(sessions.providers.active)
             raise InvalidArgument(
                 f"custom layer config.model: ONNX Runtime {ort.__version__} cannot run it on the active "
-                f"providers ({providers}): {_clean(str(exc))}", code="unsupported_model",
+                f"providers ({providers}): {clean_message(str(exc))}", code="unsupported_model",
                 field="config.model") from None

@@ -48,7 +48,7 @@ class SessionCache:
     def get(self, layer_id: str, kind: LayerKind, sig: Signature) -> CompiledLayer:
         # layer_id is the layer's key (graph and id); the fingerprint guards the kind's config.
         key = (layer_id, kind.fingerprint, sig.dtype, sig.shape[1:], sig.training,
-               tuple((v.name, v.shape, v.dtype) for v in sig.variables))
+               tuple((v.name, v.shape, v.dtype) for v in sig.variables), tuple(s[1:] for s in sig.more_shapes))
         with self._lock:
             found = self._sessions.get(key)
             if found is not None:
