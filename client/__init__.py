@@ -8,13 +8,13 @@
 
 from __future__ import annotations
 
-from client import exceptions, initializers, layers, regularizers
+from client import exceptions, initializers, layers, ops, regularizers
 from client.connection import AsyncConnection, Connection, connect, get_default_connection
 from client.layers import InputSpec, Layer, RemoteUpdate, RemoteVariable
 
 __all__ = [
     "AsyncConnection", "Connection", "InputSpec", "Layer", "RemoteUpdate", "RemoteVariable", "connect",
-    "exceptions", "get_default_connection", "initializers", "layers", "regularizers",
+    "exceptions", "get_default_connection", "initializers", "layers", "ops", "regularizers",
 ]
 
 __version__ = "0.1.0"

@@ -2,10 +2,13 @@
 
 A layer is created on the server when it is constructed (so ``name`` is TF's ``dense_1``);
 every property reads the server's current state, so several processes may share a layer.
+A subclass that defines ``call`` is a custom layer: once its ``__init__`` has returned, its
+``build`` and ``call`` are recorded (``client.layers.custom``) and the server creates it.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -17,6 +20,8 @@ from client.connection import AsyncConnection, Connection, get_default_connectio
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from client.layers.custom import Definition, Variable
 
 __all__ = ["InputSpec", "Layer", "RemoteUpdate", "RemoteVariable"]
 
@@ -49,6 +54,15 @@ class InputSpec:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, InputSpec) and vars(self) == vars(other)
+
+    def _to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {k: getattr(self, k) for k in ("ndim", "min_ndim", "max_ndim", "dtype")
+                               if getattr(self, k) is not None}
+        if self.axes:
+            out["axes"] = {str(k): v for k, v in self.axes.items()}
+        if self.shape is not None:
+            out["shape"] = list(self.shape)
+        return out
 
 
 class RemoteVariable:
@@ -107,20 +121,105 @@ def _scalar(loss: dict[str, Any]) -> np.generic:
     return value
 
 
-class Layer:
-    """Base class of the remote layers, with TF's ``Layer(trainable, name, dtype, **kwargs)``."""
+class _LayerMeta(type):
+    """Creates a custom layer on the server once the subclass's whole ``__init__`` has run."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        layer = super().__call__(*args, **kwargs)
+        if getattr(layer, "_pending", None) is not None:
+            layer._create_custom()
+        return layer
+
+
+class Layer(metaclass=_LayerMeta):
+    """Base class of the remote layers, with TF's ``Layer(trainable, name, dtype, **kwargs)``.
+
+    Subclass it as in TF1: create weights in ``build(input_shape)`` with ``add_weight``,
+    compute in ``call(inputs, training=None)`` with ``client.ops``, register ``add_loss`` and
+    ``add_update``. See the README's custom-layer example.
+    """
 
     _class_name: ClassVar[str] = "Layer"
+    _definition: Definition | None = None  # set while build and call are being recorded
+    _pending: dict[str, Any] | None = None  # a custom layer's create arguments, until it is created
+    batch_separable: ClassVar[bool] = False  # custom layers: declare True when rows are independent
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        user_build = cls.__dict__.get("build")
+        if user_build is not None:
+            cls.build = _server_build_outside_definition(user_build)  # type: ignore[method-assign]
 
     def __init__(self, trainable: bool = True, name: str | None = None, dtype: Any = None, *,
                  _connection: Connection | None = None, _scope: str | None = None, _reuse: bool | None = None,
                  _config: dict[str, Any] | None = None, **kwargs: Any) -> None:
         conn = _connection or get_default_connection()
+        if type(self).call is not Layer.call:  # a custom layer: created when __init__ returns
+            unknown = set(kwargs) - {"activity_regularizer"}
+            if unknown:
+                raise TypeError(f"('Keyword argument not understood:', {sorted(unknown)[0]!r})")
+            self._conn = conn
+            self._input_spec_arg: InputSpec | list[InputSpec] | None = None
+            self._pending = {"trainable": trainable, "name": name, "dtype": dtype_name(dtype),
+                             "activity_regularizer": to_wire(kwargs.get("activity_regularizer"), "activity_regularizer")}
+            return
         config = {k: to_wire(v, k) for k, v in {**(_config or {}), **kwargs}.items()}
         body = {"class": self._class_name, "name": name, "trainable": trainable, "dtype": dtype_name(dtype),
                 "config": config, "scope": _scope, "reuse": _reuse}
         described = conn.call("POST", f"/v1/graphs/{conn.graph}/layers", body).body
         self._bind(conn, described)
+
+    def _create_custom(self) -> None:
+        from client.layers.custom import define_layer
+
+        pending, self._pending = self._pending or {}, None
+        specs = self._input_spec_arg
+        spec_list: list[InputSpec | None] = list(specs) if isinstance(specs, list) else [specs]
+        config, _ = define_layer(self, pending["dtype"] or "float32", spec_list)
+        config.update(class_name=type(self).__name__, batch_separable=bool(self.batch_separable),
+                      activity_regularizer=pending["activity_regularizer"],
+                      input_spec=None if specs is None else
+                      [s._to_json() for s in specs] if isinstance(specs, list) else specs._to_json())
+        body = {"class": "Layer", "name": pending["name"], "trainable": pending["trainable"],
+                "dtype": pending["dtype"], "config": config}
+        self._bind(self._conn, self._conn.call("POST", f"/v1/graphs/{self._conn.graph}/layers", body).body)
+
+    # ---- defining a custom layer (inside build and call) ----------------------------
+    def call(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        """Override in a custom layer; runs once, on symbolic tensors, when the layer is defined."""
+        raise NotImplementedError
+
+    def _defining(self, what: str) -> Definition:
+        if self._definition is None:
+            raise RuntimeError(f"{what} is available inside build() and call() of a custom layer while it is "
+                               "being defined (at construction)")
+        return self._definition
+
+    def add_weight(self, name: str, shape: Sequence[Any] | None = None, dtype: Any = None, initializer: Any = None,
+                   regularizer: Any = None, trainable: bool | None = None, constraint: Any = None,
+                   **kwargs: Any) -> Variable:
+        """TF's ``add_weight``: a variable ``<scope>/<name>:0`` made when the server builds the layer."""
+        from client.layers.custom import add_weight
+
+        if kwargs:
+            raise TypeError(f"('Unknown keyword argument:', {sorted(kwargs)[0]!r})")
+        if constraint is not None:
+            raise TypeError("add_weight: constraints are applied by optimizers, which run in the client's process")
+        return add_weight(self, self._defining("add_weight"), name, shape, dtype, initializer, regularizer, trainable)
+
+    def add_loss(self, losses: Any, inputs: Any = None) -> None:
+        """TF's ``add_loss``: a tensor of the inputs (or with ``inputs``) is conditional; one of the
+        weights only, or a zero-argument callable, is unconditional (re-evaluated when read)."""
+        from client.layers.custom import add_loss
+
+        add_loss(self._defining("add_loss"), losses, inputs)
+
+    def add_update(self, updates: Any, inputs: Any = None) -> None:
+        """TF's ``add_update`` with ``client.ops.assign`` / ``moving_average_update``: pending after
+        each training apply, applied by ``run_updates``."""
+        from client.layers.custom import add_update
+
+        add_update(self._defining("add_update"), updates)
 
     def _bind(self, conn: Connection, described: dict[str, Any]) -> None:
         self._conn = conn
@@ -171,6 +270,8 @@ class Layer:
 
     @property
     def dtype(self) -> str | None:
+        if self._definition is not None:
+            return self._definition.dtype
         return self._describe()["dtype"]  # type: ignore[no-any-return]
 
     @property
@@ -186,9 +287,22 @@ class Layer:
         self._call("PATCH", body={"trainable": bool(value)})
 
     @property
-    def input_spec(self) -> InputSpec | None:
+    def input_spec(self) -> InputSpec | list[InputSpec] | None:
+        if self._pending is not None:
+            return self._input_spec_arg
         spec = self._describe()["input_spec"]
+        if isinstance(spec, list):
+            return [InputSpec._from_json(s) for s in spec]
         return None if spec is None else InputSpec._from_json(spec)
+
+    @input_spec.setter
+    def input_spec(self, value: InputSpec | list[InputSpec] | None) -> None:
+        if self._pending is None:
+            raise AttributeError("a layer's input_spec is fixed once it is created; set it in __init__")
+        items = value if isinstance(value, list) else [value]
+        if not all(v is None or isinstance(v, InputSpec) for v in items):
+            raise TypeError(f"Layer input_spec must be an instance of InputSpec. Got: {value}")
+        self._input_spec_arg = value
 
     # ---- variables -----------------------------------------------------------------
     def _variables(self, key: str) -> list[RemoteVariable]:
@@ -228,9 +342,14 @@ class Layer:
         return int(count)
 
     # ---- build and apply -----------------------------------------------------------
-    def build(self, input_shape: Sequence[int | None], dtype: Any = None) -> None:
-        """TF's ``build``; ``dtype`` (an extension) builds for inputs of that dtype, else float32."""
-        self._call("POST", "/build", {"input_shape": list(input_shape), "dtype": dtype_name(dtype)})
+    def build(self, input_shape: Any, dtype: Any = None) -> None:
+        """TF's ``build``; ``dtype`` (an extension) builds for inputs of that dtype, else float32.
+        A layer of several inputs takes a list of shapes."""
+        if self._definition is not None:
+            return  # ``super().build(input_shape)`` inside a custom layer's build
+        shape = [list(s) for s in input_shape] if input_shape and isinstance(input_shape[0], (list, tuple)) \
+            else list(input_shape)
+        self._call("POST", "/build", {"input_shape": shape, "dtype": dtype_name(dtype)})
 
     def apply(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         return self.__call__(inputs, *args, **kwargs)
@@ -284,6 +403,8 @@ class Layer:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Layer:
+        if cls.call is not Layer.call:  # a custom layer is defined again by its class, as in TF
+            return cls(**config)
         conn = get_default_connection()
         layer = object.__new__(cls)
         body = {"class": cls._class_name, "config": dict(config)}
@@ -296,6 +417,19 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self._name!r} id={self._id} graph={self._conn.graph!r}>"
+
+
+def _server_build_outside_definition(user_build: Any) -> Any:
+    """A subclass's ``build`` records weights while the layer is defined; called later (as
+    ``layer.build(shape)``) it builds the layer on the server, as TF's explicit build does."""
+
+    @functools.wraps(user_build)
+    def build(self: Layer, input_shape: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._definition is None:
+            return Layer.build(self, input_shape, *args, **kwargs)
+        return user_build(self, input_shape, *args, **kwargs)
+
+    return build
 
 
 def _training(training: Any) -> bool | None:
