@@ -136,7 +136,7 @@ def add_weight(layer: Layer, d: Definition, name: str, shape: Any, dtype: Any, i
     symbolic = [e if isinstance(e, int) else f"{name}_d{k}" for k, e in enumerate(dims)]
     var = Variable(d.trace, layer, name, dtype_name, trainable)
     d.trace.inputs.append((name, dtype_name, symbolic))
-    if regularizer is not None and (isinstance(regularizer, str) or hasattr(regularizer, "to_wire")):
+    if regularizer is not None and (isinstance(regularizer, (str, dict)) or hasattr(regularizer, "to_wire")):
         spec["regularizer"] = to_wire(regularizer, "regularizer")
     elif regularizer is not None:  # a callable such as lambda w: 0.01 * ops.l2_loss(w)
         d.lazy_losses.append(lambda: regularizer(var))
