@@ -58,9 +58,11 @@ class Trace:
 
     def to_model(self, outputs: list[tuple[str, Tensor]]) -> bytes:
         """The recorded graph with the given (name, tensor) outputs, shapes inferred, serialized."""
-        import onnx
-        from onnx import helper, numpy_helper
-
+        try:
+            import onnx
+            from onnx import helper, numpy_helper
+        except ImportError:
+            raise ImportError("defining a custom layer needs the onnx package: pip install 'layerserve[custom]'") from None
         nodes = [helper.make_node(n.op_type, n.inputs, n.outputs, **n.attrs) for n in self.nodes]
         nodes += [helper.make_node("Identity", [t.name], [name]) for name, t in outputs]
         inputs = [helper.make_tensor_value_info(name, ONNX_TYPES[dtype], dims) for name, dtype, dims in self.inputs]

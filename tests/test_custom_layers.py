@@ -277,3 +277,40 @@ def test_oversized_upload_is_413_and_valid_one_gets_the_first_name(own_server: S
     assert "sizes" not in httpx.get(f"{own_server.url}/v1/graphs").json()["graphs"]
     created = httpx.post(url, json={"class": "Layer", "config": _config()})
     assert created.status_code == 201 and created.json()["name"] == "layer_1"
+
+
+def test_client_imports_without_onnx() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['onnx'] = sys.modules['onnxruntime'] = None\n"
+            "import client, client.ops, client.layers.custom\n"
+            "class Echo(client.layers.Layer):\n"
+            "    def call(self, inputs):\n"
+            "        return inputs\n"
+            "try:\n"
+            "    Echo()\n"
+            "except ImportError as exc:\n"
+            "    print(exc)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "pip install 'layerserve[custom]'" in result.stdout
+
+
+def test_kind_exposes_inputs_and_batching_flag() -> None:
+    from service.layers.custom import CustomLayer
+
+    kind = CustomLayer.from_kwargs(_config())
+    assert kind.input_metadata() == [{"name": "inp", "datatype": "float32", "shape": [-1, 3]}]
+    assert kind.num_inputs == 1 and kind.num_outputs == 1 and not kind.is_batch_separable()
+    assert CustomLayer.from_kwargs(_config(batch_separable=True)).is_batch_separable()
+
+
+def test_base_layer_is_the_identity(conn: client.Connection) -> None:
+    layer = client.layers.Layer()
+    x = np.arange(4, dtype=np.float32).reshape(2, 2)
+    assert layer.name == "layer_1"
+    np.testing.assert_array_equal(layer(x), x)
+    # A custom layer computes in the dtype it was defined for (float32 unless given), not the input's.
+    assert layer.dtype == "float32" and layer.variables == []
+    assert layer(x.astype(np.float64)).dtype == np.float32
