@@ -14,8 +14,8 @@ from service.api.oip import oip_router
 from service.api.ops import ops_router
 from service.config import Settings
 from service.core.dataplane import DataPlane
-from service.runtime.batching import Batcher, BatchPolicy, BatchStats
 from service.layers.custom import CustomLayer
+from service.runtime.batching import Batcher, BatchPolicy, BatchStats
 from service.runtime.executor import Executor
 from service.runtime.providers import select_providers
 from service.runtime.sessions import SessionCache

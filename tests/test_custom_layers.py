@@ -78,6 +78,8 @@ def test_readme_example_round_trips(own_server: ServerProcess, monkeypatch: pyte
 class Dense(client.layers.Layer):
     """tf.compat.v1.layers.Dense as a custom layer (same class name, so the same names)."""
 
+    batch_separable = True  # rows are independent: inference applies take the batching path
+
     def __init__(self, units: int, activation: str | None = None, use_bias: bool = True,
                  kernel_regularizer: Any = None, bias_regularizer: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -302,8 +304,8 @@ def test_kind_exposes_inputs_and_batching_flag() -> None:
 
     kind = CustomLayer.from_kwargs(_config())
     assert kind.input_metadata() == [{"name": "inp", "datatype": "float32", "shape": [-1, 3]}]
-    assert kind.num_inputs == 1 and kind.num_outputs == 1 and not kind.is_batch_separable()
-    assert CustomLayer.from_kwargs(_config(batch_separable=True)).is_batch_separable()
+    assert kind.num_inputs == 1 and kind.num_outputs == 1 and not kind.batch_separable
+    assert CustomLayer.from_kwargs(_config(batch_separable=True)).batch_separable
 
 
 def test_base_layer_is_the_identity(conn: client.Connection) -> None:

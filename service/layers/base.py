@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -156,10 +157,6 @@ class LayerKind:
         """The layer's dtype at build, given the requested one (layer dtype or first input's)."""
         return dtype
 
-    def is_batch_separable(self) -> bool:
-        """Whether inference computes a batch's rows independently (so requests may be batched)."""
-        return True
-
     # ---- shapes and variables --------------------------------------------------------
     def input_spec(self, build_shape: tuple[int | None, ...] | None) -> InputSpec | list[InputSpec] | None:
         return None
@@ -222,7 +219,7 @@ class LayerKind:
         return {}
 
     def update_stats(self, outputs: dict[str, np.ndarray],
-                     training: bool) -> list[tuple[str, np.ndarray, float | None]]:
+                     training: bool) -> Sequence[tuple[str, np.ndarray, float | None]]:
         """(variable short name, batch statistic, decay) per moving-average update, from the
         graph's outputs (``y`` and the extras), in TF's update order; decay None assigns the value."""
         return []

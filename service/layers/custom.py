@@ -141,7 +141,9 @@ class CustomLayer(LayerKind):
     def input_spec(self, build_shape: Shape | None) -> InputSpec | list[InputSpec] | None:
         return self.input_specs
 
-    def is_batch_separable(self) -> bool:
+    @property
+    def batch_separable(self) -> bool:  # type: ignore[override]
+        """Declared by the user (default False): an uploaded graph may mix a batch's rows."""
         return bool(self.config["batch_separable"])
 
     def build_variables(self, shapes: list[Shape], dtype: str) -> list[VariableSpec]:

@@ -18,7 +18,6 @@ from onnx import numpy_helper
 from service.core.layer import Layer, short_name
 from service.errors import IncompatibleInput, LayerServeError
 from service.layers.base import Signature
-from service.errors import IncompatibleInput, LayerServeError
 from service.runtime.batching import Batcher, BatchPolicy, run_padded
 from service.runtime.compiler import INPUT, OUTPUT, compile_layer, input_name
 from service.runtime.model_check import check_loadable, clean_message
