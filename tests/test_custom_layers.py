@@ -316,3 +316,26 @@ def test_base_layer_is_the_identity(conn: client.Connection) -> None:
     # A custom layer computes in the dtype it was defined for (float32 unless given), not the input's.
     assert layer.dtype == "float32" and layer.variables == []
     assert layer(x.astype(np.float64)).dtype == np.float32
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_several_inputs_over_oip_v2(server: ServerProcess, conn: client.Connection, binary: bool) -> None:
+    import tritonclient.http as triton
+
+    gate = Gate()
+    a = np.ones((2, 3), np.float32)
+    b = np.arange(6, dtype=np.float32).reshape(2, 3)
+    expected = gate([a, b])
+    tc = triton.InferenceServerClient(server.url.removeprefix("http://"))
+    try:
+        model = f"{conn.graph}.{gate.name}"
+        meta = tc.get_model_metadata(model)
+        assert [i["name"] for i in meta["inputs"]] == ["input_0", "input_1"]
+        assert [i["datatype"] for i in meta["inputs"]] == ["FP32", "FP32"]
+        inputs = [triton.InferInput(f"input_{k}", [2, 3], "FP32") for k in range(2)]
+        for tensor, value in zip(inputs, (a, b)):
+            tensor.set_data_from_numpy(value, binary_data=binary)
+        result = tc.infer(model, inputs[::-1], outputs=[triton.InferRequestedOutput("output_0", binary_data=binary)])
+        np.testing.assert_array_equal(result.as_numpy("output_0"), expected)
+    finally:
+        tc.close()

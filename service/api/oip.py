@@ -28,7 +28,7 @@ __all__ = ["InferRequest", "oip_router", "split_model"]
 
 VERSION = "0.1.0"
 HEADER_LENGTH = "Inference-Header-Content-Length"
-INPUT_NAME, OUTPUT_NAME = "input_0", "output_0"
+INPUT_NAME, OUTPUT_NAME = "input_0", "output_0"  # a layer's k-th input/output is input_k / output_k
 DATATYPES = {"FP16": "float16", "FP32": "float32", "FP64": "float64"}
 TO_DATATYPE = {v: k for k, v in DATATYPES.items()}
 
@@ -130,20 +130,25 @@ async def model_ready(model: str, request: Request, version: str | None = None) 
 async def infer(model: str, request: Request, version: str | None = None) -> Response:
     async def handle() -> Response:
         graph, layer = split_model(model)
+        kind = _plane(request).layer(graph, layer)[1].kind
         raw = await read_body(request, request.app.state.settings.max_body_bytes)
         header_length = request.headers.get(HEADER_LENGTH)
         json_bytes = len(raw) if header_length is None else int(header_length) if header_length.isdigit() else 0
-        body, x = await dispatch.off_loop_if_large(json_bytes // 8, _decode_infer, raw, header_length,
-                                                   request.app.state.settings)
-        result = await dispatch.apply(request, graph, layer, [x], _training(body.parameters))
-        y = result.outputs[0]
-        return await dispatch.off_loop_if_large(0 if _wants_binary(body) else y.size, _encode_infer, model, body, y)
+        body, xs = await dispatch.off_loop_if_large(json_bytes // 8, _decode_infer, raw, header_length,
+                                                    request.app.state.settings, kind.num_inputs)
+        result = await dispatch.apply(request, graph, layer, xs, _training(body.parameters))
+        size = sum(y.size for y in result.outputs)
+        return await dispatch.off_loop_if_large(0 if _wants_binary(body) else size, _encode_infer, model, body,
+                                                result.outputs)
     return await _guarded(handle)
 
 
 # ---- metadata ----------------------------------------------------------------------------
 def _metadata(plane: DataPlane, graph: str, layer: str, model: str) -> dict[str, Any]:
     view = plane.describe(graph, layer)
+    kind = plane.layer(graph, layer)[1].kind
+    if kind.num_inputs != 1 or kind.num_outputs != 1:
+        return _multi_metadata(view, kind, model)
     dtype = TO_DATATYPE.get(view["dtype"] or "float32", "FP32")
     meta: dict[str, Any] = {"name": model, "versions": ["1"], "platform": "layerserve_onnxruntime",
                             "parameters": {"class": view["class"], "graph": view["graph"], "id": view["id"],
@@ -162,9 +167,25 @@ def _metadata(plane: DataPlane, graph: str, layer: str, model: str) -> dict[str,
     return meta
 
 
+def _multi_metadata(view: dict[str, Any], kind: Any, model: str) -> dict[str, Any]:
+    """Layers with several inputs or outputs (custom layers): every input, as the graph declares it."""
+    dtype = TO_DATATYPE.get(view["dtype"] or "float32", "FP32")
+    declared = kind.input_metadata() if hasattr(kind, "input_metadata") else []
+    inputs = []
+    for k in range(kind.num_inputs):
+        meta = declared[k] if k < len(declared) else {"datatype": view["dtype"], "shape": [-1]}
+        inputs.append({"name": f"input_{k}", "datatype": TO_DATATYPE.get(meta["datatype"], dtype),
+                       "shape": list(meta["shape"]) or [-1]})
+    outputs = [{"name": f"output_{k}", "datatype": dtype, "shape": [-1]} for k in range(kind.num_outputs)]
+    return {"name": model, "versions": ["1"], "platform": "layerserve_onnxruntime", "inputs": inputs,
+            "outputs": outputs, "parameters": {"class": view["class"], "graph": view["graph"], "id": view["id"],
+                                               "built": view["built"]}}
+
+
 # ---- infer -------------------------------------------------------------------------------
-def _decode_infer(raw: bytes, header_length: str | None, settings: Any) -> tuple[InferRequest, np.ndarray]:
-    """The request and its one input tensor (JSON data or binary payload)."""
+def _decode_infer(raw: bytes, header_length: str | None, settings: Any,
+                  n_inputs: int = 1) -> tuple[InferRequest, list[np.ndarray]]:
+    """The request and its input tensors in the layer's order (JSON data or binary payloads)."""
     split = _header_length(header_length, len(raw))
     try:
         body = InferRequest.model_validate(orjson.loads(raw[:split]))
@@ -173,14 +194,19 @@ def _decode_infer(raw: bytes, header_length: str | None, settings: Any) -> tuple
     except ValidationError as exc:
         first = exc.errors(include_url=False, include_input=False)[0]
         raise OipError(f"invalid inference request: {list(first['loc'])}: {first['msg']}") from None
-    if len(body.inputs) != 1 or body.inputs[0].name != INPUT_NAME:
-        raise OipError(f"the model takes exactly one input named {INPUT_NAME!r}, got "
-                       f"{[i.name for i in body.inputs]}")
+    expected = [f"input_{k}" for k in range(n_inputs)]
+    if sorted(i.name for i in body.inputs) != sorted(expected):
+        raise OipError(f"the model takes the inputs {expected}, got {[i.name for i in body.inputs]}")
     for out in body.outputs or []:
-        if out.name != OUTPUT_NAME:
-            raise OipError(f"unknown output {out.name!r}; the model's output is {OUTPUT_NAME!r}")
-    tensor = _input_tensor(body.inputs[0], memoryview(raw)[split:], settings.max_tensor_elements)
-    return body, tensor
+        if not out.name.startswith("output_") or not out.name[7:].isdigit():
+            raise OipError(f"unknown output {out.name!r}; the model's outputs are output_0, output_1, ...")
+    binary, offset, tensors = memoryview(raw)[split:], 0, {}
+    for spec in body.inputs:  # binary payloads follow the header in the order the inputs are listed
+        tensor, used = _input_tensor(spec, binary[offset:], settings.max_tensor_elements)
+        tensors[spec.name], offset = tensor, offset + used
+    if offset != len(binary):
+        raise OipError(f"{len(binary) - offset} bytes after the header belong to no input's binary_data_size")
+    return body, [tensors[name] for name in expected]
 
 
 def _header_length(value: str | None, total: int) -> int:
@@ -191,7 +217,8 @@ def _header_length(value: str | None, total: int) -> int:
     return int(value)
 
 
-def _input_tensor(spec: InferInput, binary: memoryview, max_elements: int) -> np.ndarray:
+def _input_tensor(spec: InferInput, binary: memoryview, max_elements: int) -> tuple[np.ndarray, int]:
+    """The tensor and how many bytes of the binary section it took."""
     dtype_name = DATATYPES.get(spec.datatype)
     if dtype_name is None:
         raise OipError(f"datatype {spec.datatype!r} is not supported; use one of {', '.join(DATATYPES)}")
@@ -203,13 +230,11 @@ def _input_tensor(spec: InferInput, binary: memoryview, max_elements: int) -> np
     dtype = np.dtype(dtype_name).newbyteorder("<")
     size = spec.parameters.get("binary_data_size")
     if size is not None:
-        if size != count * dtype.itemsize or size != len(binary):
+        if size != count * dtype.itemsize or size > len(binary):
             raise OipError(f"binary_data_size {size} does not match {spec.datatype} x {spec.shape} "
-                           f"({count * dtype.itemsize} bytes) and the {len(binary)} bytes after the header")
-        return np.frombuffer(binary, dtype=dtype, count=count).reshape(spec.shape)
-    if len(binary):
-        raise OipError("binary data after the header, but the input declares no binary_data_size")
-    return _json_data(spec.data, dtype, count, spec.shape)
+                           f"({count * dtype.itemsize} bytes) or the {len(binary)} bytes left after the header")
+        return np.frombuffer(binary, dtype=dtype, count=count).reshape(spec.shape), size
+    return _json_data(spec.data, dtype, count, spec.shape), 0
 
 
 def _json_data(data: Any, dtype: np.dtype[Any], count: int, shape: list[int]) -> np.ndarray:
@@ -237,20 +262,29 @@ def _wants_binary(body: InferRequest) -> bool:
     return bool(body.parameters.get("binary_data_output", False))
 
 
-def _encode_infer(model: str, body: InferRequest, y: np.ndarray) -> Response:
-    datatype = TO_DATATYPE.get(y.dtype.name)
-    if datatype is None:
-        raise LayerServeError(f"output dtype {y.dtype.name} has no v2 datatype")
-    y = np.ascontiguousarray(y)
-    out: dict[str, Any] = {"name": OUTPUT_NAME, "datatype": datatype, "shape": list(y.shape)}
-    head: dict[str, Any] = {"model_name": model, "model_version": "1", "outputs": [out]}
+def _encode_infer(model: str, body: InferRequest, ys: list[np.ndarray]) -> Response:
+    wanted = [o.name for o in body.outputs] if body.outputs else [f"output_{k}" for k in range(len(ys))]
+    binary, outputs, payloads = _wants_binary(body), [], []
+    for name in wanted:
+        k = int(name[7:])
+        if k >= len(ys):
+            raise OipError(f"unknown output {name!r}; the model has {len(ys)} output(s)")
+        y = np.asarray(ys[k], order="C")
+        datatype = TO_DATATYPE.get(y.dtype.name)
+        if datatype is None:
+            raise LayerServeError(f"output dtype {y.dtype.name} has no v2 datatype")
+        out: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(y.shape)}
+        if binary:
+            payloads.append(y.astype(y.dtype.newbyteorder("<"), copy=False).tobytes())
+            out["parameters"] = {"binary_data_size": len(payloads[-1])}
+        else:
+            out["data"] = y.ravel()
+        outputs.append(out)
+    head: dict[str, Any] = {"model_name": model, "model_version": "1", "outputs": outputs}
     if body.id is not None:
         head["id"] = body.id
-    if not _wants_binary(body):
-        out["data"] = y.ravel()
+    if not binary:
         return _json(head)
-    payload = y.astype(y.dtype.newbyteorder("<"), copy=False).tobytes()
-    out["parameters"] = {"binary_data_size": len(payload)}
     header = orjson.dumps(head)
-    return Response(header + payload, media_type="application/octet-stream",
+    return Response(header + b"".join(payloads), media_type="application/octet-stream",
                     headers={HEADER_LENGTH: str(len(header))})
