@@ -16,6 +16,7 @@ from service.config import Settings
 from service.core.dataplane import DataPlane
 from service.layers.custom import CustomLayer
 from service.runtime.batching import Batcher, BatchPolicy, BatchStats
+from service.runtime.binding import binding_enabled
 from service.runtime.executor import Executor
 from service.runtime.providers import select_providers
 from service.runtime.sessions import SessionCache
@@ -35,12 +36,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     providers = select_providers(settings.providers, settings.provider_options, settings.require_providers)
     CustomLayer.max_model_bytes = settings.max_model_bytes
+    io_binding = binding_enabled(settings.io_binding, providers)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = open_store(settings)
         sessions = SessionCache(providers, settings.max_sessions, settings.intra_op_threads)
-        executor = Executor(sessions, BatchPolicy.from_settings(settings), Batcher(app.state.batch_stats))
+        executor = Executor(sessions, BatchPolicy.from_settings(settings), Batcher(app.state.batch_stats), io_binding)
         app.state.plane = DataPlane(settings, store, executor)
         app.state.ready = True
         try:
@@ -53,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   description="TensorFlow's tf.compat.v1.layers, hosted and executed with ONNX Runtime.")
     app.state.settings = settings
     app.state.providers = providers
+    app.state.io_binding = io_binding
     app.state.store_kind = "redis" if settings.store else "filesystem"
     app.state.ready = False
     app.state.batch_stats = BatchStats()  # read by /metrics

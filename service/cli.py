@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
@@ -23,6 +24,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="ordered execution providers, e.g. cuda,cpu (default cpu)")
     serve.add_argument("--require-providers", action="store_true", default=None,
                        help="fail at start-up when a requested provider is unavailable")
+    serve.add_argument("--provider-options", type=_json_object, metavar="JSON",
+                       help='per-provider options, e.g. \'{"cuda": {"device_id": 0, "memory_limit": "4GiB", '
+                            '"arena_strategy": "same_as_requested", "cudnn_algo_search": "heuristic"}}\'')
+    serve.add_argument("--io-binding", choices=["auto", "on", "off"],
+                       help="keep variables on the device and run through IOBinding (default auto: when CUDA leads)")
     serve.add_argument("--token", action="append",
                        help="bearer token required on every route but health; repeat for several")
     serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"],
@@ -43,6 +49,16 @@ def _available(module: str, fallback: str) -> str:
     return module if importlib.util.find_spec(module) is not None else fallback
 
 
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("a JSON object keyed by provider, e.g. {\"cuda\": {\"device_id\": 0}}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -50,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from service.app import create_app
         from service.config import Settings
+        from service.runtime.providers import ProviderError
     except ImportError as exc:  # the client-only install has no server dependencies
         print(f"layerserve: the server needs the 'server' extra: pip install 'layerserve[server]' ({exc})",
               file=sys.stderr)
@@ -57,8 +74,12 @@ def main(argv: list[str] | None = None) -> int:
     overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k != "command"}
     if overrides.get("batching") is not None:
         overrides["batching"] = overrides["batching"] == "on"
-    settings = Settings.from_env(**overrides)
-    app = create_app(settings)
+    try:
+        settings = Settings.from_env(**overrides)
+        app = create_app(settings)
+    except (ProviderError, ValueError) as exc:  # configuration errors: one clear line, not a traceback
+        print(f"layerserve: {exc}", file=sys.stderr)
+        return 2
     # uvloop + httptools where installed (uvicorn[standard]): the plain asyncio loop adds
     # ~44 ms per request on small responses (Nagle), and httptools parses faster.
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,

@@ -21,6 +21,7 @@ class Settings:
     providers: list[str] = field(default_factory=lambda: ["cpu"])
     provider_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     require_providers: bool = False
+    io_binding: str = "auto"  # variables resident as OrtValues, runs via IOBinding: auto (on when CUDA leads), on, off
     token: list[str] = field(default_factory=list)  # accepted bearer tokens ("TOKEN" or "TOKEN:graph1|graph2")
     log_level: str = "info"
     max_body_bytes: int = 64 * MiB

@@ -24,6 +24,7 @@ async def readyz(request: Request) -> Response:
     ready = getattr(state, "ready", False)
     providers = state.providers
     body = {"ready": ready, "providers": list(providers.active), "missing_providers": list(providers.missing),
+            "device": providers.device, "io_binding": getattr(state, "io_binding", False),
             "onnxruntime": ort.__version__, "store": state.store_kind}
     return json_response(body, 200 if ready else 503)
 

@@ -3,6 +3,8 @@
 Variables are graph inputs fed from the values the server keeps resident, not baked-in
 initializers: a ``set_weights`` swaps one reference and the next run sees the new values,
 with no session rebuild and no torn reads (see BENCHMARKS.md for the measured trade-off).
+With ``io_binding`` those feeds are also kept as OrtValues on the device and runs go through
+IOBinding (binding.py); that is the default when CUDA leads.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from service.core.layer import Layer, short_name
 from service.errors import IncompatibleInput, LayerServeError
 from service.layers.base import Signature
 from service.runtime.batching import Batcher, BatchPolicy, run_padded
+from service.runtime.binding import ResidentVariables, run_bound
 from service.runtime.compiler import INPUT, OUTPUT, compile_layer, input_name
 from service.runtime.model_check import check_loadable, clean_message
 from service.runtime.sessions import CompiledLayer, SessionCache
@@ -28,12 +31,15 @@ __all__ = ["Executor"]
 
 class Executor:
     def __init__(self, sessions: SessionCache, batch_defaults: BatchPolicy | None = None,
-                 batcher: Batcher | None = None) -> None:
+                 batcher: Batcher | None = None, io_binding: bool = False) -> None:
         self.sessions = sessions
         self.batch_defaults = batch_defaults or BatchPolicy()
         self.batcher = batcher or Batcher()
+        # With IOBinding the variables also live as OrtValues on the leading provider's device.
+        providers = sessions.providers
+        self.resident = ResidentVariables(providers.device, providers.device_id) if io_binding else None
         self._cost_s: dict[str, float] = {}  # layer id -> recent run time (moving average)
-        # layer id -> (the variable arrays the feeds were derived from, the feeds)
+        # layer key -> (the variable arrays the feeds were derived from, the feeds)
         self._feeds: dict[str, tuple[tuple[np.ndarray, ...], dict[str, np.ndarray]]] = {}
         self._lock = threading.Lock()
         # layer id -> (session, output names) of its unconditional-loss model (custom layers)
@@ -62,14 +68,21 @@ class Executor:
         if self._batchable(layer, sig, compiled, x) and not more_inputs:
             y = self._run_batched(layer, sig, compiled, weights, x, policy, batch and policy.enabled)
             return {OUTPUT: y}
-        feeds = dict(weights)
-        feeds.update(layer.kind.extra_feeds(tuple(x.shape), sig.dtype, sig.training))
+        feeds = dict(layer.kind.extra_feeds(tuple(x.shape), sig.dtype, sig.training))
         feeds[INPUT] = x
         feeds.update({input_name(k): more for k, more in enumerate(more_inputs, start=1)})
         started = time.perf_counter()
-        outputs = compiled.run(feeds)
+        outputs = self._execute(compiled, layer.key, weights, feeds)
         self._note_cost(layer.key, time.perf_counter() - started)
         return dict(zip(compiled.output_names, outputs, strict=False))
+
+    def _execute(self, compiled: CompiledLayer, layer_key: str, weights: dict[str, np.ndarray],
+                 host: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """One session run: variables fed from the host, or bound where they reside (IOBinding)."""
+        if self.resident is None:
+            return compiled.run({**weights, **host})
+        device_values = self.resident.values(layer_key, weights)
+        return run_bound(compiled, device_values, host, self.resident.device, self.resident.device_id)
 
     def policy(self, layer: Layer) -> BatchPolicy:
         return self.batch_defaults.with_overrides(layer.batching)
@@ -83,7 +96,7 @@ class Executor:
                      x: np.ndarray, policy: BatchPolicy, batch: bool) -> np.ndarray:
         def execute(xb: np.ndarray) -> np.ndarray:
             started = time.perf_counter()
-            y: np.ndarray = compiled.run({**weights, INPUT: xb})[0]
+            y = self._execute(compiled, layer.key, weights, {INPUT: xb})[0]
             self._note_cost(layer.key, time.perf_counter() - started)
             return y
 
@@ -149,4 +162,6 @@ class Executor:
             self._feeds.pop(layer_key, None)
             self._loss_sessions.pop(layer_key, None)
         self._cost_s.pop(layer_key, None)
+        if self.resident is not None:
+            self.resident.forget(layer_key)
         self.sessions.evict_layer(layer_key)
