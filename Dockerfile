@@ -1,0 +1,43 @@
+# layerserve in a slim image, running as a non-root user, configured by LAYERSERVE_* variables.
+#
+#   docker build -t layerserve .                                   CPU build (onnxruntime)
+#   docker build --build-arg EXTRA=gpu -t layerserve:gpu .         GPU build (onnxruntime-gpu, CUDA from PyPI)
+#
+# BASE_IMAGE needs python3 with venv; the builder and the final stage use the same one because the
+# virtual environment points at its interpreter. CA_BUNDLE optionally names a PEM file inside the
+# build context that pip trusts while installing (for a TLS-intercepting proxy); only the builder
+# stage sees it, so nothing of it reaches the final image.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+FROM ${BASE_IMAGE} AS builder
+ARG EXTRA=server
+ARG CA_BUNDLE=
+WORKDIR /src
+COPY . .
+RUN if [ -n "${CA_BUNDLE}" ]; then export PIP_CERT="/src/${CA_BUNDLE}" SSL_CERT_FILE="/src/${CA_BUNDLE}"; fi \
+    && python3 -m venv /opt/layerserve \
+    && /opt/layerserve/bin/pip install --no-cache-dir --disable-pip-version-check ".[${EXTRA}]"
+
+FROM ${BASE_IMAGE}
+# The state directory belongs to the service user before it becomes a volume, so a fresh named
+# volume starts out writable for that user.
+RUN groupadd --system --gid 10001 layerserve \
+    && useradd --system --uid 10001 --gid layerserve --home-dir /var/lib/layerserve --no-create-home \
+       --shell /usr/sbin/nologin layerserve \
+    && mkdir -p /var/lib/layerserve \
+    && chown layerserve:layerserve /var/lib/layerserve
+COPY --from=builder /opt/layerserve /opt/layerserve
+ENV PATH=/opt/layerserve/bin:${PATH} \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    LAYERSERVE_HOST=0.0.0.0 \
+    LAYERSERVE_PORT=8000 \
+    LAYERSERVE_STATE_DIR=/var/lib/layerserve \
+    LAYERSERVE_PROVIDERS=cpu
+USER 10001:10001
+WORKDIR /var/lib/layerserve
+VOLUME ["/var/lib/layerserve"]
+EXPOSE 8000
+HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 CMD ["python", "-m", "service.healthcheck"]
+ENTRYPOINT ["layerserve"]
+CMD ["serve"]
