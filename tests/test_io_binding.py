@@ -20,7 +20,7 @@ from service.runtime.providers import select_providers
 from service.runtime.sessions import SessionCache
 from service.store.filesystem import FilesystemStore
 from tests.conformance.runner import Case, discover_cases, run_case
-from tests.devices import case_outputs, weights_loop
+from tests.devices import weights_loop
 from tests.server import ServerProcess
 from tests.test_conformance import IMPLEMENTED
 
@@ -50,16 +50,13 @@ def test_server_reports_binding(bound_server: ServerProcess, server: ServerProce
 
 
 @pytest.mark.parametrize("directory", [d for _, d in CASES], ids=[i for i, _ in CASES])
-def test_conformance_through_binding(bound_conn: client.Connection, conn: client.Connection, directory: Path) -> None:
-    case = Case.load(directory)
-    run_case(bound_conn, case)
-    # Same kernels on the same device: the bound path gives bit-identical outputs.
-    for bound, plain in zip(case_outputs(bound_conn, case), case_outputs(conn, case), strict=True):
-        np.testing.assert_array_equal(bound, plain)
+def test_conformance_through_binding(bound_conn: client.Connection, directory: Path) -> None:
+    run_case(bound_conn, Case.load(directory))  # outputs, losses and updates as TensorFlow's
 
 
 def test_set_weights_apply_loop(bound_conn: client.Connection, conn: client.Connection) -> None:
-    """New weights reach the device before the next run; each step matches the unbound server."""
+    """New weights reach the device before the next run; each step is bit-identical to the unbound
+    server's (same kernels on the same device)."""
     for bound, plain in zip(weights_loop(bound_conn, 7), weights_loop(conn, 7), strict=True):
         np.testing.assert_array_equal(bound, plain)
 
