@@ -13,10 +13,19 @@ FROM ${BASE_IMAGE} AS builder
 ARG EXTRA=server
 ARG CA_BUNDLE=
 WORKDIR /src
-COPY . .
+# With CA_BUNDLE unset this copies just the two project files.
+COPY pyproject.toml README.md ${CA_BUNDLE} ./
+# The dependencies get a layer of their own (installed with empty packages standing in for the
+# sources), so that changing the code does not download them again.
 RUN if [ -n "${CA_BUNDLE}" ]; then export PIP_CERT="/src/${CA_BUNDLE}" SSL_CERT_FILE="/src/${CA_BUNDLE}"; fi \
     && python3 -m venv /opt/layerserve \
-    && /opt/layerserve/bin/pip install --no-cache-dir --disable-pip-version-check ".[${EXTRA}]"
+    && mkdir service client && touch service/__init__.py client/__init__.py \
+    && /opt/layerserve/bin/pip install --no-cache-dir --disable-pip-version-check ".[${EXTRA}]" \
+    && rm -r service client
+COPY service ./service
+COPY client ./client
+RUN if [ -n "${CA_BUNDLE}" ]; then export PIP_CERT="/src/${CA_BUNDLE}" SSL_CERT_FILE="/src/${CA_BUNDLE}"; fi \
+    && /opt/layerserve/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps --force-reinstall .
 
 FROM ${BASE_IMAGE}
 # The state directory belongs to the service user before it becomes a volume, so a fresh named
