@@ -13,15 +13,16 @@ FROM ${BASE_IMAGE} AS builder
 ARG EXTRA=server
 ARG CA_BUNDLE=
 WORKDIR /src
-# With CA_BUNDLE unset this copies just the two project files.
-COPY pyproject.toml README.md ${CA_BUNDLE} ./
-# The dependencies get a layer of their own (installed with empty packages standing in for the
-# sources), so that changing the code does not download them again.
+# With CA_BUNDLE unset this copies just pyproject.toml.
+COPY pyproject.toml ${CA_BUNDLE} ./
+# The dependencies get a layer of their own (installed with empty stand-ins for the sources and
+# the readme), so that changing the code or the docs does not download them again.
 RUN if [ -n "${CA_BUNDLE}" ]; then export PIP_CERT="/src/${CA_BUNDLE}" SSL_CERT_FILE="/src/${CA_BUNDLE}"; fi \
     && python3 -m venv /opt/layerserve \
-    && mkdir service client && touch service/__init__.py client/__init__.py \
+    && mkdir service client && touch README.md service/__init__.py client/__init__.py \
     && /opt/layerserve/bin/pip install --no-cache-dir --disable-pip-version-check ".[${EXTRA}]" \
-    && rm -r service client
+    && rm -r README.md service client
+COPY README.md ./
 COPY service ./service
 COPY client ./client
 RUN if [ -n "${CA_BUNDLE}" ]; then export PIP_CERT="/src/${CA_BUNDLE}" SSL_CERT_FILE="/src/${CA_BUNDLE}"; fi \
