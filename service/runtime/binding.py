@@ -13,7 +13,9 @@ from collections.abc import Mapping
 
 import numpy as np
 import onnxruntime as ort
+from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument as InvalidArgumentError
 
+from service.errors import InvalidArgument
 from service.runtime.providers import ProviderSelection
 from service.runtime.sessions import CompiledLayer
 
@@ -69,7 +71,10 @@ def run_bound(compiled: CompiledLayer, device_values: Mapping[str, ort.OrtValue]
         binding.bind_cpu_input(name, array)
     for name in compiled.output_names:
         binding.bind_output(name, device, device_id)
-    compiled.session.run_with_iobinding(binding)
+    try:
+        compiled.session.run_with_iobinding(binding)
+    except InvalidArgumentError as exc:  # the request's inputs, as CompiledLayer.run says: a 422
+        raise InvalidArgument(f"ONNX Runtime rejected the inputs: {exc}", code="execution_rejected") from None
     outputs: list[np.ndarray] = binding.copy_outputs_to_cpu()
     return outputs
 
