@@ -8,16 +8,18 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import onnxruntime as ort
 import pytest
+from onnx import TensorProto, helper
 
 import client
 from service.config import Settings
 from service.core.dataplane import DataPlane
-from service.runtime.binding import binding_enabled
+from service.runtime.binding import ResidentVariables, binding_enabled, run_bound
 from service.runtime.executor import Executor
 from service.runtime.memory import memory_report
 from service.runtime.providers import select_providers
-from service.runtime.sessions import SessionCache
+from service.runtime.sessions import CompiledLayer, SessionCache
 from service.store.filesystem import FilesystemStore
 from tests.conformance.runner import Case, discover_cases, run_case
 from tests.devices import weights_loop
@@ -84,3 +86,25 @@ def test_binding_modes() -> None:
     assert (binding_enabled("auto", cpu), binding_enabled("on", cpu), binding_enabled("off", cpu)) == (False, True, False)
     with pytest.raises(ValueError, match="io_binding"):
         binding_enabled("sometimes", cpu)
+
+
+def test_scalars_keep_their_rank() -> None:
+    """0-d values (a custom layer's scalar variable, the bool training flag) are bound as 0-d."""
+    nodes = [helper.make_node("Mul", ["x", "s"], ["m"]), helper.make_node("Where", ["training", "m", "x"], ["y"]),
+             helper.make_node("Identity", ["s"], ["s_seen"]), helper.make_node("Identity", ["training"], ["t_seen"])]
+    graph = helper.make_graph(nodes, "g", [
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2]),
+        helper.make_tensor_value_info("s", TensorProto.FLOAT, []),
+        helper.make_tensor_value_info("training", TensorProto.BOOL, []),
+    ], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2]),
+        helper.make_tensor_value_info("s_seen", TensorProto.FLOAT, None),
+        helper.make_tensor_value_info("t_seen", TensorProto.BOOL, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    compiled = CompiledLayer(session, ["y", "s_seen", "t_seen"])
+    x = np.arange(4, dtype=np.float32).reshape(2, 2)
+    values = ResidentVariables().values("g/1", {"s": np.array(3.0, np.float32)})
+    for flag in (True, False):
+        y, s_seen, t_seen = run_bound(compiled, values, {"x": x, "training": np.array(flag)}, "cpu", 0)
+        np.testing.assert_array_equal(y, x * 3 if flag else x)
+        assert (s_seen.shape, t_seen.shape) == ((), ())

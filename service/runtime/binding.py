@@ -24,6 +24,11 @@ __all__ = ["BINDING_MODES", "ResidentVariables", "binding_enabled", "run_bound"]
 BINDING_MODES = ("auto", "on", "off")
 
 
+def _contiguous(array: np.ndarray) -> np.ndarray:
+    # Not np.ascontiguousarray: that turns a 0-d array (a scalar variable, the training flag) into 1-d.
+    return np.asarray(array, order="C")
+
+
 class ResidentVariables:
     """Per layer: the OrtValues made from one version of its graph-layout variable feeds."""
 
@@ -40,7 +45,7 @@ class ResidentVariables:
             cached = self._values.get(layer_key)
         if cached is not None and cached[0] is feeds:
             return cached[1]
-        made = {name: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), self.device, self.device_id)
+        made = {name: ort.OrtValue.ortvalue_from_numpy(_contiguous(array), self.device, self.device_id)
                 for name, array in feeds.items()}
         with self._lock:
             self._values[layer_key] = (feeds, made)  # the old version's device memory goes with it
@@ -66,7 +71,7 @@ def run_bound(compiled: CompiledLayer, device_values: Mapping[str, ort.OrtValue]
     binding = compiled.session.io_binding()  # one per run: bindings are not shared across threads
     for name, value in device_values.items():
         binding.bind_ortvalue_input(name, value)
-    held = {name: np.ascontiguousarray(array) for name, array in host_feeds.items()}  # alive until the run ends
+    held = {name: _contiguous(array) for name, array in host_feeds.items()}  # alive until the run ends
     for name, array in held.items():
         binding.bind_cpu_input(name, array)
     for name in compiled.output_names:
