@@ -27,9 +27,14 @@ __all__ = ["create_app", "open_store"]
 
 
 def open_store(settings: Settings) -> StateStore:
-    if settings.store:
-        raise ValueError(f"unsupported store {settings.store!r}; use --state-dir for the embedded store")
-    return FilesystemStore(settings.state_dir)
+    if not settings.store:
+        return FilesystemStore(settings.state_dir)
+    if settings.store.split("://", 1)[0] in ("redis", "rediss", "unix"):
+        from service.store.redis import RedisStore
+
+        return RedisStore(settings.store, keep_versions=settings.keep_versions)
+    raise ValueError(f"unsupported store {settings.store!r}: use redis://host:port/db, or --state-dir for the "
+                     "embedded store")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -20,6 +20,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to bind (default 8000)")
     serve.add_argument("--state-dir", help="directory of the embedded state store (default ./layerserve-state)")
     serve.add_argument("--store", help="state store URL, e.g. redis://host:6379/0 (default: the state directory)")
+    serve.add_argument("--keep-versions", type=int,
+                       help="shared store: versions kept of each layer definition and variable (default 4)")
+    serve.add_argument("--write-retries", type=int,
+                       help="shared store: attempts of a write that loses the race to another replica (default 16)")
     serve.add_argument("--providers", type=lambda s: [p.strip() for p in s.split(",") if p.strip()],
                        help="ordered execution providers, e.g. cuda,cpu (default cpu)")
     serve.add_argument("--require-providers", action="store_true", default=None,

@@ -18,6 +18,8 @@ class Settings:
     port: int = 8000
     state_dir: str = "./layerserve-state"
     store: str | None = None  # e.g. redis://host:6379/0; None means the state directory
+    keep_versions: int = 4  # shared store: versions kept per entry (readers racing writers need them)
+    write_retries: int = 16  # shared store: attempts of a write that keeps losing the race
     providers: list[str] = field(default_factory=lambda: ["cpu"])
     provider_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     require_providers: bool = False

@@ -18,6 +18,7 @@ __all__ = [
     "LayerServeError",
     "NotFound",
     "PayloadTooLarge",
+    "StoreUnavailable",
     "Unauthorized",
     "UnsupportedMediaType",
     "VariableScopeError",
@@ -92,3 +93,9 @@ class InvalidArgument(LayerServeError):
     """Valid JSON carrying a value TensorFlow (or the contract) rejects."""
 
     status, code, exception = 422, "invalid_argument", "ValueError"
+
+
+class StoreUnavailable(LayerServeError):
+    """The shared state store cannot be reached (or is too busy): retry later."""
+
+    status, code, exception = 503, "store_unavailable", "ConnectionError"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -33,6 +34,7 @@ __all__ = ["graph_router", "native_router"]
 
 T = TypeVar("T")
 PREFIX = "/v1/graphs/{graph}/layers"
+VERSION_HEADER = "X-Layer-Version"
 
 
 def _plane(request: Request) -> DataPlane:
@@ -65,6 +67,26 @@ def _refs(items: list[Any] | None, max_elements: int) -> list[str] | None:
     return refs
 
 
+def _if_match(request: Request) -> int | None:
+    """The layer version a write expects (``If-Match: "7"``, quotes optional)."""
+    raw = request.headers.get("if-match")
+    if raw is None:
+        return None
+    text = raw.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise InvalidArgument(f"If-Match must be a layer version as given in X-Layer-Version, got {raw[:40]!r}",
+                              code="invalid_if_match")
+    return int(text)
+
+
+def _version(version: int) -> dict[str, str]:
+    return {VERSION_HEADER: str(version)}
+
+
+def _described(view: dict[str, Any], status: int = 200) -> Response:
+    return json_response(view, status, headers=_version(view["version"]))
+
+
 def _update_json(update: PendingUpdate) -> dict[str, Any]:
     v = update.value
     return {"variable": update.variable, "input": update.ref,
@@ -84,7 +106,7 @@ async def create_layer(graph: str, request: Request) -> Response:
     plane = _plane(request)
     layer = await _call(plane.create_layer, graph, body.class_name, body.config, body.name, body.trainable,
                         body.dtype, body.scope, bool(body.reuse), body.batching)
-    return json_response(await _call(plane.describe, graph, layer.id), 201)
+    return _described(await _call(plane.describe, graph, layer.id), 201)
 
 
 @native_router.get("")
@@ -94,20 +116,20 @@ async def list_layers(graph: str, request: Request) -> Response:
 
 @native_router.get("/{layer}")
 async def describe_layer(graph: str, layer: str, request: Request) -> Response:
-    return json_response(await _call(_plane(request).describe, graph, layer))
+    return _described(await _call(_plane(request).describe, graph, layer))
 
 
 @native_router.patch("/{layer}")
 async def patch_layer(graph: str, layer: str, request: Request) -> Response:
     body, _ = await _body(request, PatchLayerBody)
     plane = _plane(request)
-    found = await _call(plane.patch_layer, graph, layer, body.trainable, body.batching)
-    return json_response(await _call(plane.describe, graph, found.id))
+    found = await _call(plane.patch_layer, graph, layer, body.trainable, body.batching, _if_match(request))
+    return _described(await _call(plane.describe, graph, found.id))
 
 
 @native_router.delete("/{layer}", status_code=204)
 async def delete_layer(graph: str, layer: str, request: Request) -> Response:
-    await _call(_plane(request).delete_layer, graph, layer)
+    await _call(_plane(request).delete_layer, graph, layer, _if_match(request))
     return Response(status_code=204)
 
 
@@ -115,8 +137,8 @@ async def delete_layer(graph: str, layer: str, request: Request) -> Response:
 async def build_layer(graph: str, layer: str, request: Request) -> Response:
     body, _ = await _body(request, BuildBody)
     plane = _plane(request)
-    found = await _call(plane.build, graph, layer, body.input_shape, body.dtype)
-    return json_response(await _call(plane.describe, graph, found.id))
+    found = await _call(plane.build, graph, layer, body.input_shape, body.dtype, _if_match(request))
+    return _described(await _call(plane.describe, graph, found.id))
 
 
 @native_router.post("/{layer}/apply")
@@ -124,7 +146,8 @@ async def apply_layer(graph: str, layer: str, request: Request) -> Response:
     body, inputs = await _body(request, ApplyBody, "inputs")
     result = await dispatch.apply(request, graph, layer, inputs, body.training)
     elements = 0 if wants_frame(request) else sum(y.size for y in result.outputs)
-    return await dispatch.off_loop_if_large(elements, tensor_response, request, {"input_refs": result.input_refs},
+    respond = functools.partial(tensor_response, headers=_version(result.version))
+    return await dispatch.off_loop_if_large(elements, respond, request, {"input_refs": result.input_refs},
                                             result.outputs, "outputs")
 
 
@@ -140,30 +163,32 @@ async def get_variables(graph: str, layer: str, request: Request, collection: st
                         values: bool = False) -> Response:
     plane = _plane(request)
     view = await _call(plane.describe, graph, layer)
+    headers = _version(view["version"])
     if collection not in (None, "trainable", "non_trainable"):
         raise InvalidArgument("collection is 'trainable' or 'non_trainable'", code="invalid_argument")
     names = {None: [v["name"] for v in view["variables"]], "trainable": view["trainable_variables"],
              "non_trainable": view["non_trainable_variables"]}[collection]
     described = [v for n in names for v in view["variables"] if v["name"] == n]
     if not values:
-        return json_response({"variables": described})
-    all_names, arrays = await _call(plane.get_weights, graph, layer)
+        return json_response({"variables": described}, headers=headers)
+    all_names, arrays, version = await _call(plane.read_weights, graph, layer)
     chosen = [arrays[all_names.index(n)] for n in names]
-    return tensor_response(request, {"variables": described}, chosen, "values")
+    return tensor_response(request, {"variables": described}, chosen, "values", headers=_version(version))
 
 
 @native_router.get("/{layer}/weights")
 async def get_weights(graph: str, layer: str, request: Request) -> Response:
-    names, arrays = await _call(_plane(request).get_weights, graph, layer)
-    return tensor_response(request, {"names": names}, arrays, "weights")
+    names, arrays, version = await _call(_plane(request).read_weights, graph, layer)
+    return tensor_response(request, {"names": names}, arrays, "weights", headers=_version(version))
 
 
 @native_router.put("/{layer}/weights")
 async def set_weights(graph: str, layer: str, request: Request) -> Response:
     _, arrays = await _body(request, WeightsBody, "weights")
     plane = _plane(request)
-    found = await _call(plane.set_weights, graph, layer, arrays)
-    return json_response({"names": (await _call(plane.describe, graph, found.id))["variables"]})
+    found = await _call(plane.set_weights, graph, layer, arrays, _if_match(request))
+    view = await _call(plane.describe, graph, found.id)
+    return json_response({"names": view["variables"]}, headers=_version(view["version"]))
 
 
 @native_router.get("/{layer}/losses")
@@ -198,8 +223,9 @@ async def updates_for(graph: str, layer: str, request: Request) -> Response:
 async def run_updates(graph: str, layer: str, request: Request) -> Response:
     body, _ = await _body(request, RefsBody)
     refs = _refs(body.inputs, request.app.state.settings.max_tensor_elements)
-    changed = await _call(_plane(request).run_updates, graph, layer, refs)
-    return json_response({"updated_variables": changed})
+    plane = _plane(request)
+    changed = await _call(plane.run_updates, graph, layer, refs, _if_match(request))
+    return json_response({"updated_variables": changed}, headers=_version(await _call(plane.version, graph, layer)))
 
 
 @native_router.get("/{layer}/onnx")
@@ -213,7 +239,7 @@ graph_router = APIRouter(prefix="/v1/graphs", tags=["graphs"])
 
 @graph_router.get("")
 async def list_graphs(request: Request) -> Response:
-    return json_response({"graphs": sorted(_plane(request).graphs)})
+    return json_response({"graphs": await _call(_plane(request).graph_names)})
 
 
 @graph_router.get("/{graph}/variables")

@@ -4,14 +4,23 @@ HTTP routes (native and OIP v2) only decode a request, call one method here and 
 result. Methods are synchronous and thread-safe: mutations of a graph hold its lock and end
 with one store commit; applies read one consistent snapshot of the variable values and only
 take the lock to record losses and updates.
+
+With a store that other replicas write too, every call first brings its graph up to date
+(``StateStore.refresh``: one round trip when nothing changed), and a write that loses the race
+for the store's compare-and-set is run again on the fresh copy (``_retried``), a bounded
+number of times.
 """
 
 from __future__ import annotations
 
+import functools
+import random
 import re
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -26,7 +35,7 @@ from service.layers import kind_for
 from service.layers.base import Signature, VariableSpec
 from service.runtime.batching import parse_batching
 from service.runtime.executor import Executor
-from service.store.base import StateStore
+from service.store.base import StaleGraph, StateStore
 
 __all__ = ["ApplyResult", "DataPlane", "GRAPH_NAME", "LAYER_NAME"]
 
@@ -34,17 +43,47 @@ GRAPH_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 LAYER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
 @dataclass
 class ApplyResult:
     outputs: list[np.ndarray]
     input_refs: list[str]
     layer: Layer
+    version: int = 0  # the layer version whose weights computed the outputs
 
 
 def check_name(value: object, pattern: re.Pattern[str], what: str) -> str:
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise InvalidArgument(f"{what} must match {pattern.pattern}, got {str(value)[:80]!r}", code="invalid_name")
     return value
+
+
+def _retried(method: F) -> F:
+    """Run a write again on the store's fresh copy when another replica committed first."""
+
+    @functools.wraps(method)
+    def wrapper(self: DataPlane, *args: Any, **kwargs: Any) -> Any:
+        attempts = max(1, self.settings.write_retries)
+        for attempt in range(attempts):
+            try:
+                return method(self, *args, **kwargs)
+            except StaleGraph:
+                if attempt + 1 == attempts:
+                    raise Conflict(f"the graph kept changing under this write ({attempts} attempts); retry it",
+                                   code="write_conflict") from None
+                time.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))  # desynchronise the racers
+        raise AssertionError("unreachable")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def check_version(g: Graph, layer: Layer, expected: int | None) -> None:
+    """``If-Match``: refuse a write computed against another version of the layer."""
+    if expected is not None and g.layer_version(layer) != expected:
+        raise Conflict(f"layer {layer.name!r} is at version {g.layer_version(layer)}, not {expected}",
+                       code="version_conflict", version=g.layer_version(layer))
 
 
 class DataPlane:
@@ -58,18 +97,37 @@ class DataPlane:
     # ---- graphs ------------------------------------------------------------------------
     def graph(self, name: str, create: bool = False) -> Graph:
         check_name(name, GRAPH_NAME, "graph name")
+        cached = self.graphs.get(name)
+        current = self.store.refresh(name, cached)
+        if current is not None and current is cached:
+            return current
         with self._graphs_lock:
-            if name not in self.graphs:
+            installed = self.graphs.get(name)
+            if current is None:
                 if not create and name != "default":
                     raise NotFound(f"no graph {name!r}", code="graph_not_found")
-                self.graphs[name] = Graph(name)
-            return self.graphs[name]
+                current = installed if installed is not None and installed.revision == 0 else Graph(name)
+            elif installed is not None and 0 <= current.revision < installed.revision:
+                return installed  # another thread installed a newer copy meanwhile
+            if installed is not None and installed is not current:
+                current.lock = installed.lock  # one writer at a time per graph in this process
+                self._forget_removed(installed, current)
+            self.graphs[name] = current
+            return current
+
+    def _forget_removed(self, old: Graph, new: Graph) -> None:
+        for layer_id in old.layers.keys() - new.layers.keys():
+            self.executor.forget(old.layers[layer_id].key)
+
+    def graph_names(self) -> list[str]:
+        return self.store.graph_names(list(self.graphs))
 
     def layer(self, graph: str, ref: str) -> tuple[Graph, Layer]:
         g = self.graph(graph)
         return g, g.resolve(ref)
 
     # ---- create, patch, delete ---------------------------------------------------------
+    @_retried
     def create_layer(self, graph: str, class_name: str, config: dict[str, Any], name: str | None = None,
                      trainable: bool | None = None, dtype: str | None = None, scope: str | None = None,
                      reuse: bool = False, batching: dict[str, Any] | None = None) -> Layer:
@@ -95,11 +153,13 @@ class DataPlane:
             self._commit(g)
         return layer
 
+    @_retried
     def patch_layer(self, graph: str, ref: str, trainable: bool | None = None,
-                    batching: dict[str, Any] | None = None) -> Layer:
+                    batching: dict[str, Any] | None = None, if_match: int | None = None) -> Layer:
         g, layer = self.layer(graph, ref)
         overrides = None if batching is None else parse_batching(batching)
         with g.lock:
+            check_version(g, layer, if_match)
             if trainable is not None:
                 layer.trainable = trainable
             if overrides is not None:
@@ -107,9 +167,11 @@ class DataPlane:
             self._commit(g)
         return layer
 
-    def delete_layer(self, graph: str, ref: str) -> None:
+    @_retried
+    def delete_layer(self, graph: str, ref: str, if_match: int | None = None) -> None:
         g, layer = self.layer(graph, ref)
         with g.lock:
+            check_version(g, layer, if_match)
             del g.layers[layer.id]
             orphans = [n for n in layer.variables if not g.owners(n)]
             for name in orphans:
@@ -119,11 +181,14 @@ class DataPlane:
         self.executor.forget(layer.key)
 
     # ---- build -------------------------------------------------------------------------
-    def build(self, graph: str, ref: str, input_shape: list[Any], dtype: str | None = None) -> Layer:
+    @_retried
+    def build(self, graph: str, ref: str, input_shape: list[Any], dtype: str | None = None,
+              if_match: int | None = None) -> Layer:
         g, layer = self.layer(graph, ref)
         n = layer.kind.num_inputs
         shapes = [_shape_arg(input_shape)] if n == 1 else _shape_list(input_shape, n)
         with g.lock:
+            check_version(g, layer, if_match)
             if layer.built:
                 return layer
             self._build(g, layer, shapes, normalize_dtype(dtype) or layer.dtype or "float32")
@@ -164,6 +229,7 @@ class DataPlane:
         g.set_values(values)
 
     # ---- apply -------------------------------------------------------------------------
+    @_retried
     def apply(self, graph: str, ref: str, inputs: list[np.ndarray], training: bool | None = None,
               batch: bool = True) -> ApplyResult:
         """Forward pass; ``batch=False`` runs it alone in the calling thread (see ``runs_inline``)."""
@@ -186,6 +252,7 @@ class DataPlane:
                     self._commit(g)
         specs = _input_specs(layer)
         xs = [self._check_input(layer, each, spec, k) for k, (each, spec) in enumerate(zip(inputs, specs, strict=False))]
+        version = g.layer_version(layer)
         values = g.values  # one snapshot: never half-old, half-new weights
         sig = Signature(xs[0].dtype.name, tuple(xs[0].shape), training, self._var_specs(g, layer),
                         tuple(tuple(each.shape) for each in xs[1:]))
@@ -193,12 +260,15 @@ class DataPlane:
         refs = [input_ref(each) for each in inputs]
         self._record(g, layer, refs, outputs, training, values)
         ys = [outputs.pop("y"), *(outputs.pop(f"y{k}") for k in range(1, layer.kind.num_outputs))]
-        return ApplyResult(ys, refs, layer)
+        return ApplyResult(ys, refs, layer, version)
 
     def runs_inline(self, graph: str, ref: str, inputs: list[np.ndarray], training: bool | None,
                     budget_s: float) -> bool:
         """Whether this apply is cheap enough to run without a thread hop: the layer is built,
-        records nothing (no lock, no store write) and its recent runs took under ``budget_s``."""
+        records nothing (no lock, no store write) and its recent runs took under ``budget_s``.
+        Never with a shared store: its version check is a network round trip."""
+        if self.store.shared:
+            return False
         _, layer = self.layer(graph, ref)
         cost = self.executor.cost_s(layer.key)
         return (cost is not None and cost < budget_s and layer.built and layer.scope is not None
@@ -263,14 +333,22 @@ class DataPlane:
 
     # ---- weights -----------------------------------------------------------------------
     def get_weights(self, graph: str, ref: str) -> tuple[list[str], list[np.ndarray]]:
+        names, arrays, _ = self.read_weights(graph, ref)
+        return names, arrays
+
+    def read_weights(self, graph: str, ref: str) -> tuple[list[str], list[np.ndarray], int]:
+        """The weights and the layer version they are."""
         g, layer = self.layer(graph, ref)
+        version = g.layer_version(layer)
         values = g.values
         names = layer.weights(g.variables)
-        return names, [values[n] for n in names]
+        return names, [values[n] for n in names], version
 
-    def set_weights(self, graph: str, ref: str, arrays: list[np.ndarray]) -> Layer:
+    @_retried
+    def set_weights(self, graph: str, ref: str, arrays: list[np.ndarray], if_match: int | None = None) -> Layer:
         g, layer = self.layer(graph, ref)
         with g.lock:
+            check_version(g, layer, if_match)
             names = layer.weights(g.variables)
             if len(arrays) != len(names):
                 raise Conflict(
@@ -312,12 +390,16 @@ class DataPlane:
             return layer.visible_updates()
         return [] if refs is None else layer.visible_updates(refs)
 
-    def run_updates(self, graph: str, ref: str | None, refs: list[str] | None) -> list[str]:
+    @_retried
+    def run_updates(self, graph: str, ref: str | None, refs: list[str] | None,
+                    if_match: int | None = None) -> list[str]:
         """Apply the visible pending updates (of ``refs``, or all) in TF's order; consume them."""
         g = self.graph(graph)
         layers = [g.resolve(ref)] if ref is not None else list(g.layers.values())
         changed: dict[str, np.ndarray] = {}
         with g.lock:
+            if ref is not None:
+                check_version(g, layers[0], if_match)
             for layer in layers:
                 chosen = layer.visible_updates(refs)
                 for update in chosen:
@@ -346,6 +428,10 @@ class DataPlane:
     def describe(self, graph: str, ref: str) -> dict[str, Any]:
         g, layer = self.layer(graph, ref)
         return self.view(g, layer)
+
+    def version(self, graph: str, ref: str) -> int:
+        g, layer = self.layer(graph, ref)
+        return g.layer_version(layer)
 
     def list_layers(self, graph: str) -> list[dict[str, Any]]:
         g = self.graph(graph)
@@ -379,6 +465,7 @@ class DataPlane:
             "n_updates": len(layer.visible_updates()), "n_losses": len(layer.losses) + len(layer.weight_losses)
             + len(layer.kind.weight_loss_outputs()),
             "providers": self.executor.sessions.active_providers(), "batching": layer.batching,
+            "version": g.layer_version(layer),
         }
 
     # ---- persistence -------------------------------------------------------------------

@@ -38,6 +38,10 @@ class Graph:
     variables: dict[str, Variable] = field(default_factory=dict)
     values: Mapping[str, np.ndarray] = field(default_factory=lambda: MappingProxyType({}))
     next_id: int = 1
+    # The store's revision this copy reflects, and each entry's revision of last change
+    # ("L:<layer id>" definition, "V:<variable>" value, "R:<layer id>" records, "G" structure).
+    revision: int = 0
+    versions: dict[str, int] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     # ---- layers ------------------------------------------------------------------------
@@ -76,6 +80,10 @@ class Graph:
             self.names.open_scope(layer.scope)
         else:
             layer.scope = self.names.unique_scope(layer.base_name)
+
+    def layer_version(self, layer: Layer) -> int:
+        """Moves whenever the layer's definition or the value of one of its variables changes."""
+        return max([self.versions.get(f"L:{layer.id}", 0), *(self.versions.get(f"V:{n}", 0) for n in layer.variables)])
 
     # ---- variables ---------------------------------------------------------------------
     def plan_variables(self, layer: Layer, specs: list[VariableSpec]) -> list[tuple[VariableSpec, str, bool]]:

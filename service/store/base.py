@@ -1,4 +1,5 @@
-"""The state store interface: what the service needs to survive a restart or a crash."""
+"""The state store interface: what the service needs to survive a restart or a crash, and to
+share its state with other replicas."""
 
 from __future__ import annotations
 
@@ -6,13 +7,23 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 
 from service.core.graph import Graph
+from service.store.versions import Changes, StaleGraph, Stamper
 
-__all__ = ["StateStore"]
+__all__ = ["StaleGraph", "StateStore"]
 
 
 class StateStore(ABC):
     """Persists graphs. ``commit`` is all-or-nothing: after a crash at any instant, a load
-    returns the state of the last completed commit, never a mix of two."""
+    returns the state of the last completed commit, never a mix of two.
+
+    A store that other processes write too (``shared``) raises ``StaleGraph`` from ``commit``
+    when the graph was committed elsewhere since it was read; ``refresh`` then gives the
+    current copy and the caller retries its operation on it."""
+
+    shared = False
+
+    def __init__(self) -> None:
+        self.stamper = Stamper()
 
     @abstractmethod
     def load(self) -> dict[str, Graph]:
@@ -21,7 +32,22 @@ class StateStore(ABC):
     @abstractmethod
     def commit(self, graph: Graph, variables: Iterable[str] = (), layers: Iterable[str] = ()) -> None:
         """Persist ``graph``: its structure, the values of the named ``variables`` and the
-        per-input records of the named ``layers`` (the rest are unchanged since the last commit)."""
+        per-input records of the named ``layers`` (the rest are unchanged since the last commit).
+        Implementations start with ``self.stamp`` and write nothing when it finds no change."""
+
+    def stamp(self, graph: Graph, variables: Iterable[str], layers: Iterable[str]) -> Changes:
+        """What the commit changes; moves the graph's revision and its entries' versions."""
+        return self.stamper.stamp(graph, variables, layers)
+
+    def refresh(self, name: str, cached: Graph | None) -> Graph | None:
+        """The current copy of graph ``name``: ``cached`` itself while nobody else committed it
+        (always, for a store no other process writes), None when it does not exist."""
+        return cached
+
+    def graph_names(self, known: Iterable[str]) -> list[str]:
+        """Every graph's name; ``known`` are the ones this process holds."""
+        return sorted(known)
 
     def close(self) -> None:  # noqa: B027 - optional hook; the filesystem store holds nothing open
         """Release connections or handles."""
+

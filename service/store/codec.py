@@ -14,8 +14,8 @@ from service.core.naming import GraphNames
 from service.core.regularizers import parse_regularizer
 from service.layers import kind_for
 
-__all__ = ["array_from_json", "array_to_json", "graph_from_json", "graph_to_json",
-           "records_from_json", "records_to_json"]
+__all__ = ["array_from_json", "array_to_json", "decode_records", "graph_from_json", "graph_to_json",
+           "layer_from_json", "layer_to_json", "records_from_json", "records_to_json"]
 
 
 def array_to_json(array: np.ndarray) -> dict[str, Any]:
@@ -28,7 +28,7 @@ def array_from_json(obj: dict[str, Any]) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.dtype(obj["dtype"])).reshape(obj["shape"]).copy()
 
 
-def _layer_to_json(layer: Layer) -> dict[str, Any]:
+def layer_to_json(layer: Layer) -> dict[str, Any]:
     return {
         "id": layer.id, "class": layer.class_name, "config": layer.kind.config, "name": layer.name,
         "base_name": layer.base_name, "trainable": layer.trainable, "dtype": layer.dtype,
@@ -39,7 +39,7 @@ def _layer_to_json(layer: Layer) -> dict[str, Any]:
     }
 
 
-def _layer_from_json(data: dict[str, Any]) -> Layer:
+def layer_from_json(data: dict[str, Any]) -> Layer:
     kind = kind_for(data["class"])(data["config"])
     losses = []
     for name, reg in data["weight_losses"]:
@@ -64,28 +64,36 @@ def records_to_json(layer: Layer) -> dict[str, Any]:
     }
 
 
+def decode_records(data: dict[str, Any]) -> tuple[tuple[ConditionalLoss, ...], tuple[PendingUpdate, ...]]:
+    """A layer's records as immutable tuples, so that several copies of a graph can share them."""
+    losses = tuple(ConditionalLoss(c["ref"], array_from_json(c["value"]), tuple(c.get("others", ())))
+                   for c in data["losses"])
+    updates = tuple(PendingUpdate(u["ref"], u["variable"], array_from_json(u["value"]),
+                                  None if u["stat"] is None else array_from_json(u["stat"]), u["decay"],
+                                  tuple(u.get("others", ())))
+                    for u in data["updates"])
+    return losses, updates
+
+
 def records_from_json(layer: Layer, data: dict[str, Any]) -> None:
-    layer.losses = deque(ConditionalLoss(c["ref"], array_from_json(c["value"]), tuple(c.get("others", ())))
-                         for c in data["losses"])
-    layer.updates = deque(
-        PendingUpdate(u["ref"], u["variable"], array_from_json(u["value"]),
-                      None if u["stat"] is None else array_from_json(u["stat"]), u["decay"],
-                      tuple(u.get("others", ())))
-        for u in data["updates"])
+    losses, updates = decode_records(data)
+    layer.losses, layer.updates = deque(losses), deque(updates)
 
 
 def graph_to_json(graph: Graph) -> dict[str, Any]:
     return {
         "name": graph.name, "next_id": graph.next_id, "names": graph.names.to_json(),
-        "layers": [_layer_to_json(layer) for layer in graph.layers.values()],
+        "revision": graph.revision, "versions": dict(graph.versions),
+        "layers": [layer_to_json(layer) for layer in graph.layers.values()],
         "variables": [v.to_json() for v in graph.variables.values()],
     }
 
 
 def graph_from_json(data: dict[str, Any]) -> Graph:
-    graph = Graph(name=data["name"], names=GraphNames.from_json(data["names"]), next_id=data["next_id"])
+    graph = Graph(name=data["name"], names=GraphNames.from_json(data["names"]), next_id=data["next_id"],
+                  revision=data.get("revision", 0), versions=dict(data.get("versions", {})))
     for layer_data in data["layers"]:
-        layer = _layer_from_json(layer_data)
+        layer = layer_from_json(layer_data)
         layer.graph = graph.name
         graph.layers[layer.id] = layer
     for v in data["variables"]:

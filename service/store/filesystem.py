@@ -46,6 +46,7 @@ def _fsync_dir(path: Path) -> None:
 
 class FilesystemStore(StateStore):
     def __init__(self, root: str | os.PathLike[str]) -> None:
+        super().__init__()
         self.root = Path(root).resolve()
         (self.root / "graphs").mkdir(parents=True, exist_ok=True)
         # graph -> {"variables": {name: blob}, "records": {layer id: blob}}, as last committed
@@ -74,6 +75,7 @@ class FilesystemStore(StateStore):
         for layer_id, blob in blobs["records"].items():
             records_from_json(graph.layers[layer_id], json.loads((directory / "blobs" / blob).read_text()))
         self._blobs[graph.name] = blobs
+        self.stamper.remember(graph)
         return graph
 
     def _remove_unreferenced(self, directory: Path) -> None:
@@ -90,6 +92,10 @@ class FilesystemStore(StateStore):
 
     # ---- commit ------------------------------------------------------------------------
     def commit(self, graph: Graph, variables: Iterable[str] = (), layers: Iterable[str] = ()) -> None:
+        changes = self.stamp(graph, variables, layers)
+        if changes.empty:
+            return
+        variables, layers = changes.values, changes.records
         directory = self._graph_dir(graph.name)
         blob_dir = directory / "blobs"
         blob_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,84 @@
+"""A graph as a set of entries, each versioned on its own, and back.
+
+``G`` is the structure (naming counters, next id, layer order, variable table), ``L:<id>`` a
+layer's definition, ``V:<name>`` a variable's value and ``R:<id>`` a layer's losses and
+pending updates. A store that keeps entries apart (Redis) rewrites only those a commit
+changes, and a replica reloads only those another replica changed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from service.core.graph import Graph
+from service.core.layer import Layer, Variable
+from service.core.naming import GraphNames
+from service.store.codec import decode_records, layer_from_json, layer_to_json, records_to_json
+
+__all__ = ["STRUCTURE", "assemble", "decode_entry", "definition_texts", "dumps", "records_entry", "value_bytes",
+           "value_from_bytes"]
+
+STRUCTURE = "G"
+
+
+def dumps(obj: Any) -> str:
+    """Canonical JSON: the same state always gives the same text, so texts can be compared."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def _structure_json(graph: Graph) -> dict[str, Any]:
+    return {"next_id": graph.next_id, "names": graph.names.to_json(), "order": list(graph.layers),
+            "variables": [v.to_json() for v in graph.variables.values()]}
+
+
+def definition_texts(graph: Graph) -> dict[str, str]:
+    """The structure and every layer's definition, as canonical JSON (values and records aside)."""
+    texts = {STRUCTURE: dumps(_structure_json(graph))}
+    for layer in graph.layers.values():
+        texts[f"L:{layer.id}"] = dumps(layer_to_json(layer))
+    return texts
+
+
+def value_bytes(value: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(value, order="C"), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def value_from_bytes(data: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(data), allow_pickle=False)  # type: ignore[no-any-return]
+
+
+def records_entry(layer: Layer) -> str:
+    return dumps(records_to_json(layer))
+
+
+def assemble(name: str, revision: int, versions: dict[str, int], table: dict[str, Any]) -> Graph:
+    """A new graph from decoded entries: ``G`` and ``L:`` as JSON objects, ``V:`` as arrays and
+    ``R:`` as ``(losses, updates)`` tuples. Only immutable parts are shared with ``table``."""
+    structure = table.get(STRUCTURE) or {"next_id": 1, "names": {}, "order": [], "variables": []}
+    graph = Graph(name=name, names=GraphNames.from_json(structure["names"]), next_id=structure["next_id"],
+                  revision=revision, versions=dict(versions))
+    for layer_id in structure["order"]:
+        layer = layer_from_json(table[f"L:{layer_id}"])
+        layer.graph = name
+        losses, updates = table.get(f"R:{layer_id}", ((), ()))
+        layer.losses, layer.updates = deque(losses), deque(updates)
+        graph.layers[layer.id] = layer
+    for v in structure["variables"]:
+        graph.variables[v["name"]] = Variable(v["name"], tuple(v["shape"]), v["dtype"], v["trainable"])
+    graph.set_values({n: table[f"V:{n}"] for n in graph.variables if f"V:{n}" in table})
+    return graph
+
+
+def decode_entry(field: str, data: bytes) -> Any:
+    """An entry's stored bytes in the form ``assemble`` takes."""
+    if field.startswith("V:"):
+        return value_from_bytes(data)
+    decoded = json.loads(data)
+    return decode_records(decoded) if field.startswith("R:") else decoded
