@@ -1,0 +1,224 @@
+"""Several real layerserve processes on one real Redis: they serve one state, consistently."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+import client
+from client.exceptions import LayerServeError
+from tests.redis_server import RedisProcess, redis_process  # noqa: F401 - fixture
+from tests.server import ServerProcess
+
+_graphs = itertools.count(1)
+X = np.arange(12, dtype=np.float32).reshape(3, 4) / 10
+
+
+def _replica(tmp: Path, redis: RedisProcess) -> ServerProcess:
+    return ServerProcess(tmp / "unused-state", "--store", redis.url)
+
+
+@pytest.fixture(scope="module")
+def replicas(tmp_path_factory: pytest.TempPathFactory, redis_process: RedisProcess) -> Iterator[list[ServerProcess]]:  # noqa: F811
+    procs = [_replica(tmp_path_factory.mktemp("replica"), redis_process).start() for _ in range(2)]
+    yield procs
+    for proc in procs:
+        proc.stop()
+
+
+@pytest.fixture
+def graph() -> str:
+    return f"r{next(_graphs)}"
+
+
+def _conns(replicas: list[ServerProcess], graph: str) -> list[client.Connection]:
+    return [client.Connection(r.url, graph=graph) for r in replicas]
+
+
+def _parallel(*jobs: Callable[[], None]) -> None:
+    errors: list[BaseException] = []
+
+    def run(job: Callable[[], None]) -> None:
+        try:
+            job()
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+
+def test_a_layer_made_on_one_replica_is_served_by_the_other(replicas: list[ServerProcess], graph: str) -> None:
+    a, b = _conns(replicas, graph)
+    made = a.layers.Dense(3, kernel_regularizer=client.regularizers.l2(0.1))
+    y = made(X)
+    seen = {layer.name: layer for layer in b.list_layers()}
+    assert list(seen) == ["dense_1"]
+    np.testing.assert_array_equal(seen["dense_1"](X), y)
+    np.testing.assert_array_equal(seen["dense_1"].losses, made.losses)
+    assert b.layers.Dense(1).name == "dense_2" and a.layers.Dense(1).name == "dense_3"
+    assert graph in httpx.get(f"{replicas[1].url}/v1/graphs").json()["graphs"]
+
+
+def test_set_weights_on_one_replica_is_seen_by_the_next_apply_on_the_other(
+        replicas: list[ServerProcess], graph: str) -> None:
+    a, b = _conns(replicas, graph)
+    layer_a = a.layers.Dense(2)
+    layer_a(X)
+    layer_b = b.list_layers()[0]
+    layer_b(X)  # B has it cached now
+    for step in range(3):
+        kernel, bias = np.full((4, 2), step + 1, np.float32), np.array([step, -step], np.float32)
+        layer_a.set_weights([kernel, bias])
+        np.testing.assert_array_equal(layer_b(X), X @ kernel + bias)
+
+
+def test_concurrent_writes_on_both_replicas_lose_nothing(replicas: list[ServerProcess], graph: str) -> None:
+    a, b = _conns(replicas, graph)
+    per_replica = 6
+    x_for = lambda i: np.full((1, 4), i, np.float32)  # distinct inputs, so distinct records
+    layer = a.layers.Dense(1, activity_regularizer=client.regularizers.l1(1.0))
+    layer(x_for(0))
+    on_b = b.list_layers()[0]
+
+    def work(conn: client.Connection, handle: client.layers.Layer, first: int) -> Callable[[], None]:
+        def job() -> None:
+            for i in range(first, first + per_replica):
+                conn.layers.Dense(1)
+                handle(x_for(i))
+        return job
+
+    _parallel(work(a, layer, 1), work(b, on_b, 1 + per_replica))
+    names = sorted(layer.name for layer in b.list_layers())
+    assert len(names) == 1 + 2 * per_replica and len(set(names)) == len(names)  # unique names, none lost
+    assert len(on_b.losses) == 1 + 2 * per_replica  # every apply's activity loss is recorded
+
+
+def _weights(url: str, graph: str, layer: str) -> tuple[list[np.ndarray], int]:
+    got = httpx.get(f"{url}/v1/graphs/{graph}/layers/{layer}/weights")
+    assert got.status_code == 200, got.text
+    arrays = [np.asarray(w["data"], w["dtype"]).reshape(w["shape"]) for w in got.json()["weights"]]
+    return arrays, int(got.headers["x-layer-version"])
+
+
+def _put(url: str, graph: str, layer: str, arrays: list[np.ndarray], version: int | None = None) -> httpx.Response:
+    body = {"weights": [{"dtype": "float32", "shape": list(a.shape), "data": a.ravel().tolist()} for a in arrays]}
+    headers = {} if version is None else {"if-match": f'"{version}"'}
+    return httpx.put(f"{url}/v1/graphs/{graph}/layers/{layer}/weights", json=body, headers=headers)
+
+
+def test_if_match_read_modify_write_from_both_replicas_loses_no_increment(
+        replicas: list[ServerProcess], graph: str) -> None:
+    a, _ = _conns(replicas, graph)
+    layer = a.layers.Dense(1, kernel_initializer=client.initializers.Zeros())
+    layer(X)
+    per_replica, conflicts = 8, []
+
+    def increments(url: str) -> Callable[[], None]:
+        def job() -> None:
+            done = 0
+            while done < per_replica:
+                arrays, version = _weights(url, graph, layer.name)
+                put = _put(url, graph, layer.name, [arrays[0] + 1, arrays[1]], version)
+                if put.status_code == 409:
+                    assert put.json()["error"]["code"] == "version_conflict"
+                    conflicts.append(put)
+                    continue
+                assert put.status_code == 200, put.text
+                assert int(put.headers["x-layer-version"]) > version
+                done += 1
+        return job
+
+    _parallel(*(increments(r.url) for r in replicas))
+    final, _ = _weights(replicas[1].url, graph, layer.name)
+    np.testing.assert_array_equal(final[0], np.full((4, 1), 2 * per_replica, np.float32))
+
+
+def test_a_stale_if_match_gets_409_and_changes_nothing(replicas: list[ServerProcess], graph: str) -> None:
+    a, _ = _conns(replicas, graph)
+    layer = a.layers.Dense(2)
+    layer(X)
+    arrays, version = _weights(replicas[0].url, graph, layer.name)
+    assert _put(replicas[1].url, graph, layer.name, [arrays[0] + 1, arrays[1]], version).status_code == 200
+    stale = _put(replicas[0].url, graph, layer.name, [arrays[0] + 5, arrays[1]], version)
+    assert stale.status_code == 409 and stale.json()["error"]["code"] == "version_conflict"
+    np.testing.assert_array_equal(_weights(replicas[0].url, graph, layer.name)[0][0], arrays[0] + 1)
+    bad = _put(replicas[0].url, graph, layer.name, arrays, None)
+    assert bad.status_code == 200
+    assert httpx.patch(f"{replicas[0].url}/v1/graphs/{graph}/layers/{layer.name}", json={"trainable": False},
+                       headers={"if-match": "soon"}).status_code == 422
+
+
+def test_killing_a_replica_mid_write_leaves_no_torn_version(
+        tmp_path: Path, replicas: list[ServerProcess], redis_process: RedisProcess, graph: str) -> None:  # noqa: F811
+    victim = _replica(tmp_path, redis_process).start()
+    conn = client.Connection(victim.url, graph=graph)
+    layer = conn.layers.Dense(64)
+    layer(np.ones((1, 256), np.float32))
+    written = threading.Event()
+
+    def write_until_killed() -> None:
+        for step in itertools.count(1):  # every array of version `step` is all `step`
+            try:
+                layer.set_weights([np.full((256, 64), step, np.float32), np.full(64, step, np.float32)])
+            except LayerServeError:
+                return
+            written.set()
+
+    writer = threading.Thread(target=write_until_killed)
+    writer.start()
+    written.wait(30)
+    victim.kill()
+    writer.join(30)
+    kernel, bias = _weights(replicas[0].url, graph, layer.name)[0]
+    assert kernel.min() == kernel.max() == bias.min() == bias.max() >= 1
+
+
+def test_a_redis_crash_with_persistence_loses_no_acknowledged_write(tmp_path: Path) -> None:
+    redis = RedisProcess(tmp_path / "redis", persistent=True).start()
+    replica = _replica(tmp_path, redis).start()
+    try:
+        conn = client.Connection(replica.url, graph="durable")
+        layer = conn.layers.Dense(8)
+        layer(np.ones((1, 16), np.float32))
+        acknowledged = [0]
+        written = threading.Event()
+
+        def write_until_redis_dies() -> None:
+            for step in itertools.count(1):
+                try:
+                    layer.set_weights([np.full((16, 8), step, np.float32), np.full(8, step, np.float32)])
+                except LayerServeError:
+                    return
+                acknowledged[0] = step
+                written.set()
+
+        writer = threading.Thread(target=write_until_redis_dies)
+        writer.start()
+        written.wait(30)
+        redis.kill()  # a crash: no shutdown save, only what the append-only file holds
+        writer.join(30)
+        redis.start()
+        kernel, bias = _weights(replica.url, "durable", layer.name)[0]
+        # the last acknowledged write, or the one whose reply the crash swallowed
+        assert kernel.min() == kernel.max() == bias.min() == bias.max()
+        assert acknowledged[0] >= 1 and kernel.flat[0] in (acknowledged[0], acknowledged[0] + 1)
+        replica.stop()
+        fresh = _replica(tmp_path, redis).start()
+        try:
+            np.testing.assert_array_equal(_weights(fresh.url, "durable", layer.name)[0][0], kernel)
+        finally:
+            fresh.stop()
+    finally:
+        replica.stop()
+        redis.stop()

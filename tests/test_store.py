@@ -1,0 +1,147 @@
+"""The store contract, run against both stores: the state directory and Redis.
+
+A data plane over a store is the writer; a second data plane over a new store on the same
+backing (the same directory, the same Redis) is a restart or, for Redis, another replica.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.config import Settings
+from service.core.dataplane import DataPlane
+from service.errors import Conflict
+from service.runtime.executor import Executor
+from service.runtime.providers import select_providers
+from service.runtime.sessions import SessionCache
+from service.store.base import StaleGraph, StateStore
+from service.store.filesystem import FilesystemStore
+from tests.redis_server import RedisProcess, redis_process  # noqa: F401 - fixture
+
+Planes = Callable[[], DataPlane]
+_graphs = itertools.count(1)
+X = np.arange(12, dtype=np.float32).reshape(3, 4) / 10
+
+
+def _plane(store: StateStore) -> DataPlane:
+    return DataPlane(Settings(), store, Executor(SessionCache(select_providers(["cpu"]), 16, 1)))
+
+
+@pytest.fixture(params=["filesystem", "redis"])
+def planes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Planes]:
+    """Makes data planes over new store instances on one backing store."""
+    stores: list[StateStore] = []
+
+    def make() -> DataPlane:
+        if request.param == "filesystem":
+            store: StateStore = FilesystemStore(tmp_path / "state")
+        else:
+            from service.store.redis import RedisStore
+
+            redis: RedisProcess = request.getfixturevalue("redis_process")
+            store = RedisStore(redis.url, keep_versions=2)
+        stores.append(store)
+        return _plane(store)
+
+    yield make
+    for store in stores:
+        store.close()
+
+
+@pytest.fixture
+def graph() -> str:
+    return f"store{next(_graphs)}"
+
+
+def _dense(plane: DataPlane, graph: str, **config: object) -> str:
+    layer = plane.create_layer(graph, "Dense", {"units": 2, **config})
+    plane.apply(graph, layer.id, [X])
+    return layer.id
+
+
+def test_a_new_store_reads_what_was_committed(planes: Planes, graph: str) -> None:
+    writer = planes()
+    first = _dense(writer, graph, activity_regularizer={"l1": 0.5})
+    second = writer.create_layer(graph, "Dense", {"units": 3}, name="head").id
+    weights = [np.full((4, 2), 0.25, np.float32), np.array([1, -1], np.float32)]
+    writer.set_weights(graph, first, weights)
+    y = writer.apply(graph, first, [X]).outputs[0]
+    reader = planes()
+    assert [v["name"] for v in reader.list_layers(graph)] == ["dense_1", "head"]
+    for got, want in zip(reader.get_weights(graph, first)[1], weights):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(reader.apply(graph, first, [X]).outputs[0], y)
+    assert len(reader.losses(graph, first)) == 3  # three applies recorded their activity loss
+    assert reader.describe(graph, second)["built"] is False
+    assert reader.create_layer(graph, "Dense", {"units": 1}).name == "dense_2"  # counters survived
+    assert [reader.describe(graph, i)["version"] for i in (first, second)] == [
+        writer.describe(graph, i)["version"] for i in (first, second)]
+
+
+def test_versions_move_with_definition_and_values_only(planes: Planes, graph: str) -> None:
+    plane = planes()
+    a, b = _dense(plane, graph), _dense(plane, graph)
+    va, vb = plane.version(graph, a), plane.version(graph, b)
+    plane.set_weights(graph, a, [np.ones((4, 2), np.float32), np.zeros(2, np.float32)])
+    assert plane.version(graph, a) > va and plane.version(graph, b) == vb
+    va = plane.version(graph, a)
+    plane.apply(graph, a, [X])  # an apply records nothing here and changes no version
+    assert plane.version(graph, a) == va
+    plane.patch_layer(graph, a, trainable=False)
+    assert plane.version(graph, a) > va
+    assert planes().version(graph, a) == plane.version(graph, a)
+
+
+def test_shared_variables_move_every_owner(planes: Planes, graph: str) -> None:
+    plane = planes()
+    owner = plane.create_layer(graph, "Dense", {"units": 2}, scope="fc").id
+    plane.apply(graph, owner, [X])
+    sharer = plane.create_layer(graph, "Dense", {"units": 2}, scope="fc", reuse=True).id
+    plane.apply(graph, sharer, [X])
+    before = plane.version(graph, sharer)
+    plane.set_weights(graph, owner, [np.ones((4, 2), np.float32), np.ones(2, np.float32)])
+    assert plane.version(graph, sharer) > before
+    np.testing.assert_array_equal(planes().get_weights(graph, sharer)[1][1], np.ones(2, np.float32))
+
+
+def test_if_match_refuses_another_version(planes: Planes, graph: str) -> None:
+    plane = planes()
+    layer = _dense(plane, graph)
+    version = plane.version(graph, layer)
+    weights = [np.ones((4, 2), np.float32), np.ones(2, np.float32)]
+    plane.set_weights(graph, layer, weights, if_match=version)
+    with pytest.raises(Conflict) as caught:
+        plane.set_weights(graph, layer, [w * 2 for w in weights], if_match=version)
+    assert caught.value.code == "version_conflict"
+    np.testing.assert_array_equal(planes().get_weights(graph, layer)[1][0], weights[0])
+
+
+def test_delete_removes_the_layer_and_its_variables(planes: Planes, graph: str) -> None:
+    plane = planes()
+    keep, gone = _dense(plane, graph), _dense(plane, graph)
+    plane.delete_layer(graph, gone)
+    reader = planes()
+    assert [v["id"] for v in reader.list_layers(graph)] == [keep]
+    assert [v["name"] for v in reader.global_variables(graph)] == ["dense/kernel:0", "dense/bias:0"]
+
+
+def test_a_copy_read_before_another_commit_is_stale(planes: Planes, graph: str) -> None:
+    first = planes()
+    if not first.store.shared:
+        pytest.skip("the state directory has one writer process; nothing else commits to it")
+    layer = _dense(first, graph)
+    second = planes()
+    stale = second.graph(graph)
+    first.set_weights(graph, layer, [np.ones((4, 2), np.float32), np.ones(2, np.float32)])
+    stale.layers[layer].trainable = False
+    with pytest.raises(StaleGraph):
+        second.store.commit(stale)
+    # the data plane's writes reload and retry instead: the flip lands on the new weights
+    second.patch_layer(graph, layer, trainable=False)
+    np.testing.assert_array_equal(first.get_weights(graph, layer)[1][1], np.ones(2, np.float32))
+    assert first.describe(graph, layer)["trainable"] is False
