@@ -7,6 +7,7 @@ backing (the same directory, the same Redis) is a restart or, for Redis, another
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -145,3 +146,25 @@ def test_a_copy_read_before_another_commit_is_stale(planes: Planes, graph: str) 
     second.patch_layer(graph, layer, trainable=False)
     np.testing.assert_array_equal(first.get_weights(graph, layer)[1][1], np.ones(2, np.float32))
     assert first.describe(graph, layer)["trainable"] is False
+
+
+def test_commits_are_announced_to_watchers(planes: Planes, graph: str) -> None:
+    watcher = planes()
+    if not watcher.store.shared:
+        pytest.skip("only a shared store has other writers to announce")
+    heard: list[tuple[str, int]] = []
+    done = threading.Event()
+
+    def on_commit(name: str, revision: int) -> None:
+        if name == graph:
+            heard.append((name, revision))
+            done.set()
+
+    watcher.store.watch(on_commit)
+    writer = planes()
+    for _ in range(50):  # the subscription starts in the background: write until it hears one
+        _dense(writer, graph)
+        if done.wait(0.2):
+            break
+    assert heard and heard[-1][1] <= writer.graph(graph).revision
+    assert watcher.graph(graph).revision == writer.graph(graph).revision

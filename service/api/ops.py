@@ -5,6 +5,7 @@ from __future__ import annotations
 import onnxruntime as ort
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from service.api.wire import json_response
 
@@ -22,6 +23,8 @@ async def healthz() -> Response:
 async def readyz(request: Request) -> Response:
     state = request.app.state
     ready = getattr(state, "ready", False)
+    if ready:
+        ready = await run_in_threadpool(state.plane.store.healthy)
     providers = state.providers
     body = {"ready": ready, "providers": list(providers.active), "missing_providers": list(providers.missing),
             "device": providers.device, "io_binding": getattr(state, "io_binding", False),

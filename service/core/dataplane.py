@@ -93,6 +93,7 @@ class DataPlane:
         self.executor = executor
         self.graphs: dict[str, Graph] = store.load()
         self._graphs_lock = threading.Lock()
+        store.watch(self._warm)
 
     # ---- graphs ------------------------------------------------------------------------
     def graph(self, name: str, create: bool = False) -> Graph:
@@ -114,6 +115,15 @@ class DataPlane:
                 self._forget_removed(installed, current)
             self.graphs[name] = current
             return current
+
+    def _warm(self, name: str, revision: int) -> None:
+        """Another replica committed: refresh a graph this one serves before a request needs it."""
+        cached = self.graphs.get(name)
+        if cached is not None and 0 <= revision and cached.revision < revision:
+            try:
+                self.graph(name)
+            except Exception:  # warming is a hint; the next request refreshes anyway
+                pass
 
     def _forget_removed(self, old: Graph, new: Graph) -> None:
         for layer_id in old.layers.keys() - new.layers.keys():

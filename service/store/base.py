@@ -4,7 +4,7 @@ share its state with other replicas."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from service.core.graph import Graph
 from service.store.versions import Changes, StaleGraph, Stamper
@@ -43,6 +43,14 @@ class StateStore(ABC):
         """The current copy of graph ``name``: ``cached`` itself while nobody else committed it
         (always, for a store no other process writes), None when it does not exist."""
         return cached
+
+    def watch(self, on_commit: Callable[[str, int], None]) -> None:  # noqa: B027 - optional hook
+        """Call ``on_commit(graph, revision)`` when another process may have committed, to warm
+        caches early. A hint only: ``refresh`` alone decides what is current."""
+
+    def healthy(self) -> bool:
+        """Whether the store answers (readiness)."""
+        return True
 
     def graph_names(self, known: Iterable[str]) -> list[str]:
         """Every graph's name; ``known`` are the ones this process holds."""

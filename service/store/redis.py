@@ -94,6 +94,8 @@ class RedisStore(StateStore):
         # graph -> entry -> (its revision, its decoded value): immutable, shared by every copy
         self._entries: dict[str, dict[str, tuple[int, Any]]] = {}
         self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     # ---- reading -------------------------------------------------------------------------
     def load(self) -> dict[str, Graph]:
@@ -195,6 +197,32 @@ class RedisStore(StateStore):
             for field in changes.removed:
                 table.pop(field, None)
 
+    # ---- warming -------------------------------------------------------------------------
+    def watch(self, on_commit: Callable[[str, int], None]) -> None:
+        self._watcher = threading.Thread(target=self._listen, args=(on_commit,), name="store-watch", daemon=True)
+        self._watcher.start()
+
+    def _listen(self, on_commit: Callable[[str, int], None]) -> None:
+        """Relay commit announcements; lost ones only mean a later refresh does the work."""
+        while not self._closed.is_set():
+            try:
+                pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+                pubsub.subscribe(CHANNEL)
+                while not self._closed.is_set():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        name, _, revision = message["data"].decode().rpartition(" ")
+                        on_commit(name, int(revision))
+                pubsub.close()
+            except Exception:  # a hint channel: never let it take the replica down
+                self._closed.wait(1.0)
+
+    def healthy(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except redis.RedisError:
+            return False
+
     # ---- plumbing ------------------------------------------------------------------------
     @staticmethod
     def _call(fn: Callable[[], Any]) -> Any:
@@ -204,4 +232,5 @@ class RedisStore(StateStore):
             raise StoreUnavailable(f"the Redis store is unavailable: {exc}") from exc
 
     def close(self) -> None:
+        self._closed.set()  # the watcher, a daemon, notices within a second
         self.client.close()
