@@ -104,6 +104,32 @@ def test_concurrent_writes_on_both_replicas_lose_nothing(replicas: list[ServerPr
     assert len(on_b.losses) == 1 + 2 * per_replica  # every apply's activity loss is recorded
 
 
+def test_concurrent_run_updates_on_both_replicas_apply_every_update(
+        replicas: list[ServerProcess], graph: str) -> None:
+    a, b = _conns(replicas, graph)
+    per_replica = 6
+    base = np.array([[1, 2, 3], [4, 6, 8], [7, 10, 13], [0, 2, 4]], np.float32)
+    orders = list(itertools.permutations(range(4)))[:2 * per_replica]
+    inputs = [base[list(order)] for order in orders]  # same statistics, distinct inputs
+    bn = a.layers.BatchNormalization(momentum=0.9)
+    bn(base)
+    on_b = b.list_layers()[0]
+
+    def train(handle: client.layers.Layer, mine: list[np.ndarray]) -> Callable[[], None]:
+        def job() -> None:
+            for x in mine:
+                handle.apply(x, training=True)
+                handle.run_updates(x)
+        return job
+
+    _parallel(train(bn, inputs[:per_replica]), train(on_b, inputs[per_replica:]))
+    assert bn.updates == []
+    moving_mean = next(v for v in on_b.variables if "moving_mean" in v.name).numpy()
+    # every update moves the mean the same way: m <- m - (m - mean) * 0.1, from zero
+    expected = base.mean(axis=0) * (1 - 0.9 ** len(inputs))
+    np.testing.assert_allclose(moving_mean, expected, rtol=1e-5)
+
+
 def _weights(url: str, graph: str, layer: str) -> tuple[list[np.ndarray], int]:
     got = httpx.get(f"{url}/v1/graphs/{graph}/layers/{layer}/weights")
     assert got.status_code == 200, got.text
