@@ -1,7 +1,7 @@
 """Throughput of a Dense apply on 1, 2 and 3 replicas sharing one Redis, against one process
 on the state directory, and the cost of the per-request version check.
 
-    python -m benchmarks.replicas [--requests 3000] [--concurrency 8] [--replicas 1,2,3]
+    python -m benchmarks.replicas [--requests 3000] [--concurrency 8] [--replicas 1,2,3] [--repeat 3]
 
 Starts its own redis-server and servers on 127.0.0.1 and drives them with ``hey`` (Debian
 package ``hey``), one ``hey`` per replica so that no balancer sits in between; the load is
@@ -14,6 +14,7 @@ import argparse
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -81,7 +82,7 @@ def _measure(servers: list[ServerProcess], body: Path, args: argparse.Namespace)
         path = _setup(servers[0].url)
         urls = [server.url + path for server in servers]
         _hey(urls, body, max(200, args.requests // 10), args.concurrency)  # warm sessions and caches
-        return _hey(urls, body, args.requests, args.concurrency)
+        return statistics.median(_hey(urls, body, args.requests, args.concurrency) for _ in range(args.repeat))
     finally:
         for server in servers:
             server.stop()
@@ -92,6 +93,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--replicas", default="1,2,3")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per setup; the median is reported")
     args = parser.parse_args()
     if shutil.which("hey") is None:
         raise SystemExit("needs `hey` (apt-get install -y hey)")
@@ -106,7 +108,8 @@ def main() -> int:
             check_us = _version_check_us(redis.url)
         finally:
             redis.stop()
-    print(f"Dense(64, relu) apply on 8x64 float32 (JSON), {args.requests} requests, {args.concurrency} connections\n")
+    print(f"Dense(64, relu) apply on 8x64 float32 (JSON), {args.requests} requests, {args.concurrency} connections, "
+          f"median of {args.repeat}\n")
     print("| setup | requests/s |\n| --- | --- |")
     for name, rps in rows:
         print(f"| {name} | {rps:.0f} |")
