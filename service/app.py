@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             app.state.ready = False
+            await store.aclose()
             store.close()
 
     app = FastAPI(title="layerserve", version="0.1.0", lifespan=lifespan,

@@ -28,10 +28,11 @@ INLINE_MAX_ELEMENTS = 16384
 async def apply(request: Request, graph: str, layer: str, inputs: list[np.ndarray],
                 training: bool | None) -> ApplyResult:
     plane: DataPlane = request.app.state.plane
+    revision = await plane.store.head_revision_async(graph)  # a shared store's version check, off the threads
     small = sum(x.size for x in inputs) <= INLINE_MAX_ELEMENTS
-    if small and plane.runs_inline(graph, layer, inputs, training, INLINE_BUDGET_S):
-        return plane.apply(graph, layer, inputs, training, batch=False)
-    return await run_in_threadpool(plane.apply, graph, layer, inputs, training)
+    if small and plane.runs_inline(graph, layer, inputs, training, INLINE_BUDGET_S, revision):
+        return plane.apply(graph, layer, inputs, training, batch=False, revision=revision)
+    return await run_in_threadpool(plane.apply, graph, layer, inputs, training, True, revision)
 
 
 async def off_loop_if_large(elements: int, fn: Callable[..., T], *args: object) -> T:

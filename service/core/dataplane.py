@@ -96,9 +96,12 @@ class DataPlane:
         store.watch(self._warm)
 
     # ---- graphs ------------------------------------------------------------------------
-    def graph(self, name: str, create: bool = False) -> Graph:
+    def graph(self, name: str, create: bool = False, revision: int | None = None) -> Graph:
+        """The graph, current: ``revision``, when given, is the store's revision just read."""
         check_name(name, GRAPH_NAME, "graph name")
         cached = self.graphs.get(name)
+        if cached is not None and revision is not None and cached.revision == revision:
+            return cached
         current = self.store.refresh(name, cached)
         if current is not None and current is cached:
             return current
@@ -132,8 +135,8 @@ class DataPlane:
     def graph_names(self) -> list[str]:
         return self.store.graph_names(list(self.graphs))
 
-    def layer(self, graph: str, ref: str) -> tuple[Graph, Layer]:
-        g = self.graph(graph)
+    def layer(self, graph: str, ref: str, revision: int | None = None) -> tuple[Graph, Layer]:
+        g = self.graph(graph, revision=revision)
         return g, g.resolve(ref)
 
     # ---- create, patch, delete ---------------------------------------------------------
@@ -241,9 +244,10 @@ class DataPlane:
     # ---- apply -------------------------------------------------------------------------
     @_retried
     def apply(self, graph: str, ref: str, inputs: list[np.ndarray], training: bool | None = None,
-              batch: bool = True) -> ApplyResult:
-        """Forward pass; ``batch=False`` runs it alone in the calling thread (see ``runs_inline``)."""
-        g, layer = self.layer(graph, ref)
+              batch: bool = True, revision: int | None = None) -> ApplyResult:
+        """Forward pass; ``batch=False`` runs it alone in the calling thread (see ``runs_inline``);
+        ``revision``: the store's, just read (``StateStore.head_revision_async``)."""
+        g, layer = self.layer(graph, ref, revision)
         n = layer.kind.num_inputs
         if len(inputs) != n:
             raise InvalidArgument(f"layer {layer.name!r} takes {n} input(s), got {len(inputs)}",
@@ -273,13 +277,15 @@ class DataPlane:
         return ApplyResult(ys, refs, layer, version)
 
     def runs_inline(self, graph: str, ref: str, inputs: list[np.ndarray], training: bool | None,
-                    budget_s: float) -> bool:
+                    budget_s: float, revision: int | None = None) -> bool:
         """Whether this apply is cheap enough to run without a thread hop: the layer is built,
         records nothing (no lock, no store write) and its recent runs took under ``budget_s``.
-        Never with a shared store: its version check is a network round trip."""
+        With a shared store, only while the cached copy is at ``revision`` (no store I/O here)."""
         if self.store.shared:
-            return False
-        _, layer = self.layer(graph, ref)
+            cached = self.graphs.get(graph)
+            if revision is None or cached is None or cached.revision != revision:
+                return False
+        _, layer = self.layer(graph, ref, revision)
         cost = self.executor.cost_s(layer.key)
         return (cost is not None and cost < budget_s and layer.built and layer.scope is not None
                 and not (training and layer.kind.takes_training) and len(inputs) == 1

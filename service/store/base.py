@@ -44,6 +44,15 @@ class StateStore(ABC):
         (always, for a store no other process writes), None when it does not exist."""
         return cached
 
+    async def head_revision_async(self, name: str) -> int | None:
+        """The graph's current revision, read without blocking the event loop, so that an apply
+        can learn whether its cached copy is current before it picks a thread; None where no
+        other process writes (every copy is current)."""
+        return None
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release what the event loop side holds."""
+
     def watch(self, on_commit: Callable[[str, int], None]) -> None:  # noqa: B027 - optional hook
         """Call ``on_commit(graph, revision)`` when another process may have committed, to warm
         caches early. A hint only: ``refresh`` alone decides what is current."""

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis
+import redis.asyncio
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
@@ -91,6 +92,8 @@ class RedisStore(StateStore):
             url, retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), 3),
             retry_on_error=[redis.ConnectionError, redis.TimeoutError], health_check_interval=30)
         self._commit_script = self.client.register_script(_COMMIT)
+        self._url = url
+        self._aclient: redis.asyncio.Redis | None = None  # made in the event loop that uses it
         # graph -> entry -> (its revision, its decoded value): immutable, shared by every copy
         self._entries: dict[str, dict[str, tuple[int, Any]]] = {}
         self._lock = threading.Lock()
@@ -114,6 +117,19 @@ class RedisStore(StateStore):
         """The one round trip a request pays to learn whether its copy is current."""
         raw = self._call(lambda: self.client.hget(_keys(name)[0], "rev"))
         return int(raw or 0)
+
+    async def head_revision_async(self, name: str) -> int | None:
+        if self._aclient is None:
+            self._aclient = redis.asyncio.Redis.from_url(self._url, retry=Retry(ExponentialBackoff(cap=0.5), 3),
+                                                         retry_on_error=[redis.ConnectionError, redis.TimeoutError])
+        try:
+            return int(await self._aclient.hget(_keys(name)[0], "rev") or 0)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"the Redis store is unavailable: {exc}") from exc
+
+    async def aclose(self) -> None:
+        if self._aclient is not None:
+            await self._aclient.aclose()
 
     def refresh(self, name: str, cached: Graph | None) -> Graph | None:
         revision = self.head_revision(name)
