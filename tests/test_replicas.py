@@ -188,20 +188,10 @@ def test_a_stale_if_match_gets_409_and_changes_nothing(replicas: list[ServerProc
 def test_killing_a_replica_mid_write_leaves_no_torn_version(
         tmp_path: Path, replicas: list[ServerProcess], redis_process: RedisProcess, graph: str) -> None:  # noqa: F811
     victim = _replica(tmp_path, redis_process).start()
-    conn = client.Connection(victim.url, graph=graph)
-    layer = conn.layers.Dense(64)
+    layer = client.Connection(victim.url, graph=graph).layers.Dense(64)
     layer(np.ones((1, 256), np.float32))
     written = threading.Event()
-
-    def write_until_killed() -> None:
-        for step in itertools.count(1):  # every array of version `step` is all `step`
-            try:
-                layer.set_weights([np.full((256, 64), step, np.float32), np.full(64, step, np.float32)])
-            except LayerServeError:
-                return
-            written.set()
-
-    writer = threading.Thread(target=write_until_killed)
+    writer = threading.Thread(target=_write_until_failure, args=(layer, (256, 64), [0], written))
     writer.start()
     written.wait(30)
     victim.kill()
@@ -210,30 +200,33 @@ def test_killing_a_replica_mid_write_leaves_no_torn_version(
     assert kernel.min() == kernel.max() == bias.min() == bias.max() >= 1
 
 
+def _write_until_failure(layer: client.layers.Layer, shape: tuple[int, int], acknowledged: list[int],
+                        written: threading.Event) -> None:
+    """set_weights with every array all `step`, step 1, 2, ...; the last acknowledged step is kept."""
+    for step in itertools.count(1):
+        try:
+            layer.set_weights([np.full(shape, step, np.float32), np.full(shape[1], step, np.float32)])
+        except LayerServeError:
+            return
+        acknowledged[0] = step
+        written.set()
+
+
 def test_a_redis_crash_with_persistence_loses_no_acknowledged_write(tmp_path: Path) -> None:
     redis = RedisProcess(tmp_path / "redis", persistent=True).start()
     replica = _replica(tmp_path, redis).start()
     try:
-        conn = client.Connection(replica.url, graph="durable")
-        layer = conn.layers.Dense(8)
+        layer = client.Connection(replica.url, graph="durable").layers.Dense(8)
         layer(np.ones((1, 16), np.float32))
-        acknowledged = [0]
-        written = threading.Event()
-
-        def write_until_redis_dies() -> None:
-            for step in itertools.count(1):
-                try:
-                    layer.set_weights([np.full((16, 8), step, np.float32), np.full(8, step, np.float32)])
-                except LayerServeError:
-                    return
-                acknowledged[0] = step
-                written.set()
-
-        writer = threading.Thread(target=write_until_redis_dies)
+        acknowledged, written = [0], threading.Event()
+        writer = threading.Thread(target=_write_until_failure, args=(layer, (16, 8), acknowledged, written))
         writer.start()
         written.wait(30)
         redis.kill()  # a crash: no shutdown save, only what the append-only file holds
         writer.join(30)
+        down = httpx.get(f"{replica.url}/v1/graphs/durable/layers/{layer.name}/weights")
+        assert down.status_code == 503 and down.json()["error"]["code"] == "store_unavailable"
+        assert httpx.get(f"{replica.url}/readyz").status_code == 503
         redis.start()
         kernel, bias = _weights(replica.url, "durable", layer.name)[0]
         # the last acknowledged write, or the one whose reply the crash swallowed
