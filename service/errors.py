@@ -13,11 +13,15 @@ __all__ = [
     "AmbiguousName",
     "BadRequest",
     "Conflict",
+    "Forbidden",
     "IncompatibleInput",
     "InvalidArgument",
     "LayerServeError",
     "NotFound",
     "PayloadTooLarge",
+    "ProcessingTimeout",
+    "RequestTimeout",
+    "ServiceUnavailable",
     "StoreUnavailable",
     "Unauthorized",
     "UnsupportedMediaType",
@@ -96,6 +100,31 @@ class InvalidArgument(LayerServeError):
 
 
 class StoreUnavailable(LayerServeError):
-    """The shared state store cannot be reached (or is too busy): retry later."""
+    """The state store cannot be reached, is too busy, or could not write: the operation was
+    not applied; retry later."""
 
     status, code, exception = 503, "store_unavailable", "ConnectionError"
+
+
+class Forbidden(LayerServeError):
+    """A valid token that is not allowed on this graph."""
+
+    status, code, exception = 403, "forbidden", "PermissionError"
+
+
+class RequestTimeout(LayerServeError):
+    """The request body did not arrive within the request timeout."""
+
+    status, code, exception = 408, "request_timeout", "TimeoutError"
+
+
+class ProcessingTimeout(LayerServeError):
+    """The request took longer than the request timeout to answer; it may still complete."""
+
+    status, code, exception = 503, "processing_timeout", "TimeoutError"
+
+
+class ServiceUnavailable(LayerServeError):
+    """The server is starting (state not loaded yet) or shutting down."""
+
+    status, code, exception = 503, "not_ready", "RuntimeError"

@@ -18,7 +18,8 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -159,7 +160,7 @@ class DataPlane:
         kind.check_layer_dtype(dtype)
         self.executor.check_loadable(kind.models_to_check())
         g = self.graph(graph, create=True)
-        with g.lock:
+        with self._mutation(g):
             g.check_layer_limit(self.settings.max_layers_per_graph)
             layer = g.new_layer(kind, name, True if trainable is None else trainable, dtype, scope, reuse)
             layer.batching = overrides
@@ -171,7 +172,7 @@ class DataPlane:
                     batching: dict[str, Any] | None = None, if_match: int | None = None) -> Layer:
         g, layer = self.layer(graph, ref)
         overrides = None if batching is None else parse_batching(batching)
-        with g.lock:
+        with self._mutation(g, layer):
             check_version(g, layer, if_match)
             if trainable is not None:
                 layer.trainable = trainable
@@ -183,7 +184,7 @@ class DataPlane:
     @_retried
     def delete_layer(self, graph: str, ref: str, if_match: int | None = None) -> None:
         g, layer = self.layer(graph, ref)
-        with g.lock:
+        with self._mutation(g):
             check_version(g, layer, if_match)
             del g.layers[layer.id]
             orphans = [n for n in layer.variables if not g.owners(n)]
@@ -200,7 +201,7 @@ class DataPlane:
         g, layer = self.layer(graph, ref)
         n = layer.kind.num_inputs
         shapes = [_shape_arg(input_shape)] if n == 1 else _shape_list(input_shape, n)
-        with g.lock:
+        with self._mutation(g, layer):
             check_version(g, layer, if_match)
             if layer.built:
                 return layer
@@ -258,7 +259,7 @@ class DataPlane:
         training = bool(training) and layer.kind.takes_training
         layer.kind.check_call(tuple(x.shape), x.dtype.name, training)
         if not layer.built or layer.scope is None:
-            with g.lock:
+            with self._mutation(g, layer):
                 if not layer.built:
                     self._build(g, layer, [tuple(i.shape) for i in inputs], inputs[0].dtype.name)
                 if layer.scope is None:
@@ -316,7 +317,7 @@ class DataPlane:
         updates = self._pending_updates(layer, ref, outputs, training, values, others)
         if not losses and not updates:
             return
-        with g.lock:
+        with self._mutation(g, layer):
             layer.record(losses, updates, self.settings.max_records_per_layer)
             self._commit(g, layers=[layer.id])
 
@@ -363,7 +364,7 @@ class DataPlane:
     @_retried
     def set_weights(self, graph: str, ref: str, arrays: list[np.ndarray], if_match: int | None = None) -> Layer:
         g, layer = self.layer(graph, ref)
-        with g.lock:
+        with self._mutation(g):
             check_version(g, layer, if_match)
             names = layer.weights(g.variables)
             if len(arrays) != len(names):
@@ -413,7 +414,7 @@ class DataPlane:
         g = self.graph(graph)
         layers = [g.resolve(ref)] if ref is not None else list(g.layers.values())
         changed: dict[str, np.ndarray] = {}
-        with g.lock:
+        with self._mutation(g, *layers):
             if ref is not None:
                 check_version(g, layers[0], if_match)
             for layer in layers:
@@ -485,6 +486,18 @@ class DataPlane:
         }
 
     # ---- persistence -------------------------------------------------------------------
+    @contextmanager
+    def _mutation(self, g: Graph, *touched: Layer) -> Iterator[None]:
+        """Hold the graph's lock; when anything fails (a check or the store's commit), undo
+        every change made in memory, so that a failed request changes nothing."""
+        with g.lock:
+            rollback = g.checkpoint(touched)
+            try:
+                yield
+            except BaseException:
+                rollback()
+                raise
+
     def _commit(self, g: Graph, variables: list[str] | None = None, layers: list[str] | None = None) -> None:
         self.store.commit(g, variables or (), layers or ())
 

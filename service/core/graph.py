@@ -8,7 +8,8 @@ swaps the reference, so a reader that took ``values`` once sees one complete ver
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -113,6 +114,23 @@ class Graph:
     def drop_values(self, names: list[str]) -> None:
         self.values = MappingProxyType({k: v for k, v in self.values.items() if k not in set(names)})
 
+    def checkpoint(self, touched: Iterable[Layer] = ()) -> Callable[[], None]:
+        """A function that puts the graph back as it is now: its layers, variables, values
+        and names, and the state of the ``touched`` layers (the ones a mutation may change)."""
+        names, next_id = self.names.to_json(), self.next_id
+        layers, variables, values = dict(self.layers), dict(self.variables), self.values
+        saved = [(layer, _layer_state(layer)) for layer in touched]
+
+        def rollback() -> None:
+            self.names, self.next_id, self.values = GraphNames.from_json(names), next_id, values
+            self.layers.clear()
+            self.layers.update(layers)
+            self.variables.clear()
+            self.variables.update(variables)
+            for layer, state in saved:
+                layer.__dict__.update(state)
+        return rollback
+
     def owners(self, variable: str) -> list[Layer]:
         return [layer for layer in self.layers.values() if variable in layer.variables]
 
@@ -123,3 +141,12 @@ class Graph:
 
     def describe_variables(self, names: list[str]) -> list[dict[str, Any]]:
         return [self.variables[n].to_json() for n in names]
+
+
+def _layer_state(layer: Layer) -> dict[str, Any]:
+    """The layer's fields, with its mutable containers copied (the items are never mutated)."""
+    state = dict(layer.__dict__)
+    for key, value in state.items():
+        if isinstance(value, (list, dict, deque)):
+            state[key] = type(value)(value) if not isinstance(value, dict) else dict(value)
+    return state

@@ -9,12 +9,22 @@ Layout, per graph::
 A commit writes the new blobs (fsync), then the manifest to a temp file (fsync) and renames
 it over the old one (fsync of the directory): the rename is the commit point. Blobs that no
 manifest references (left by a crash, or replaced) are deleted afterwards and on load.
+Directories are fsynced into their parents when created, so a graph's first commit is as
+durable as the later ones.
+
+One process owns a state directory at a time: ``load`` takes an exclusive lock on
+``<root>/.lock`` (waiting while another live process holds it; the kernel releases it when
+that process dies, even by SIGKILL). Without it, a second server's load would delete the
+blobs the first one has written but not yet committed.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
 import os
+import time
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,10 +33,13 @@ from typing import Any
 import numpy as np
 
 from service.core.graph import Graph
+from service.errors import StoreUnavailable
 from service.store.base import StateStore
 from service.store.codec import graph_from_json, graph_to_json, records_from_json, records_to_json
 
 __all__ = ["FilesystemStore"]
+
+log = logging.getLogger("layerserve.store")
 
 
 def _fsync_write(path: Path, data: bytes) -> None:
@@ -44,19 +57,54 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _make_dir(path: Path) -> None:
+    """Create ``path`` (and missing parents), each entry made durable in its parent."""
+    if path.is_dir():
+        return
+    _make_dir(path.parent)
+    path.mkdir(exist_ok=True)
+    _fsync_dir(path.parent)
+
+
 class FilesystemStore(StateStore):
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], lock_poll_s: float = 0.1) -> None:
         super().__init__()
         self.root = Path(root).resolve()
-        (self.root / "graphs").mkdir(parents=True, exist_ok=True)
+        _make_dir(self.root / "graphs")
+        self.lock_poll_s = lock_poll_s
+        self._lock_fd: int | None = None
         # graph -> {"variables": {name: blob}, "records": {layer id: blob}}, as last committed
         self._blobs: dict[str, dict[str, dict[str, str]]] = {}
 
     def _graph_dir(self, name: str) -> Path:
         return self.root / "graphs" / name
 
+    # ---- ownership ---------------------------------------------------------------------
+    def _acquire(self) -> None:
+        """Hold ``.lock`` exclusively, waiting for a previous owner to exit."""
+        if self._lock_fd is not None:
+            return
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        warned = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not warned:
+                    log.warning("state directory %s is locked by another process; waiting for it", self.root)
+                    warned = True
+                time.sleep(self.lock_poll_s)
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
+
     # ---- load --------------------------------------------------------------------------
     def load(self) -> dict[str, Graph]:
+        self._acquire()
         graphs = {}
         for directory in sorted((self.root / "graphs").iterdir()):
             manifest = directory / "manifest.json"
@@ -92,13 +140,23 @@ class FilesystemStore(StateStore):
 
     # ---- commit ------------------------------------------------------------------------
     def commit(self, graph: Graph, variables: Iterable[str] = (), layers: Iterable[str] = ()) -> None:
+        if self._lock_fd is None:
+            raise StoreUnavailable("the state directory is not loaded (and locked) by this process")
+        stamped = self.stamper.saved(graph.name), graph.revision, dict(graph.versions)
         changes = self.stamp(graph, variables, layers)
         if changes.empty:
             return
-        variables, layers = changes.values, changes.records
+        try:
+            self._write(graph, changes.values, changes.records)
+        except OSError as exc:  # disk full, I/O error: nothing was committed, and the stamps go back
+            saved, graph.revision, graph.versions = stamped
+            self.stamper.restore(graph.name, saved)
+            raise StoreUnavailable(f"could not write the state directory: {exc.strerror or exc}") from exc
+
+    def _write(self, graph: Graph, variables: Iterable[str], layers: Iterable[str]) -> None:
         directory = self._graph_dir(graph.name)
         blob_dir = directory / "blobs"
-        blob_dir.mkdir(parents=True, exist_ok=True)
+        _make_dir(blob_dir)
         old = self._blobs.get(graph.name, {"variables": {}, "records": {}})
         new = {"variables": {n: b for n, b in old["variables"].items() if n in graph.variables},
                "records": {i: b for i, b in old["records"].items() if i in graph.layers}}

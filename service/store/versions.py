@@ -54,6 +54,18 @@ class Stamper:
             if known is None or known[0] <= graph.revision:
                 self._texts[graph.name] = (graph.revision, texts)
 
+    def saved(self, name: str) -> tuple[int, dict[str, str]] | None:
+        """What ``restore`` needs to undo a stamp whose commit then failed."""
+        with self._lock:
+            return self._texts.get(name)
+
+    def restore(self, name: str, saved: tuple[int, dict[str, str]] | None) -> None:
+        with self._lock:
+            if saved is None:
+                self._texts.pop(name, None)
+            else:
+                self._texts[name] = saved
+
     def forget(self, name: str) -> None:
         with self._lock:
             self._texts.pop(name, None)
