@@ -14,12 +14,15 @@ the tensors' bytes plus 8 bytes and a short header (under 256 bytes for one tens
 JSON bodies go through orjson where it is installed (the server always has it): it writes
 numpy arrays natively, each float with the shortest text that reads back to the same bits
 (float32 as float32, not widened to float64), so both encodings give bit-identical tensors.
+JSON has no literal for NaN or infinities: in a JSON tensor's ``data`` they are the strings
+``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (as in the protobuf JSON mapping).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
 from types import ModuleType
 from typing import Any
@@ -43,6 +46,8 @@ __all__ = [
     "input_ref",
     "json_dumps",
     "json_loads",
+    "json_number",
+    "json_values",
     "tensor_from_json",
     "tensor_to_json",
 ]
@@ -53,6 +58,8 @@ FLOAT_DTYPES = ("float16", "float32", "float64")
 # dtypes a tensor may carry on the wire; layers decide which of them they accept.
 WIRE_DTYPES = (*FLOAT_DTYPES, "int8", "int16", "int32", "int64", "uint8", "bool")
 _HEADER = struct.Struct("<4sI")
+MAX_RANK = 32  # numpy's limit
+MAX_DIM = 2**31 - 1
 
 
 class FrameError(ValueError):
@@ -66,11 +73,28 @@ def _wire_dtype(name: object) -> np.dtype[Any]:
 
 
 def _shape(value: object) -> tuple[int, ...]:
-    if not isinstance(value, (list, tuple)) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
+    if not isinstance(value, (list, tuple)) or len(value) > MAX_RANK or not all(
+        isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= MAX_DIM for d in value
     ):
-        raise FrameError(f"shape must be a list of non-negative integers, got {value!r}")
+        raise FrameError(f"shape must be a list of at most {MAX_RANK} integers in [0, {MAX_DIM}], "
+                         f"got {str(value)[:200]}")
     return tuple(value)
+
+
+def json_number(value: float) -> float | str:
+    """A float for JSON: itself, or ``"NaN"`` / ``"Infinity"`` / ``"-Infinity"``."""
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def json_values(array: np.ndarray) -> list[Any]:
+    """The flat, row-major values of ``array`` for a JSON tensor's ``data``."""
+    flat = np.asarray(array).ravel()
+    values: list[Any] = flat.tolist()
+    if flat.dtype.kind == "f" and not np.isfinite(flat).all():
+        values = [json_number(v) for v in values]
+    return values
 
 
 def _element_count(shape: tuple[int, ...]) -> int:
@@ -117,7 +141,8 @@ def tensor_to_json(array: np.ndarray) -> dict[str, Any]:
     """A JSON tensor whose ``data`` is a flat native-order array (for ``json_dumps``)."""
     array = np.asarray(array)
     flat = np.ascontiguousarray(array.astype(array.dtype.newbyteorder("="), copy=False)).ravel()
-    return {"dtype": array.dtype.name, "shape": list(array.shape), "data": flat}
+    finite = flat.dtype.kind != "f" or bool(np.isfinite(flat).all())
+    return {"dtype": array.dtype.name, "shape": list(array.shape), "data": flat if finite else json_values(flat)}
 
 
 def tensor_from_json(obj: object, max_elements: int | None = None) -> np.ndarray:
@@ -159,7 +184,7 @@ def _frame_header(body: bytes) -> tuple[dict[str, Any], int]:
         raise FrameError("frame header length runs past the end of the body")
     try:
         header = json.loads(body[_HEADER.size : end])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise FrameError(f"frame header is not JSON: {exc}") from None
     if not isinstance(header, dict) or not isinstance(header.get("tensors"), list):
         raise FrameError('frame header must be a JSON object with a "tensors" list')

@@ -7,19 +7,22 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api.batch_metrics import batch_metrics_router
+from service.api.auth import parse_tokens
 from service.api.errors import install_error_handlers
+from service.api.middleware import BearerAuth, RequestContext, RequestLimits
 from service.api.native import graph_router, native_router
 from service.api.oip import oip_router
 from service.api.ops import ops_router
 from service.config import Settings
 from service.core.dataplane import DataPlane
 from service.layers.custom import CustomLayer
+from service.metrics import ServiceMetrics
 from service.runtime.batching import Batcher, BatchPolicy, BatchStats
 from service.runtime.binding import binding_enabled
 from service.runtime.executor import Executor
-from service.runtime.providers import select_providers
 from service.runtime.sessions import SessionCache
+from service.runtime.providers import select_providers
+from service.startup import Startup
 from service.store.base import StateStore
 from service.store.filesystem import FilesystemStore
 
@@ -43,19 +46,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     CustomLayer.max_model_bytes = settings.max_model_bytes
     io_binding = binding_enabled(settings.io_binding, providers)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = open_store(settings)
+    def build_plane(store: StateStore) -> DataPlane:
         sessions = SessionCache(providers, settings.max_sessions, settings.intra_op_threads)
         executor = Executor(sessions, BatchPolicy.from_settings(settings), Batcher(app.state.batch_stats), io_binding)
-        app.state.plane = DataPlane(settings, store, executor)
+        return DataPlane(settings, store, executor)  # loads the whole state
+
+    def on_ready(plane: DataPlane) -> None:
+        app.state.plane = plane
         app.state.ready = True
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        startup = Startup(providers, lambda: open_store(settings), build_plane, on_ready)
+        app.state.startup = startup
+        startup.start()  # loads in the background: /healthz answers meanwhile, /readyz says 503
         try:
             yield
         finally:
             app.state.ready = False
-            await store.aclose()
-            store.close()
+            await startup.close()
 
     app = FastAPI(title="layerserve", version="0.1.0", lifespan=lifespan,
                   description="TensorFlow's tf.compat.v1.layers, hosted and executed with ONNX Runtime.")
@@ -65,7 +74,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store_kind = "redis" if settings.store else "filesystem"
     app.state.ready = False
     app.state.batch_stats = BatchStats()  # read by /metrics
+    app.state.plane = None
+    app.state.metrics = metrics = ServiceMetrics()
+    metrics.install(lambda: app.state.plane, app.state.batch_stats, ready=lambda: float(app.state.ready))
     install_error_handlers(app)
-    for router in (native_router, oip_router, ops_router, batch_metrics_router, graph_router):
+    for router in (native_router, oip_router, ops_router, graph_router):
         app.include_router(router)
+    # Added last = outermost: request context, then auth, then limits, then the routes.
+    app.add_middleware(RequestLimits, settings=settings)
+    app.add_middleware(BearerAuth, rules=parse_tokens(settings.token))
+    app.add_middleware(RequestContext, metrics=metrics)
     return app
+

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+from types import FrameType
 from typing import Any
 
 __all__ = ["main"]
@@ -34,12 +36,21 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--io-binding", choices=["auto", "on", "off"],
                        help="keep variables on the device and run through IOBinding (default auto: when CUDA leads)")
     serve.add_argument("--token", action="append",
-                       help="bearer token required on every route but health; repeat for several")
+                       help="bearer token required on every route but health; repeat for several; "
+                            "TOKEN:graph1|graph2 limits a token to those graphs (prefer LAYERSERVE_TOKEN: "
+                            "command lines are visible to other users)")
     serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"],
                        help="log level (default info)")
     serve.add_argument("--max-body-bytes", type=int, help="largest request body accepted (default 64 MiB)")
     serve.add_argument("--max-tensor-elements", type=int, help="largest tensor accepted, in elements")
     serve.add_argument("--max-model-bytes", type=int, help="largest custom-layer ONNX model (default 16 MiB)")
+    serve.add_argument("--max-tensor-elements", type=int, help="largest tensor accepted, in elements (default 16Mi)")
+    serve.add_argument("--max-layers-per-graph", type=int, help="most layers one graph may hold (default 10000)")
+    serve.add_argument("--max-records-per-layer", type=int,
+                       help="conditional losses and pending updates kept per layer, oldest evicted (default 1000)")
+    serve.add_argument("--max-sessions", type=int, help="ONNX Runtime sessions kept in the LRU cache (default 256)")
+    serve.add_argument("--request-timeout-s", type=float,
+                       help="longest a request may take, body upload included (default 60 s)")
     serve.add_argument("--max-batch-size", type=int, help="dynamic batching: largest batch (default 64)")
     serve.add_argument("--max-queue-delay-ms", type=float, help="dynamic batching: longest wait (default 2 ms)")
     serve.add_argument("--batching", choices=["on", "off"], help="dynamic batching of concurrent inference "
@@ -75,21 +86,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"layerserve: the server needs the 'server' extra: pip install 'layerserve[server]' ({exc})",
               file=sys.stderr)
         return 2
+    from service.logs import configure_logging
+
     overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k != "command"}
     if overrides.get("batching") is not None:
         overrides["batching"] = overrides["batching"] == "on"
     try:
         settings = Settings.from_env(**overrides)
+        configure_logging(settings.log_level)
         app = create_app(settings)
     except (ProviderError, ValueError) as exc:  # configuration errors: one clear line, not a traceback
         print(f"layerserve: {exc}", file=sys.stderr)
         return 2
+    _exit_quietly_after_shutdown()
     # uvloop + httptools where installed (uvicorn[standard]): the plain asyncio loop adds
-    # ~44 ms per request on small responses (Nagle), and httptools parses faster.
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                loop=_available("uvloop", "asyncio"), http=_available("httptools", "h11"),
+    # ~44 ms per request on small responses (Nagle), and httptools parses faster. Our
+    # middleware writes the access log (with the request id); uvicorn's would duplicate it.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, log_config=None,
+                access_log=False, loop=_available("uvloop", "asyncio"), http=_available("httptools", "h11"),
                 timeout_graceful_shutdown=30)
     return 0
+
+
+def _exit_quietly_after_shutdown() -> None:
+    """Uvicorn finishes the requests in flight on SIGTERM/SIGINT, then re-raises the signal
+    with the handler that was installed before it: make that a no-op, so a graceful stop
+    exits 0 instead of dying of the signal."""
+    def ignore(signum: int, frame: FrameType | None) -> None:
+        return None
+
+    signal.signal(signal.SIGTERM, ignore)
 
 
 if __name__ == "__main__":

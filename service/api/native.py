@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from client._protocol import input_ref
+from client._protocol import FrameError, input_ref, json_number
 from service.api import dispatch
 from service.api.wire import (
     ApplyBody,
@@ -21,8 +21,10 @@ from service.api.wire import (
     RefsBody,
     ShapeBody,
     WeightsBody,
+    body_doc,
     decode,
     json_response,
+    json_tensor,
     tensor_response,
     wants_frame,
 )
@@ -35,6 +37,7 @@ __all__ = ["graph_router", "native_router"]
 T = TypeVar("T")
 PREFIX = "/v1/graphs/{graph}/layers"
 VERSION_HEADER = "X-Layer-Version"
+_REFS_DOC = body_doc(RefsBody, {"inputs": "refs"})
 
 
 def _plane(request: Request) -> DataPlane:
@@ -61,7 +64,10 @@ def _refs(items: list[Any] | None, max_elements: int) -> list[str] | None:
         if isinstance(item, str) and item.startswith("sha256:"):
             refs.append(item)
         elif isinstance(item, dict):
-            refs.append(input_ref(tensor_from_json(item, max_elements)))
+            try:
+                refs.append(input_ref(tensor_from_json(item, max_elements)))
+            except FrameError as exc:
+                raise InvalidArgument(str(exc), code="invalid_tensor") from None
         else:
             raise InvalidArgument("inputs holds input references ('sha256:...') or tensors", code="invalid_ref")
     return refs
@@ -88,19 +94,17 @@ def _described(view: dict[str, Any], status: int = 200) -> Response:
 
 
 def _update_json(update: PendingUpdate) -> dict[str, Any]:
-    v = update.value
-    return {"variable": update.variable, "input": update.ref,
-            "value": {"dtype": v.dtype.name, "shape": list(v.shape), "data": v.ravel()}}
+    return {"variable": update.variable, "input": update.ref, "value": json_tensor(update.value)}
 
 
 def _loss_json(loss: dict[str, Any]) -> dict[str, Any]:
-    return {**loss, "value": float(loss["value"]), "dtype": loss["value"].dtype.name}
+    return {**loss, "value": json_number(float(loss["value"])), "dtype": loss["value"].dtype.name}
 
 
 native_router = APIRouter(prefix=PREFIX, tags=["layers"])
 
 
-@native_router.post("", status_code=201)
+@native_router.post("", status_code=201, openapi_extra=body_doc(CreateLayerBody))
 async def create_layer(graph: str, request: Request) -> Response:
     body, _ = await _body(request, CreateLayerBody)
     plane = _plane(request)
@@ -119,7 +123,7 @@ async def describe_layer(graph: str, layer: str, request: Request) -> Response:
     return _described(await _call(_plane(request).describe, graph, layer))
 
 
-@native_router.patch("/{layer}")
+@native_router.patch("/{layer}", openapi_extra=body_doc(PatchLayerBody))
 async def patch_layer(graph: str, layer: str, request: Request) -> Response:
     body, _ = await _body(request, PatchLayerBody)
     plane = _plane(request)
@@ -133,7 +137,7 @@ async def delete_layer(graph: str, layer: str, request: Request) -> Response:
     return Response(status_code=204)
 
 
-@native_router.post("/{layer}/build")
+@native_router.post("/{layer}/build", openapi_extra=body_doc(BuildBody))
 async def build_layer(graph: str, layer: str, request: Request) -> Response:
     body, _ = await _body(request, BuildBody)
     plane = _plane(request)
@@ -141,7 +145,7 @@ async def build_layer(graph: str, layer: str, request: Request) -> Response:
     return _described(await _call(plane.describe, graph, found.id))
 
 
-@native_router.post("/{layer}/apply")
+@native_router.post("/{layer}/apply", openapi_extra=body_doc(ApplyBody, {"inputs": "tensors"}, frame=True))
 async def apply_layer(graph: str, layer: str, request: Request) -> Response:
     body, inputs = await _body(request, ApplyBody, "inputs")
     result = await dispatch.apply(request, graph, layer, inputs, body.training)
@@ -151,7 +155,7 @@ async def apply_layer(graph: str, layer: str, request: Request) -> Response:
                                             result.outputs, "outputs")
 
 
-@native_router.post("/{layer}/compute_output_shape")
+@native_router.post("/{layer}/compute_output_shape", openapi_extra=body_doc(ShapeBody))
 async def compute_output_shape(graph: str, layer: str, request: Request) -> Response:
     body, _ = await _body(request, ShapeBody)
     shape = await _call(_plane(request).compute_output_shape, graph, layer, body.input_shape)
@@ -182,7 +186,7 @@ async def get_weights(graph: str, layer: str, request: Request) -> Response:
     return tensor_response(request, {"names": names}, arrays, "weights", headers=_version(version))
 
 
-@native_router.put("/{layer}/weights")
+@native_router.put("/{layer}/weights", openapi_extra=body_doc(WeightsBody, {"weights": "tensors"}, frame=True))
 async def set_weights(graph: str, layer: str, request: Request) -> Response:
     _, arrays = await _body(request, WeightsBody, "weights")
     plane = _plane(request)
@@ -197,7 +201,7 @@ async def get_losses(graph: str, layer: str, request: Request) -> Response:
     return json_response({"losses": [_loss_json(x) for x in losses]})
 
 
-@native_router.post("/{layer}/losses:for")
+@native_router.post("/{layer}/losses:for", openapi_extra=_REFS_DOC)
 async def losses_for(graph: str, layer: str, request: Request) -> Response:
     body, _ = await _body(request, RefsBody)
     refs = _refs(body.inputs, request.app.state.settings.max_tensor_elements)
@@ -211,7 +215,7 @@ async def get_updates(graph: str, layer: str, request: Request) -> Response:
     return json_response({"updates": [_update_json(u) for u in updates]})
 
 
-@native_router.post("/{layer}/updates:for")
+@native_router.post("/{layer}/updates:for", openapi_extra=_REFS_DOC)
 async def updates_for(graph: str, layer: str, request: Request) -> Response:
     body, _ = await _body(request, RefsBody)
     refs = _refs(body.inputs, request.app.state.settings.max_tensor_elements)
@@ -219,7 +223,7 @@ async def updates_for(graph: str, layer: str, request: Request) -> Response:
     return json_response({"updates": [_update_json(u) for u in updates]})
 
 
-@native_router.post("/{layer}/updates:run")
+@native_router.post("/{layer}/updates:run", openapi_extra=_REFS_DOC)
 async def run_updates(graph: str, layer: str, request: Request) -> Response:
     body, _ = await _body(request, RefsBody)
     refs = _refs(body.inputs, request.app.state.settings.max_tensor_elements)
@@ -253,7 +257,7 @@ async def variable_value(graph: str, name: str, request: Request) -> Response:
     return tensor_response(request, {"variable": described}, [value], "values")
 
 
-@graph_router.post("/{graph}/updates:run")
+@graph_router.post("/{graph}/updates:run", openapi_extra=_REFS_DOC)
 async def run_graph_updates(graph: str, request: Request) -> Response:
     """Every visible pending update of every layer: running TF1's UPDATE_OPS collection."""
     body, _ = await _body(request, RefsBody)

@@ -8,6 +8,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from service.api.wire import json_response
+from service.metrics import CONTENT_TYPE
 
 __all__ = ["ops_router"]
 
@@ -26,10 +27,17 @@ async def readyz(request: Request) -> Response:
     if ready:
         ready = await run_in_threadpool(state.plane.store.healthy)
     providers = state.providers
+    startup = getattr(state, "startup", None)
     body = {"ready": ready, "providers": list(providers.active), "missing_providers": list(providers.missing),
             "device": providers.device, "io_binding": getattr(state, "io_binding", False),
-            "onnxruntime": ort.__version__, "store": state.store_kind}
+            "onnxruntime": ort.__version__, "store": state.store_kind,
+            "startup_error": getattr(startup, "error", None)}
     return json_response(body, 200 if ready else 503)
+
+
+@ops_router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
 
 
 @ops_router.get("/v1/config")

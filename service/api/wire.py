@@ -17,12 +17,20 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from client._protocol import FRAME_CONTENT_TYPE, FrameError, decode_frame, encode_frame, tensor_from_json
+from client._protocol import (
+    FRAME_CONTENT_TYPE,
+    WIRE_DTYPES,
+    FrameError,
+    decode_frame,
+    encode_frame,
+    json_values,
+    tensor_from_json,
+)
 from service.errors import BadRequest, InvalidArgument, PayloadTooLarge, UnsupportedMediaType
 
 __all__ = [
     "ApplyBody", "BuildBody", "CreateLayerBody", "PatchLayerBody", "RefsBody", "ShapeBody", "WeightsBody",
-    "decode", "json_response", "read_body", "tensor_response", "wants_frame",
+    "body_doc", "decode", "json_response", "json_tensor", "read_body", "tensor_response", "wants_frame",
 ]
 
 JSON_TYPE = "application/json"
@@ -70,6 +78,36 @@ class WeightsBody(_Body):
 
 class RefsBody(_Body):
     inputs: list[Any] | None = None  # input refs ("sha256:...") or tensors; null = unconditional
+
+
+_NUMBER = {"anyOf": [{"type": "number"}, {"type": "boolean"},
+                     {"type": "string", "enum": ["NaN", "Infinity", "-Infinity"]}]}
+TENSOR_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["dtype", "shape", "data"], "additionalProperties": False,
+    "properties": {
+        "dtype": {"type": "string", "enum": list(WIRE_DTYPES)},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        "data": {"type": "array", "items": _NUMBER, "description": "flat, row-major"},
+    },
+}
+_REF = {"type": "string", "pattern": "^sha256:[0-9a-f]{64}$"}
+_FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
+    "tensors": {"type": "array", "items": TENSOR_SCHEMA},
+    "refs": {"anyOf": [{"type": "array", "items": {"anyOf": [_REF, TENSOR_SCHEMA]}}, {"type": "null"}]},
+}
+
+
+def body_doc(model: type[_Body], field_kinds: dict[str, str] | None = None, frame: bool = False) -> dict[str, Any]:
+    """``openapi_extra`` for a route that reads its body itself: ``model``'s JSON schema, with
+    tensor fields spelled out (``field_kinds``: field -> "tensors" or "refs"), and the binary
+    frame where the route accepts one."""
+    schema = model.model_json_schema(by_alias=True)
+    for name, kind in (field_kinds or {}).items():
+        schema["properties"][name] = {**_FIELD_SCHEMAS[kind], "default": None}
+    content: dict[str, Any] = {JSON_TYPE: {"schema": schema}}
+    if frame:
+        content[FRAME_CONTENT_TYPE] = {"schema": {"type": "string", "format": "binary"}}
+    return {"requestBody": {"required": True, "content": content}}
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -139,11 +177,17 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
                     media_type=JSON_TYPE, headers=headers)
 
 
+def json_tensor(array: np.ndarray) -> dict[str, Any]:
+    """A JSON tensor; numpy data goes to orjson as is, unless it holds NaN or infinities."""
+    flat = np.ascontiguousarray(array).ravel()
+    finite = flat.dtype.kind != "f" or bool(np.isfinite(flat).all())
+    return {"dtype": flat.dtype.name, "shape": list(np.shape(array)), "data": flat if finite else json_values(flat)}
+
+
 def tensor_response(request: Request, payload: dict[str, Any], tensors: list[np.ndarray], key: str,
                     headers: dict[str, str] | None = None) -> Response:
     if wants_frame(request):
         return Response(encode_frame(payload, tensors), media_type=FRAME_CONTENT_TYPE, headers=headers)
     body = dict(payload)
-    body[key] = [{"dtype": t.dtype.name, "shape": list(t.shape), "data": np.asarray(t, order="C").ravel()}
-                 for t in tensors]
+    body[key] = [json_tensor(t) for t in tensors]
     return json_response(body, headers=headers)

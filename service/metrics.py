@@ -1,0 +1,88 @@
+"""Prometheus metrics of one server (``GET /metrics``), on a registry of its own.
+
+The HTTP middleware records requests, latencies, bytes and errors as they happen. The
+runtime's own figures are read when scraped: the dynamic batcher's batch sizes (its
+``BatchStats``) and the memory report of the executor (sessions cached, resident variables,
+device memory where the device reports it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from service.runtime.batching import BatchStats
+from service.runtime.memory import memory_report
+
+__all__ = ["CONTENT_TYPE", "RuntimeCollector", "ServiceMetrics"]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+_MEMORY_GAUGES = {
+    "sessions_cached": "ONNX Runtime sessions in the cache",
+    "resident_layers": "layers whose variables are resident on the execution device",
+    "resident_variable_bytes": "bytes of variables resident on the execution device",
+    "device_used_bytes": "memory in use on the execution device (where the device reports it)",
+    "device_total_bytes": "memory of the execution device (where the device reports it)",
+}
+
+
+class RuntimeCollector(Collector):
+    """Reads the batcher's statistics and the executor's memory report at scrape time."""
+
+    def __init__(self, plane: Callable[[], Any], batch_stats: BatchStats) -> None:
+        self._plane, self._stats = plane, batch_stats
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self._stats.snapshot()
+        buckets = [(str(b), float(sum(n for size, n in snap["sizes"].items() if size <= b))) for b in _BATCH_BUCKETS]
+        yield HistogramMetricFamily("layerserve_batch_size", "requests carried by one batched ONNX Runtime run",
+                                    buckets=[*buckets, ("+Inf", float(snap["runs"]))], sum_value=snap["requests"])
+        yield GaugeMetricFamily("layerserve_batch_size_max", "most requests one batched run carried", snap["max"])
+        yield CounterMetricFamily("layerserve_batched_rows", "input rows run through the batcher", snap["rows"])
+        plane = self._plane()
+        report = memory_report(plane.executor) if plane is not None else {"sessions_cached": 0}
+        for key, doc in _MEMORY_GAUGES.items():
+            if key in report:
+                yield GaugeMetricFamily(f"layerserve_{key}", doc, float(report[key]))
+
+
+class ServiceMetrics:
+    def __init__(self) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created series double the scrape
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("layerserve_requests", "HTTP requests by route template and status",
+                                ["method", "route", "status"], registry=r)
+        self.latency = Histogram("layerserve_request_duration_seconds", "HTTP request latency by route template",
+                                 ["method", "route"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.apply_latency = Histogram("layerserve_apply_duration_seconds",
+                                       "latency of successful applies (native apply, v2 infer) per layer",
+                                       ["graph", "layer"], buckets=_LATENCY_BUCKETS, registry=r)
+        self.errors = Counter("layerserve_errors", "error responses by the error body's code",
+                              ["code", "status"], registry=r)
+        self.bytes_in = Counter("layerserve_request_bytes", "request body bytes received", ["route"], registry=r)
+        self.bytes_out = Counter("layerserve_response_bytes", "response body bytes sent", ["route"], registry=r)
+        self.in_flight = Gauge("layerserve_requests_in_flight", "requests being served", registry=r)
+        self.ready = Gauge("layerserve_ready", "1 once the store is loaded and the runtime is ready", registry=r)
+
+    def install(self, plane: Callable[[], Any], batch_stats: BatchStats, ready: Callable[[], float]) -> None:
+        """Attach the runtime's figures, read at each scrape."""
+        self.ready.set_function(ready)
+        self.registry.register(RuntimeCollector(plane, batch_stats))
+
+    def forget_layer(self, graph: str, layer: str) -> None:
+        """Drop a deleted layer's series, so that churn does not grow the registry."""
+        try:
+            self.apply_latency.remove(graph, layer)
+        except KeyError:
+            pass
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

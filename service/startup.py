@@ -1,0 +1,68 @@
+"""Bringing a server up in the background: lock and load the state store, warm ONNX Runtime.
+
+The HTTP server listens at once, so ``/healthz`` answers while a large state directory loads
+or while a previous owner of the directory is still exiting; ``/readyz`` and the data routes
+answer 503 until both the store and the runtime are ready.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper
+
+from service.core.dataplane import DataPlane
+from service.runtime.providers import ProviderSelection
+from service.store.base import StateStore
+
+__all__ = ["Startup", "warm_up_runtime"]
+
+log = logging.getLogger("layerserve.startup")
+
+
+def warm_up_runtime(providers: ProviderSelection) -> None:
+    """Create and run one trivial session: the providers load now, not on the first request."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "warm_up", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = min(model.ir_version, onnx.IR_VERSION)
+    session = ort.InferenceSession(model.SerializeToString(), providers=providers.ort_providers())
+    session.run(None, {"x": np.zeros(1, np.float32)})
+
+
+class Startup:
+    """Runs the start-up once, on a daemon thread (it may wait on the state directory's lock)."""
+
+    def __init__(self, providers: ProviderSelection, open_store: Callable[[], StateStore],
+                 build_plane: Callable[[StateStore], DataPlane], on_ready: Callable[[DataPlane], None]) -> None:
+        self.providers = providers
+        self._open_store, self._build_plane, self._on_ready = open_store, build_plane, on_ready
+        self.store: StateStore | None = None
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._run, name="layerserve-startup", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            warm_up_runtime(self.providers)
+            self.store = self._open_store()
+            plane = self._build_plane(self.store)  # waits for the state directory's lock, then loads
+        except Exception as exc:
+            log.exception("start-up failed; the server stays unready")
+            self.error = f"{type(exc).__name__}: {exc}"
+            return
+        log.info("ready", extra={"fields": {"graphs": len(plane.graphs), "providers": list(self.providers.active)}})
+        self._on_ready(plane)
+
+    async def close(self) -> None:
+        if self.store is not None:
+            await self.store.aclose()
+            self.store.close()
