@@ -20,8 +20,8 @@ from service.metrics import ServiceMetrics
 from service.runtime.batching import Batcher, BatchPolicy, BatchStats
 from service.runtime.binding import binding_enabled
 from service.runtime.executor import Executor
-from service.runtime.sessions import SessionCache
 from service.runtime.providers import select_providers
+from service.runtime.sessions import SessionCache
 from service.startup import Startup
 from service.store.base import StateStore
 from service.store.filesystem import FilesystemStore

@@ -38,7 +38,8 @@ _LARGE_JSON_BYTES = 128 * 1024
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # strict: "yes" is not a bool and "3" not an int; JSON has the types the fields name.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
 
 class CreateLayerBody(_Body):

@@ -31,7 +31,7 @@ from service.core.dtypes import check_float_input, normalize_dtype
 from service.core.graph import Graph
 from service.core.layer import ConditionalLoss, Layer, PendingUpdate, short_name
 from service.core.regularizers import parse_regularizer
-from service.errors import Conflict, IncompatibleInput, InvalidArgument, NotFound
+from service.errors import Conflict, IncompatibleInput, InvalidArgument, LayerServeError, NotFound
 from service.layers import kind_for
 from service.layers.base import Signature, VariableSpec
 from service.runtime.batching import parse_batching
@@ -41,7 +41,9 @@ from service.store.base import StaleGraph, StateStore
 __all__ = ["ApplyResult", "DataPlane", "GRAPH_NAME", "LAYER_NAME"]
 
 GRAPH_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-LAYER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+# The contract's [A-Za-z0-9_.-]{1,128}, less names holding "..": a ".." path segment is
+# rewritten by HTTP clients, so such a layer could never be addressed by name.
+LAYER_NAME = re.compile(r"(?!.*\.\.)[A-Za-z0-9_.-]{1,128}")
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -217,6 +219,8 @@ class DataPlane:
         layer.kind.check_build_shape(shape)
         dtype = layer.kind.build_dtype(layer.dtype or input_dtype)
         specs = layer.kind.build_variables(shapes, dtype)
+        for var in specs:
+            self._check_size(var.shape, f"variable {var.name!r} of layer {layer.name!r}")
         saved_scope, saved_counts = layer.scope, g.names.to_json()
         if specs:  # TF names the scope when the first variable is made; the others at first apply
             g.assign_scope(layer)
@@ -271,6 +275,7 @@ class DataPlane:
         values = g.values  # one snapshot: never half-old, half-new weights
         sig = Signature(xs[0].dtype.name, tuple(xs[0].shape), training, self._var_specs(g, layer),
                         tuple(tuple(each.shape) for each in xs[1:]))
+        self._check_output_size(layer, tuple(xs[0].shape))
         outputs = self.executor.run(layer, sig, xs[0], {n: values[n] for n in layer.variables}, batch, xs[1:])
         refs = [input_ref(each) for each in inputs]
         self._record(g, layer, refs, outputs, training, values)
@@ -303,6 +308,25 @@ class DataPlane:
         raise IncompatibleInput(
             f"Input 'filter' of '{layer.class_name}' Op has type {layer.dtype} that does not match type "
             f"{x.dtype.name} of argument 'input'.", exception="TypeError", code="dtype_mismatch")
+
+    def _check_output_size(self, layer: Layer, shape: tuple[int, ...]) -> None:
+        if layer.kind.user_defined or layer.kind.num_inputs != 1:
+            return  # a custom graph's output shape is known only by running it
+        try:
+            out = layer.kind.compute_output_shape(shape)
+        except (LayerServeError, NotImplementedError):
+            return  # the apply itself reports what is wrong with this input
+        self._check_size(out, f"the output of layer {layer.name!r}")
+
+    def _check_size(self, shape: tuple[int | None, ...], what: str) -> None:
+        """Variables and outputs obey the tensor limit too: a huge ``units`` or input width
+        must not make the server allocate what no request could carry."""
+        count = 1
+        for dim in shape:
+            count *= 1 if dim is None else max(int(dim), 0)
+        if count > self.settings.max_tensor_elements:
+            raise InvalidArgument(f"{what} would have {count} elements, more than the limit of "
+                                  f"{self.settings.max_tensor_elements} (--max-tensor-elements)", code="tensor_too_large")
 
     @staticmethod
     def _var_specs(g: Graph, layer: Layer) -> tuple[VariableSpec, ...]:

@@ -15,7 +15,8 @@ durable as the later ones.
 One process owns a state directory at a time: ``load`` takes an exclusive lock on
 ``<root>/.lock`` (waiting while another live process holds it; the kernel releases it when
 that process dies, even by SIGKILL). Without it, a second server's load would delete the
-blobs the first one has written but not yet committed.
+blobs the first one has written but not yet committed. Several stores of one process on one
+directory share the process's hold.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import fcntl
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -66,6 +68,25 @@ def _make_dir(path: Path) -> None:
     _fsync_dir(path.parent)
 
 
+# root -> [descriptor holding the flock, stores of this process using it]
+_HOLDS: dict[Path, list[int]] = {}
+_HOLDS_LOCK = threading.Lock()
+
+
+def _wait_for_lock(root: Path, poll_s: float) -> int:
+    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    warned = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if not warned:
+                log.warning("state directory %s is locked by another process; waiting for it", root)
+                warned = True
+            time.sleep(poll_s)
+
+
 class FilesystemStore(StateStore):
     def __init__(self, root: str | os.PathLike[str], lock_poll_s: float = 0.1) -> None:
         super().__init__()
@@ -81,26 +102,27 @@ class FilesystemStore(StateStore):
 
     # ---- ownership ---------------------------------------------------------------------
     def _acquire(self) -> None:
-        """Hold ``.lock`` exclusively, waiting for a previous owner to exit."""
+        """Hold ``.lock`` exclusively for this process, waiting for another owner to exit.
+        Stores of one process on one directory (a restart within a test) share the hold."""
         if self._lock_fd is not None:
             return
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        warned = False
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not warned:
-                    log.warning("state directory %s is locked by another process; waiting for it", self.root)
-                    warned = True
-                time.sleep(self.lock_poll_s)
-        self._lock_fd = fd
+        with _HOLDS_LOCK:  # also serialises first acquisitions within this process
+            held = _HOLDS.get(self.root)
+            if held is None:
+                held = _HOLDS[self.root] = [_wait_for_lock(self.root, self.lock_poll_s), 0]
+            held[1] += 1
+            self._lock_fd = held[0]
 
     def close(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # closing the descriptor releases the flock
-            self._lock_fd = None
+        if self._lock_fd is None:
+            return
+        with _HOLDS_LOCK:
+            held = _HOLDS[self.root]
+            held[1] -= 1
+            if held[1] == 0:
+                os.close(held[0])  # closing the descriptor releases the flock
+                del _HOLDS[self.root]
+        self._lock_fd = None
 
     # ---- load --------------------------------------------------------------------------
     def load(self) -> dict[str, Graph]:
