@@ -192,7 +192,7 @@ def _path_problem(raw_path: bytes) -> LayerServeError | None:
     graph = _segment(parts[3])
     if not GRAPH_NAME.fullmatch(graph):
         return InvalidArgument(f"graph name must match {GRAPH_NAME.pattern}, got {graph[:80]!r}", code="invalid_name")
-    if len(parts) > 5 and parts[4] == b"layers":
+    if len(parts) > 5 and parts[4] == b"layers" and parts[5]:
         layer = _segment(parts[5])
         if not (LAYER_NAME.fullmatch(layer) or _LAYER_ID.fullmatch(layer)):
             return InvalidArgument(f"a layer is named by its id or a name matching {LAYER_NAME.pattern}, "
