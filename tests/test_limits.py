@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
 import client
+from service.cli import _parser
+from service.config import Settings
 from tests.server import ServerProcess
 from tests.test_hostile import assert_error, tensor
 
@@ -123,11 +124,14 @@ def test_records_per_layer_are_bounded_oldest_first(limited: ServerProcess) -> N
     conn.close()
 
 
-def test_limits_come_from_the_environment_too(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path / "state", env={"LAYERSERVE_MAX_LAYERS_PER_GRAPH": "7",
-                                                    "LAYERSERVE_REQUEST_TIMEOUT_S": "9.5"}).start()
-    try:
-        config = httpx.get(server.url + "/v1/config").json()
-        assert (config["max_layers_per_graph"], config["request_timeout_s"]) == (7, 9.5)
-    finally:
-        server.stop()
+def test_limits_come_from_flags_and_the_environment() -> None:
+    env = {"LAYERSERVE_MAX_LAYERS_PER_GRAPH": "7", "LAYERSERVE_REQUEST_TIMEOUT_S": "9.5", "LAYERSERVE_TOKEN": "a,b:g1"}
+    settings = Settings.from_env(env)
+    assert (settings.max_layers_per_graph, settings.request_timeout_s, settings.token) == (7, 9.5, ["a", "b:g1"])
+    assert settings.public()["token"] == "2 token(s) configured"
+    flags = vars(_parser().parse_args(["serve", "--max-layers-per-graph", "3", "--request-timeout-s", "1.5",
+                                       "--max-body-bytes", "10", "--max-tensor-elements", "5",
+                                       "--max-records-per-layer", "2", "--max-sessions", "4"]))
+    settings = Settings.from_env(env, **{k: v for k, v in flags.items() if k != "command"})
+    assert (settings.max_layers_per_graph, settings.request_timeout_s, settings.max_body_bytes,
+            settings.max_tensor_elements, settings.max_records_per_layer, settings.max_sessions) == (3, 1.5, 10, 5, 2, 4)
