@@ -23,6 +23,8 @@ from service.store.filesystem import FilesystemStore
 from tests.server import ROOT, ServerProcess
 from tests.store_writer import version_arrays
 
+__all__ = ["run_kill_loop"]
+
 KILLS = 20
 LAYER = "/v1/graphs/crash/layers/w"
 
@@ -47,9 +49,7 @@ class _Writer(threading.Thread):
     def run(self) -> None:
         try:
             while True:
-                body = encode_frame({}, version_arrays(self.next))
-                response = self.http.put(LAYER + "/weights", content=body,
-                                         headers={"content-type": FRAME_CONTENT_TYPE})
+                response = _put(self.http, self.next)
                 assert response.status_code == 200, response.text
                 self.acked, self.next = self.next, self.next + 1
                 self.first_ack.set()
@@ -67,18 +67,24 @@ def _read_version(url: str) -> int:
     return _version_of(*arrays)
 
 
-def test_sigkill_at_random_moments_keeps_one_complete_version(tmp_path: Path) -> None:
-    rng = random.Random(5)
-    server = ServerProcess(tmp_path / "state").start()
-    http = httpx.Client(base_url=server.url)
-    assert http.post("/v1/graphs/crash/layers", json={"class": "Dense", "name": "w", "config": {"units": 5}}).is_success
-    assert http.post(LAYER + "/build", json={"input_shape": [None, 6]}).is_success
-    body = encode_frame({}, version_arrays(0))
-    assert http.put(LAYER + "/weights", content=body, headers={"content-type": FRAME_CONTENT_TYPE}).is_success
-    http.close()
-    acked, survived = 0, 0
+def _put(http: httpx.Client, version: int) -> httpx.Response:
+    return http.put(LAYER + "/weights", content=encode_frame({}, version_arrays(version)),
+                    headers={"content-type": FRAME_CONTENT_TYPE})
+
+
+def run_kill_loop(state: Path, kills: int, seed: int) -> dict[str, int]:
+    """Write versions, SIGKILL the server at a random moment, restart, check; ``kills`` times.
+    Returns the counts: kills survived, versions acknowledged, and how often the version in
+    flight (sent, never acknowledged) was the one found after the restart."""
+    rng = random.Random(seed)
+    server = ServerProcess(state).start()
+    with httpx.Client(base_url=server.url) as http:
+        assert http.post("/v1/graphs/crash/layers", json={"class": "Dense", "name": "w", "config": {"units": 5}}).is_success
+        assert http.post(LAYER + "/build", json={"input_shape": [None, 6]}).is_success
+        assert _put(http, 0).is_success
+    acked, stats = 0, {"kills_survived": 0, "in_flight_found": 0}
     try:
-        for _ in range(KILLS):
+        for _ in range(kills):
             writer = _Writer(server.url, acked + 1)
             writer.start()
             writer.first_ack.wait()  # the stream of writes is running
@@ -89,10 +95,18 @@ def test_sigkill_at_random_moments_keeps_one_complete_version(tmp_path: Path) ->
             server.start()
             found = _read_version(server.url)
             assert found in (writer.acked, in_flight) and found >= acked, (found, writer.acked, in_flight)
-            acked, survived = found, survived + 1
+            stats["in_flight_found"] += found == in_flight
+            acked = found
+            stats["kills_survived"] += 1
     finally:
         server.stop()
-    assert survived == KILLS and acked >= KILLS  # every round acknowledged at least one write
+    return {**stats, "versions_acknowledged": acked}
+
+
+def test_sigkill_at_random_moments_keeps_one_complete_version(tmp_path: Path) -> None:
+    stats = run_kill_loop(tmp_path / "state", KILLS, seed=5)
+    assert stats["kills_survived"] == KILLS
+    assert stats["versions_acknowledged"] >= KILLS  # every round acknowledged at least one write
 
 
 def test_crash_at_every_fsync_of_a_commit(tmp_path: Path) -> None:

@@ -18,6 +18,8 @@ from schemathesis.generation import GenerationMode
 from client._protocol import FRAME_CONTENT_TYPE, FRAME_MAGIC
 from tests.server import ServerProcess
 
+__all__ = ["PROPERTIES", "Target", "fuzz_operation"]
+
 _graphs = itertools.count(1)
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))
@@ -118,12 +120,13 @@ def test_openapi_operations_never_answer_5xx(server: ServerProcess) -> None:
     for operation in operations:
         # Path parameters are free strings: only a body can be made invalid.
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)[:2 if operation.body else 1]:
-            _fuzz_operation(operation, mode, sent)
+            fuzz_operation(operation, mode, sent)
     assert len(sent) >= 8 * len(operations) and max(sent) < 500
 
 
-def _fuzz_operation(operation: Any, mode: GenerationMode, sent: list[int]) -> None:
-    @settings(max_examples=12, deadline=None, derandomize=True, database=None,
+def fuzz_operation(operation: Any, mode: GenerationMode, sent: list[int], examples: int = 12) -> None:
+    """Send ``examples`` generated requests for ``operation``; record their statuses in ``sent``."""
+    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     @given(case=operation.as_strategy(generation_mode=mode))
     def check(case: Any) -> None:
@@ -135,3 +138,6 @@ def _fuzz_operation(operation: Any, mode: GenerationMode, sent: list[int]) -> No
             assert set(response.json()["error"]) == {"code", "message", "details"}, response.text[:300]
 
     check()
+
+
+PROPERTIES = (test_any_json_body, test_any_tensor_list, test_any_frame)
