@@ -42,7 +42,6 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"],
                        help="log level (default info)")
     serve.add_argument("--max-body-bytes", type=int, help="largest request body accepted (default 64 MiB)")
-    serve.add_argument("--max-tensor-elements", type=int, help="largest tensor accepted, in elements")
     serve.add_argument("--max-model-bytes", type=int, help="largest custom-layer ONNX model (default 16 MiB)")
     serve.add_argument("--max-tensor-elements", type=int, help="largest tensor accepted, in elements (default 16Mi)")
     serve.add_argument("--max-layers-per-graph", type=int, help="most layers one graph may hold (default 10000)")

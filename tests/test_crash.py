@@ -1,9 +1,9 @@
 """Crash safety: SIGKILL at random moments, and a crash at every fsync of a commit.
 
-Each checks, after a restart on the same state directory, that every variable of the layer
-holds one complete version (never a kernel from one ``set_weights`` and a bias from another),
-that it is the last acknowledged version or the one in flight, and so that no acknowledged
-write was lost.
+Each checks, after a restart on the same state directory, that every variable holds one
+complete version (never a kernel from one ``set_weights`` and a bias from another, never a
+moving mean from one ``run_updates`` and a moving variance from another), that it is the last
+acknowledged version or the one in flight, and so that no acknowledged write was lost.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ __all__ = ["run_kill_loop"]
 
 KILLS = 20
 LAYER = "/v1/graphs/crash/layers/w"
+BN = "/v1/graphs/crash/layers/bn"
+FRAME = {"content-type": FRAME_CONTENT_TYPE}
 
 
 def _version_of(kernel: np.ndarray, bias: np.ndarray) -> int:
@@ -37,8 +39,41 @@ def _version_of(kernel: np.ndarray, bias: np.ndarray) -> int:
     return version
 
 
+def _spread(version: int) -> int:
+    return version % 5 + 1
+
+
+def _batch(version: int) -> np.ndarray:
+    """Rows ``version -/+ spread``: batch mean ``version``, variance ``spread**2`` (biased)."""
+    k = _spread(version)
+    return np.array([[version - k] * 3, [version + k] * 3], np.float32)
+
+
+def _bn_version_of(weights: dict[str, np.ndarray]) -> int:
+    """BatchNormalization with momentum 0: the moving statistics are the last batch's run, so
+    the moving mean is the version and the moving variance must be that same version's."""
+    mean, variance = weights["bn/moving_mean:0"], weights["bn/moving_variance:0"]
+    version = int(mean.flat[0])
+    assert np.array_equal(mean, np.full_like(mean, version)), f"moving mean mixes versions: {mean}"
+    want = [np.full_like(variance, _spread(version) ** 2 * c) for c in (1, 2)]  # biased, or unbiased (n=2)
+    assert any(np.array_equal(variance, w) for w in want), f"moving variance not from version {version}: {variance}"
+    return version
+
+
+def _ok(response: httpx.Response) -> None:
+    assert response.status_code == 200, response.text
+
+
+def _step(http: httpx.Client, version: int) -> None:
+    """One version: the Dense layer's weights by ``set_weights``, then BatchNormalization's
+    moving statistics by a training apply (a batch of mean ``version``) and ``run_updates``."""
+    _ok(http.put(LAYER + "/weights", content=encode_frame({}, version_arrays(version)), headers=FRAME))
+    _ok(http.post(BN + "/apply", content=encode_frame({"training": True}, [_batch(version)]), headers=FRAME))
+    _ok(http.post(BN + "/updates:run", json={"inputs": None}))
+
+
 class _Writer(threading.Thread):
-    """Sends version after version until the server stops answering."""
+    """Writes version after version until the server stops answering."""
 
     def __init__(self, url: str, first: int) -> None:
         super().__init__(daemon=True)
@@ -49,8 +84,7 @@ class _Writer(threading.Thread):
     def run(self) -> None:
         try:
             while True:
-                response = _put(self.http, self.next)
-                assert response.status_code == 200, response.text
+                _step(self.http, self.next)
                 self.acked, self.next = self.next, self.next + 1
                 self.first_ack.set()
         except httpx.TransportError:
@@ -60,47 +94,52 @@ class _Writer(threading.Thread):
             self.http.close()
 
 
-def _read_version(url: str) -> int:
+def _read_versions(url: str) -> tuple[int, int]:
+    """(the Dense layer's version, the BatchNormalization layer's version)."""
+    found = []
     with httpx.Client(base_url=url, timeout=30.0) as http:
-        weights = http.get(LAYER + "/weights").json()["weights"]
-    arrays = [np.asarray(w["data"], dtype=w["dtype"]).reshape(w["shape"]) for w in weights]
-    return _version_of(*arrays)
+        for path in (LAYER, BN):
+            body = http.get(path + "/weights").json()
+            found.append({n: np.asarray(w["data"], dtype=w["dtype"]).reshape(w["shape"])
+                          for n, w in zip(body["names"], body["weights"], strict=True)})
+    return _version_of(found[0]["w/kernel:0"], found[0]["w/bias:0"]), _bn_version_of(found[1])
 
 
-def _put(http: httpx.Client, version: int) -> httpx.Response:
-    return http.put(LAYER + "/weights", content=encode_frame({}, version_arrays(version)),
-                    headers={"content-type": FRAME_CONTENT_TYPE})
+def _setup(url: str) -> None:
+    with httpx.Client(base_url=url) as http:
+        assert http.post("/v1/graphs/crash/layers", json={"class": "Dense", "name": "w", "config": {"units": 5}}).is_success
+        assert http.post(LAYER + "/build", json={"input_shape": [None, 6]}).is_success
+        assert http.post("/v1/graphs/crash/layers", json={"class": "BatchNormalization", "name": "bn",
+                                                          "config": {"momentum": 0.0}}).is_success
+        _step(http, 0)
 
 
 def run_kill_loop(state: Path, kills: int, seed: int) -> dict[str, int]:
     """Write versions, SIGKILL the server at a random moment, restart, check; ``kills`` times.
-    Returns the counts: kills survived, versions acknowledged, and how often the version in
-    flight (sent, never acknowledged) was the one found after the restart."""
+    Returns the counts: kills survived, versions acknowledged, and how often a layer was
+    found at the version in flight (sent, never acknowledged) after the restart."""
     rng = random.Random(seed)
     server = ServerProcess(state).start()
-    with httpx.Client(base_url=server.url) as http:
-        assert http.post("/v1/graphs/crash/layers", json={"class": "Dense", "name": "w", "config": {"units": 5}}).is_success
-        assert http.post(LAYER + "/build", json={"input_shape": [None, 6]}).is_success
-        assert _put(http, 0).is_success
-    acked, stats = 0, {"kills_survived": 0, "in_flight_found": 0}
+    _setup(server.url)
+    last, stats = (0, 0), {"kills_survived": 0, "in_flight_found": 0}
     try:
         for _ in range(kills):
-            writer = _Writer(server.url, acked + 1)
+            writer = _Writer(server.url, max(last) + 1)
             writer.start()
             writer.first_ack.wait()  # the stream of writes is running
             time.sleep(rng.uniform(0.0, 0.02))  # then a random moment (not a timing assertion)
             server.kill()
             writer.join()
-            in_flight = writer.next
             server.start()
-            found = _read_version(server.url)
-            assert found in (writer.acked, in_flight) and found >= acked, (found, writer.acked, in_flight)
-            stats["in_flight_found"] += found == in_flight
-            acked = found
+            found = _read_versions(server.url)
+            for now, before in zip(found, last, strict=True):
+                assert now in (writer.acked, writer.next) and now >= before, (found, writer.acked, writer.next)
+                stats["in_flight_found"] += now == writer.next
+            last = found
             stats["kills_survived"] += 1
     finally:
         server.stop()
-    return {**stats, "versions_acknowledged": acked}
+    return {**stats, "versions_acknowledged": min(last)}
 
 
 def test_sigkill_at_random_moments_keeps_one_complete_version(tmp_path: Path) -> None:

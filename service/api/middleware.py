@@ -54,9 +54,12 @@ _NEEDS_STATE = ("/v1/graphs", "/v2/models")
 _ERROR_SNIFF_BYTES = 65536
 
 
-async def send_error(send: Send, exc: LayerServeError, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    """The contract's error body as a complete response."""
-    body = orjson.dumps(exc.body())
+async def send_error(scope: Scope, send: Send, exc: LayerServeError,
+                     headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """A complete error response: the contract's body, or on the Open Inference Protocol's
+    routes (``/v2``) that protocol's ``{"error": "<message>"}``, which its clients parse."""
+    payload: Any = {"error": exc.message} if scope["path"].startswith("/v2") else exc.body()
+    body = orjson.dumps(payload)
     head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or [])]
     await send({"type": "http.response.start", "status": exc.status, "headers": head})
     await send({"type": "http.response.body", "body": body})
@@ -128,11 +131,11 @@ class RequestContext:
             await self.app(scope, receive, send)
         except LayerServeError as exc:
             if not seen.started:
-                await send_error(send, exc)
+                await send_error(scope, send, exc)
         except Exception as exc:
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             if not seen.started:
-                await send_error(send, LayerServeError(f"internal error: {type(exc).__name__}"))
+                await send_error(scope, send, LayerServeError(f"internal error: {type(exc).__name__}"))
 
     def _record(self, scope: Scope, seen: _Exchange, seconds: float) -> None:
         route_obj = scope.get("route")
@@ -171,10 +174,10 @@ class BearerAuth:
             return
         verdict = authorize(self.rules, Headers(scope=scope).get("authorization"), scope["path"])
         if verdict == "unauthorized":
-            await send_error(send, Unauthorized("missing or wrong bearer token; send 'Authorization: Bearer <token>'"),
+            await send_error(scope, send, Unauthorized("missing or wrong bearer token; send 'Authorization: Bearer <token>'"),
                              [(b"www-authenticate", b'Bearer realm="layerserve"')])
         elif verdict == "forbidden":
-            await send_error(send, Forbidden("this token is not allowed on this route or graph"))
+            await send_error(scope, send, Forbidden("this token is not allowed on this route or graph"))
         else:
             await self.app(scope, receive, send)
 
@@ -242,7 +245,7 @@ class RequestLimits:
             return
         problem = self._precheck(scope)
         if problem is not None:
-            await send_error(send, problem)
+            await send_error(scope, send, problem)
             return
         body = _BodyGuard(receive, self.settings.max_body_bytes, Headers(scope=scope))
         started = False
@@ -259,7 +262,7 @@ class RequestLimits:
                 return  # the answer is partly sent: the connection closes without the rest
             timeout = self.settings.request_timeout_s
             if not body.complete:
-                await send_error(send, RequestTimeout(f"the request body did not arrive within {timeout} s"))
+                await send_error(scope, send, RequestTimeout(f"the request body did not arrive within {timeout} s"))
             else:
-                await send_error(send, ProcessingTimeout(f"the request took longer than {timeout} s; "
+                await send_error(scope, send, ProcessingTimeout(f"the request took longer than {timeout} s; "
                                                          "it may still complete"))
