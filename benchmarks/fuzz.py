@@ -11,18 +11,18 @@ schemathesis on every operation of /openapi.json (valid and invalid requests)
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import schemathesis
-from hypothesis import settings
 from prometheus_client.parser import text_string_to_metric_families
 from schemathesis.generation import GenerationMode
 
 from tests.server import ServerProcess
-from tests.test_fuzz import PROPERTIES, Target, fuzz_operation
 
 __all__ = ["main"]
 
@@ -43,18 +43,20 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=200)
     parser.add_argument("--schema-examples", type=int, default=100)
     args = parser.parse_args()
+    os.environ["LAYERSERVE_FUZZ_EXAMPLES"] = str(args.examples)  # read when tests.test_fuzz is imported
+    fuzz = importlib.import_module("tests.test_fuzz")
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         server = ServerProcess(Path(tmp) / "state").start()
         try:
-            target = Target(server)
-            for prop in PROPERTIES:
-                settings(max_examples=args.examples, deadline=None, database=None)(prop)(target)
+            target = fuzz.Target(server)
+            for prop in fuzz.PROPERTIES:
+                prop(target)
             api = schemathesis.openapi.from_url(server.url + "/openapi.json")
             sent: list[int] = []
             for operation in (result.ok() for result in api.get_all_operations()):
                 for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)[:2 if operation.body else 1]:
-                    fuzz_operation(operation, mode, sent, args.schema_examples)
+                    fuzz.fuzz_operation(operation, mode, sent, args.schema_examples)
             total, errors = _answered(server.url)
         finally:
             server.stop()

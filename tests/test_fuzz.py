@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import struct
 from typing import Any
 
@@ -21,8 +22,9 @@ from tests.server import ServerProcess
 __all__ = ["PROPERTIES", "Target", "fuzz_operation"]
 
 _graphs = itertools.count(1)
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
-                suppress_health_check=list(HealthCheck))
+# benchmarks/fuzz.py runs the same properties longer through LAYERSERVE_FUZZ_EXAMPLES.
+FUZZ = settings(max_examples=int(os.environ.get("LAYERSERVE_FUZZ_EXAMPLES", "60")), deadline=None,
+                derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 
 json_scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
                 | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20))

@@ -81,10 +81,11 @@ class _Exchange:
     error_body: bytearray = field(default_factory=bytearray)
 
     def error_code(self) -> str:
+        """The error body's code; bodies without one (the v2 protocol's) by their status."""
         try:
             return str(orjson.loads(bytes(self.error_body))["error"]["code"])
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            return "http_error"
+            return f"http_{self.status}"
 
 
 class RequestContext:
@@ -140,7 +141,8 @@ class RequestContext:
     def _record(self, scope: Scope, seen: _Exchange, seconds: float) -> None:
         route_obj = scope.get("route")
         route = getattr(route_obj, "path", None) or "unmatched"
-        method, status, m = scope["method"], seen.status or 500, self.metrics
+        # No response at all: the client went away first (nginx's 499, "client closed request").
+        method, status, m = scope["method"], seen.status or 499, self.metrics
         m.requests.labels(method, route, str(status)).inc()
         m.latency.labels(method, route).observe(seconds)
         m.bytes_in.labels(route).inc(seen.bytes_in)
