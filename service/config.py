@@ -6,6 +6,7 @@ import json
 import os
 from dataclasses import dataclass, field, fields
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 __all__ = ["Settings"]
 
@@ -54,7 +55,20 @@ class Settings:
         """The settings without secrets, for ``GET /v1/config``."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["token"] = f"{len(self.token)} token(s) configured" if self.token else None
+        out["store"] = _redact_url(self.store)
         return out
+
+
+def _redact_url(url: str | None) -> str | None:
+    """``redis://user:secret@host/0`` -> ``redis://user:***@host/0``."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:" if parts.username else ":"
+    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
 
 
 def _parse(name: str, raw: str, type_name: Any) -> Any:

@@ -129,6 +129,7 @@ def test_limits_come_from_flags_and_the_environment() -> None:
     settings = Settings.from_env(env)
     assert (settings.max_layers_per_graph, settings.request_timeout_s, settings.token) == (7, 9.5, ["a", "b:g1"])
     assert settings.public()["token"] == "2 token(s) configured"
+    assert Settings(store="redis://:hunter2@cache:6379/0").public()["store"] == "redis://:***@cache:6379/0"
     flags = vars(_parser().parse_args(["serve", "--max-layers-per-graph", "3", "--request-timeout-s", "1.5",
                                        "--max-body-bytes", "10", "--max-tensor-elements", "5",
                                        "--max-records-per-layer", "2", "--max-sessions", "4"]))

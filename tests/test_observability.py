@@ -16,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import client
 from client._protocol import FRAME_CONTENT_TYPE, encode_frame
-from tests.server import ServerProcess
+from tests.redis_server import RedisProcess
+from tests.server import ServerProcess, free_port
 from tests.test_hostile import assert_error
 
 
@@ -144,3 +145,22 @@ def _wait_until_refused(port: int) -> None:
         except OSError:
             return
         time.sleep(0.02)
+
+
+def test_start_up_retries_until_the_store_answers(tmp_path: Path) -> None:
+    """Redis is not up yet: the server is alive, not ready, says why, and becomes ready once it is."""
+    redis = RedisProcess(tmp_path / "redis", port=free_port())
+    server = ServerProcess(tmp_path / "state", "--store", redis.url).launch()
+    try:
+        _wait_for(server.url + "/healthz", 200)
+        while not (body := httpx.get(server.url + "/readyz").json())["startup_error"]:
+            time.sleep(0.05)  # the first attempt is under way
+        assert body["ready"] is False and "redis" in body["startup_error"].lower()
+        redis.start()
+        _wait_for(server.url + "/readyz", 200)
+        assert httpx.get(server.url + "/readyz").json()["startup_error"] is None
+        assert httpx.post(server.url + "/v1/graphs/late/layers", json={"class": "Dense", "config": {"units": 1}}
+                          ).status_code == 201
+    finally:
+        server.stop()
+        redis.stop()

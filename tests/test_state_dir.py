@@ -79,7 +79,17 @@ def test_a_failed_commit_changes_nothing(tmp_path: Path) -> None:
         server.stop()
         server.start()
         assert http.get("/layers/fc/weights").json() == before
+        blobs.rename(blobs.with_name("blobs.away"))
+        blobs.write_bytes(b"")
+        assert_error(http.put("/layers/fc/weights", json={"weights": new}), 503, "store_unavailable")
+        blobs.unlink()
+        blobs.with_name("blobs.away").rename(blobs)
+        # the same process writes again at once: the failed commit left no stale revision behind
         assert http.put("/layers/fc/weights", json={"weights": new}).status_code == 200
+        assert http.post("/layers", json={"class": "Dense", "name": "other", "config": {"units": 1}}).status_code == 201
+        server.stop()
+        server.start()
+        assert [w["data"] for w in http.get("/layers/fc/weights").json()["weights"]] == [[4.0, 5.0], [6.0]]
     finally:
         http.close()
         server.stop()
