@@ -239,10 +239,13 @@ class DataPlane:
         values = {}
         for spec, full, new in plan:
             if new:
-                g.variables[full] = Variable(full, spec.shape, spec.dtype, spec.trainable and layer.trainable)
+                g.variables[full] = Variable(full, spec.shape, spec.dtype, spec.trainable and layer.trainable,
+                                             f"{layer.scope}/{spec.name}")
                 values[full] = spec.initial_value()
                 if spec.regularizer is not None:
                     layer.weight_losses.append((full, spec.regularizer))
+            if short_name(full) != spec.name:  # a name made unique ignoring case
+                layer.aliases[full] = spec.name
             layer.variables.append(full)
         g.set_values(values)
 
@@ -330,7 +333,7 @@ class DataPlane:
 
     @staticmethod
     def _var_specs(g: Graph, layer: Layer) -> tuple[VariableSpec, ...]:
-        return tuple(VariableSpec(short_name(n), g.variables[n].shape, g.variables[n].dtype)
+        return tuple(VariableSpec(layer.short_name(n), g.variables[n].shape, g.variables[n].dtype)
                      for n in layer.variables)
 
     def _record(self, g: Graph, layer: Layer, refs: list[str], outputs: dict[str, np.ndarray], training: bool,
@@ -358,7 +361,7 @@ class DataPlane:
     def _pending_updates(layer: Layer, ref: str, outputs: dict[str, np.ndarray], training: bool,
                          values: Any, others: tuple[str, ...] = ()) -> list[PendingUpdate]:
         stats = layer.kind.update_stats(outputs, training)
-        by_short = {short_name(full): full for full in layer.variables}
+        by_short = {layer.short_name(full): full for full in layer.variables}
         updates = []
         for short, stat, decay in stats:
             full = by_short[short]

@@ -7,6 +7,7 @@ swaps the reference, so a reader that took ``values`` once sees one complete ver
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -25,6 +26,8 @@ __all__ = ["Graph", "LAYER_ID_PREFIX"]
 
 # Ids use a character that names may not contain, so an id never equals a name.
 LAYER_ID_PREFIX = "~"
+# What TF's graph accepts as a name scope opened at the root (ops.py, _VALID_OP_NAME_REGEX).
+_ROOT_SCOPE = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*$")
 
 
 def _tf_shape(shape: tuple[int, ...]) -> str:
@@ -76,6 +79,9 @@ class Graph:
         """TF's ``_set_scope``: exact for functional names and reuse, else made unique."""
         if layer.scope is not None:
             return
+        if not _ROOT_SCOPE.match(layer.base_name):  # TF opens a name scope of that name first
+            raise InvalidArgument(f"'{layer.base_name}' is not a valid root scope name. A root scope name has to "
+                                  f"match the following pattern: {_ROOT_SCOPE.pattern}", code="invalid_name")
         if layer.fixed_scope or layer.reuse:
             layer.scope = layer.base_name
             self.names.open_scope(layer.scope)
@@ -90,9 +96,10 @@ class Graph:
     def plan_variables(self, layer: Layer, specs: list[VariableSpec]) -> list[tuple[VariableSpec, str, bool]]:
         """(spec, full name, is new) per spec, or TF's variable-store error; changes nothing."""
         plan = []
+        stored = {v.store_key: v for v in self.variables.values()}
         for spec in specs:
             short = f"{layer.scope}/{spec.name}"
-            existing = self.variables.get(short + ":0")
+            existing = stored.get(short)
             if existing is None and layer.reuse:
                 raise VariableScopeError(f"Variable {short} does not exist, or was not created with "
                                          "tf.get_variable(). Did you mean to set reuse=tf.AUTO_REUSE in VarScope?")
@@ -102,8 +109,18 @@ class Graph:
             if existing is not None and existing.shape != spec.shape:
                 raise VariableScopeError(f"Trying to share variable {short}, but specified shape "
                                          f"{_tf_shape(spec.shape)} and found shape {_tf_shape(existing.shape)}.")
-            plan.append((spec, short + ":0", existing is None))
+            plan.append((spec, existing.name if existing else self._op_name(short) + ":0", existing is None))
         return plan
+
+    def _op_name(self, key: str) -> str:
+        """TF's ``Graph.unique_name``: op names are unique ignoring case (``Dense/kernel_1``)."""
+        used = {v.name.split(":")[0].lower() for v in self.variables.values()}
+        if key.lower() not in used:
+            return key
+        index = 1
+        while f"{key.lower()}_{index}" in used:
+            index += 1
+        return f"{key}_{index}"
 
     def set_values(self, updates: dict[str, np.ndarray]) -> None:
         """Swap in a new values mapping holding ``updates`` (all at once, never torn)."""

@@ -32,9 +32,23 @@ class Variable:
     shape: tuple[int, ...]
     dtype: str
     trainable: bool  # as created; TF keeps it when the layer's flag flips
+    # The variable store's key ("scope/kernel"), when the name differs from it: TF's op names are
+    # unique ignoring case, so a "Dense" scope beside "dense" makes "Dense/kernel_1:0".
+    key: str = ""
+
+    @property
+    def store_key(self) -> str:
+        return self.key or self.name.split(":")[0]
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "trainable": self.trainable}
+        out = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype, "trainable": self.trainable}
+        if self.key and self.key != self.name.split(":")[0]:
+            out["key"] = self.key
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Variable:
+        return cls(data["name"], tuple(data["shape"]), data["dtype"], data["trainable"], data.get("key", ""))
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,8 @@ class Layer:
     updates: deque[PendingUpdate] = field(default_factory=deque)
     batching: dict[str, Any] = field(default_factory=dict)
     graph: str = ""  # the owning graph's name; ids are unique only within a graph
+    # full name -> the kind's name for it, where they differ ("Dense/kernel_1:0" -> "kernel")
+    aliases: dict[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -104,6 +120,10 @@ class Layer:
 
     def input_spec(self) -> InputSpec | list[InputSpec] | None:
         return self.kind.input_spec(self.build_shape if self.built else None)
+
+    def short_name(self, full: str) -> str:
+        """The kind's name for one of this layer's variables (``kernel``)."""
+        return self.aliases.get(full) or short_name(full)
 
     # ---- variable lists (layer-api.md §5) ---------------------------------------------
     def variable_lists(self, table: dict[str, Variable]) -> tuple[list[str], list[str]]:

@@ -32,9 +32,6 @@ class ConvTranspose(ConvBase):
     exact_rank = True
     uses_dilation = True  # Keras' Conv3DTranspose accepts dilation_rate but ignores it
 
-    def channel_axis(self) -> int:
-        return -1 if self.channels_last else 1
-
     def dilations(self) -> list[int]:
         return list(self.config["dilation_rate"]) if self.uses_dilation else [1] * self.rank
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from onnx import numpy_helper
 
-from service.core.layer import Layer, short_name
+from service.core.layer import Layer
 from service.errors import IncompatibleInput, LayerServeError
 from service.layers.base import Signature
 from service.runtime.batching import Batcher, BatchPolicy, run_padded
@@ -128,7 +128,7 @@ class Executor:
             with self._lock:
                 self._loss_sessions[layer.key] = cached
         session, names = cached
-        feeds = {short_name(n): variables[n] for n in layer.variables}
+        feeds = {layer.short_name(n): variables[n] for n in layer.variables}
         return [(name, np.asarray(v).reshape(())) for name, v in zip(names, session.run(names, feeds), strict=True)]
 
     def check_loadable(self, models: list[bytes]) -> None:
@@ -141,7 +141,7 @@ class Executor:
             cached = self._feeds.get(layer.key)
         if cached is not None and len(cached[0]) == len(arrays) and all(a is b for a, b in zip(cached[0], arrays, strict=False)):
             return cached[1]
-        feeds = layer.kind.runtime_feeds({short_name(n): variables[n] for n in layer.variables})
+        feeds = layer.kind.runtime_feeds({layer.short_name(n): variables[n] for n in layer.variables})
         with self._lock:
             self._feeds[layer.key] = (arrays, feeds)
         return feeds

@@ -36,6 +36,7 @@ def layer_to_json(layer: Layer) -> dict[str, Any]:
         "built": layer.built, "build_shape": None if layer.build_shape is None else list(layer.build_shape),
         "variables": layer.variables, "batching": layer.batching,
         "weight_losses": [[name, reg.get_config()] for name, reg in layer.weight_losses],
+        **({"aliases": layer.aliases} if layer.aliases else {}),
     }
 
 
@@ -51,7 +52,8 @@ def layer_from_json(data: dict[str, Any]) -> Layer:
         id=data["id"], kind=kind, name=data["name"], base_name=data["base_name"], trainable=data["trainable"],
         dtype=data["dtype"], scope=data["scope"], fixed_scope=data["fixed_scope"], reuse=data["reuse"],
         built=data["built"], build_shape=None if build_shape is None else tuple(build_shape),
-        variables=list(data["variables"]), weight_losses=losses, batching=dict(data.get("batching", {})))
+        variables=list(data["variables"]), weight_losses=losses, batching=dict(data.get("batching", {})),
+        aliases=dict(data.get("aliases", {})))
 
 
 def records_to_json(layer: Layer) -> dict[str, Any]:
@@ -97,5 +99,5 @@ def graph_from_json(data: dict[str, Any]) -> Graph:
         layer.graph = graph.name
         graph.layers[layer.id] = layer
     for v in data["variables"]:
-        graph.variables[v["name"]] = Variable(v["name"], tuple(v["shape"]), v["dtype"], v["trainable"])
+        graph.variables[v["name"]] = Variable.from_json(v)
     return graph

@@ -71,7 +71,7 @@ def assemble(name: str, revision: int, versions: dict[str, int], table: dict[str
         layer.losses, layer.updates = deque(losses), deque(updates)
         graph.layers[layer.id] = layer
     for v in structure["variables"]:
-        graph.variables[v["name"]] = Variable(v["name"], tuple(v["shape"]), v["dtype"], v["trainable"])
+        graph.variables[v["name"]] = Variable.from_json(v)
     graph.set_values({n: table[f"V:{n}"] for n in graph.variables if f"V:{n}" in table})
     return graph
 
