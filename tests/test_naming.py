@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import client
-from tests.conformance.runner import HERE, SHARED
+from tests.conformance.runner import EXTRA, HERE, SHARED
 
 IMPLEMENTED = {
     "Dense", "dense", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D",
@@ -24,7 +24,7 @@ IMPLEMENTED = {
 
 
 def _naming_files() -> list[Path]:
-    files = [HERE / "naming.json"]
+    files = [HERE / "naming.json", EXTRA / "naming_extra.json"]
     shared = SHARED / "naming.json"
     if shared.is_file() and shared.read_bytes() != files[0].read_bytes():
         files.append(shared)
@@ -35,28 +35,28 @@ def _input(shape: list[int | None]) -> np.ndarray:
     return np.random.default_rng(0).standard_normal([2 if d is None else d for d in shape]).astype(np.float32)
 
 
-def _run_step(conn: client.Connection, refs: dict[str, Any], step: dict[str, Any]) -> None:
+def _step(conn: client.Connection, refs: dict[str, Any], step: dict[str, Any]) -> Any:
+    """Runs one step; returns what TF's result describes."""
     if step["op"] == "new":
         refs[step["ref"]] = getattr(conn.layers, step["class"])(**step["kwargs"])
-        assert refs[step["ref"]].name == step["result"]["name"]
-    elif step["op"] == "call":
+        return {"name": refs[step["ref"]].name}
+    if step["op"] == "call":
         layer = refs[step["ref"]]
         extra = {"training": step["training"]} if "training" in step else {}
         layer.apply(_input(step["input_shape"]), **extra)
-        want = step["result"]
-        assert (layer.name, layer.scope_name) == (want["name"], want["scope_name"])
-        assert [v.name for v in layer.variables] == want["variables"]
-    else:
-        before = [v.name for v in conn.global_variables()]
-        fn = getattr(conn.layers, step["fn"])
-        if "error" in step:
-            with pytest.raises(getattr(builtins, step["error"]["type"])) as info:
-                fn(_input(step["input_shape"]), **step["kwargs"])
-            assert str(info.value) == step["error"]["message"]
-            return
-        fn(_input(step["input_shape"]), **step["kwargs"])
-        after = [v.name for v in conn.global_variables()]
-        assert [n for n in after if n not in before] == step["result"]["new_variables"]
+        return {"name": layer.name, "scope_name": layer.scope_name, "variables": [v.name for v in layer.variables]}
+    before = [v.name for v in conn.global_variables()]
+    getattr(conn.layers, step["fn"])(_input(step["input_shape"]), **step["kwargs"])
+    return {"new_variables": [n for n in (v.name for v in conn.global_variables()) if n not in before]}
+
+
+def _run_step(conn: client.Connection, refs: dict[str, Any], step: dict[str, Any]) -> None:
+    if "error" in step:
+        with pytest.raises(getattr(builtins, step["error"]["type"])) as info:
+            _step(conn, refs, step)
+        assert str(info.value) == step["error"]["message"], step
+        return
+    assert _step(conn, refs, step) == step["result"], step
 
 
 @pytest.mark.parametrize("path", _naming_files(), ids=lambda p: p.parent.name)

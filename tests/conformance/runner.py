@@ -1,7 +1,8 @@
 """Runs one TensorFlow reference case (see FORMAT.md) through a real server and the client.
 
 Cases are discovered at run time from every case directory: the copy in this repository, the
-shared folder beside the checkout when it exists, and ``LAYERSERVE_CONFORMANCE_DIRS``.
+extra cases recorded by ``generate.py`` (``extra/``), the shared folder beside the checkout when
+it exists, and ``LAYERSERVE_CONFORMANCE_DIRS``.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import numpy as np
 
 import client
 
-__all__ = ["Case", "discover_cases", "run_case", "run_functional"]
+__all__ = ["EXTRA", "HERE", "SHARED", "Case", "discover_cases", "run_case", "run_functional"]
 
 HERE = Path(__file__).resolve().parent
+EXTRA = HERE / "extra"
 SHARED = HERE.parent.parent.parent / "shared" / "conformance"
 CONFIG_FLOAT_KEYS = ("l1", "l2", "momentum", "epsilon", "rate")
 
@@ -55,7 +57,7 @@ def _case_dirs(root: Path) -> list[Path]:
 
 def discover_cases() -> list[tuple[str, Path]]:
     """(test id, case directory); a shared case identical to the repository's copy runs once."""
-    roots = [HERE, SHARED, *(Path(p) for p in os.environ.get("LAYERSERVE_CONFORMANCE_DIRS", "").split(":") if p)]
+    roots = [HERE, EXTRA, SHARED, *(Path(p) for p in os.environ.get("LAYERSERVE_CONFORMANCE_DIRS", "").split(":") if p)]
     seen: dict[str, str] = {}
     found = []
     for root in roots:
@@ -192,7 +194,7 @@ def _set_given_weights(layer: Any, case: Case) -> None:
     if not weights:
         return
     first = case.input(0)
-    layer.build([None, *first.shape[1:]], dtype=first.dtype)
+    layer.build(list(first.shape), dtype=first.dtype)  # the full shape: BatchNormalization may use axis 0
     layer.set_weights([case.arrays[w["array"]] for w in weights])
 
 
