@@ -28,10 +28,11 @@ class Dense(Layer):
 def dense(inputs: Any, units: int, activation: Any = None, use_bias: bool = True, kernel_initializer: Any = None,
           bias_initializer: Any = Zeros(), kernel_regularizer: Any = None, bias_regularizer: Any = None,
           activity_regularizer: Any = None, kernel_constraint: Any = None, bias_constraint: Any = None,
-          trainable: bool = True, name: str | None = None, reuse: bool | None = None, **kwargs: Any) -> Any:
+          trainable: bool = True, name: str | None = None, reuse: bool | None = None, *,
+          _connection: Connection | None = None) -> Any:
     layer = Dense(units, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
                   bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint, trainable=trainable,
-                  name=name, _scope=name, _reuse=reuse, **kwargs)
+                  name=name, _scope=name, _reuse=reuse, _connection=_connection)
     return functional(layer, inputs)
 
 

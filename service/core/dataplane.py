@@ -30,6 +30,7 @@ from service.config import Settings
 from service.core.dtypes import check_float_input, normalize_dtype
 from service.core.graph import Graph
 from service.core.layer import ConditionalLoss, Layer, PendingUpdate, short_name
+from service.core.naming import to_snake_case
 from service.core.regularizers import parse_regularizer
 from service.errors import Conflict, IncompatibleInput, InvalidArgument, LayerServeError, NotFound
 from service.layers import kind_for
@@ -41,6 +42,8 @@ from service.store.base import StaleGraph, StateStore
 __all__ = ["ApplyResult", "DataPlane", "GRAPH_NAME", "LAYER_NAME"]
 
 GRAPH_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# Argument errors TF raises before the layer takes a name (so no ``dense_N`` is used up).
+_CHECKED_BEFORE_NAMING = ("unknown_argument", "missing_argument")
 # The contract's [A-Za-z0-9_.-]{1,128}, less names holding "..": a ".." path segment is
 # rewritten by HTTP clients, so such a layer could never be addressed by name.
 LAYER_NAME = re.compile(r"(?!.*\.\.)[A-Za-z0-9_.-]{1,128}")
@@ -150,14 +153,21 @@ class DataPlane:
         config = dict(config)
         name = _hoist(config, "name", name)
         trainable = _hoist(config, "trainable", trainable)
-        dtype = normalize_dtype(_hoist(config, "dtype", dtype))
+        dtype = _hoist(config, "dtype", dtype)
         if name is not None:
             check_name(name, LAYER_NAME, "layer name")
         if scope is not None:
             check_name(scope, LAYER_NAME, "scope")
         if not isinstance(trainable, bool) and trainable is not None:
             raise InvalidArgument("trainable must be true or false", code="invalid_argument", exception="TypeError")
-        kind = kind_for(class_name).from_kwargs(config)
+        cls = kind_for(class_name)
+        try:
+            dtype = normalize_dtype(dtype)
+            kind = cls.from_kwargs(config)
+        except InvalidArgument as error:
+            if name is None and error.code not in _CHECKED_BEFORE_NAMING:
+                self._use_up_name(graph, cls.class_name)
+            raise
         overrides = parse_batching(batching or {})
         kind.check_layer_dtype(dtype)
         self.executor.check_loadable(kind.models_to_check())
@@ -168,6 +178,13 @@ class DataPlane:
             layer.batching = overrides
             self._commit(g)
         return layer
+
+    def _use_up_name(self, graph: str, class_name: str) -> None:
+        """TF names a layer in the base constructor, before the class checks its arguments."""
+        g = self.graph(graph, create=True)
+        with self._mutation(g):
+            g.names.new_layer_name(to_snake_case(class_name))
+            self._commit(g)
 
     @_retried
     def patch_layer(self, graph: str, ref: str, trainable: bool | None = None,
@@ -211,7 +228,8 @@ class DataPlane:
         return layer
 
     def _build(self, g: Graph, layer: Layer, shapes: list[tuple[int | None, ...]], input_dtype: str) -> None:
-        """Create the variables (or share them with ``reuse``) and commit, all or nothing."""
+        """Create the variables (or share them with ``reuse``) and commit, all or nothing (the
+        scope an apply took first stays taken, as in TF)."""
         shape = shapes[0]
         for index, (spec, each) in enumerate(zip(_input_specs(layer), shapes, strict=False)):
             if spec is not None:
@@ -221,14 +239,9 @@ class DataPlane:
         specs = layer.kind.build_variables(shapes, dtype)
         for var in specs:
             self._check_size(var.shape, f"variable {var.name!r} of layer {layer.name!r}")
-        saved_scope, saved_counts = layer.scope, g.names.to_json()
         if specs:  # TF names the scope when the first variable is made; the others at first apply
             g.assign_scope(layer)
-        try:
-            plan = g.plan_variables(layer, specs)
-        except Exception:
-            layer.scope, g.names = saved_scope, type(g.names).from_json(saved_counts)
-            raise
+        plan = g.plan_variables(layer, specs)
         self._create_variables(g, layer, plan)
         layer.dtype, layer.built, layer.build_shape = dtype, True, layer.kind.recorded_build_shape(shape)
         self._commit(g, variables=[full for _, full, new in plan if new])
@@ -260,20 +273,26 @@ class DataPlane:
         if len(inputs) != n:
             raise InvalidArgument(f"layer {layer.name!r} takes {n} input(s), got {len(inputs)}",
                                   code="wrong_input_count")
+        if layer.scope is None:  # TF takes the scope first: a failing first apply still uses it up
+            with self._mutation(g, layer):
+                if layer.scope is None:
+                    g.assign_scope(layer)
+                    self._commit(g)
         for each in inputs:
             check_float_input(each, layer.class_name)
         x = inputs[0]
         training = bool(training) and layer.kind.takes_training
         layer.kind.check_call(tuple(x.shape), x.dtype.name, training)
-        if not layer.built or layer.scope is None:
+        built_now = False
+        if not layer.built:
             with self._mutation(g, layer):
                 if not layer.built:
                     self._build(g, layer, [tuple(i.shape) for i in inputs], inputs[0].dtype.name)
-                if layer.scope is None:
-                    g.assign_scope(layer)
-                    self._commit(g)
-        specs = _input_specs(layer)
+                    built_now = True
+        # TF checks a first input against the spec of the unbuilt layer only (done by _build)
+        specs = [None] * n if built_now else _input_specs(layer)
         xs = [self._check_input(layer, each, spec, k) for k, (each, spec) in enumerate(zip(inputs, specs, strict=False))]
+        layer.kind.check_op(tuple(xs[0].shape), xs[0].dtype.name, training)
         version = g.layer_version(layer)
         values = g.values  # one snapshot: never half-old, half-new weights
         sig = Signature(xs[0].dtype.name, tuple(xs[0].shape), training, self._var_specs(g, layer),
@@ -308,9 +327,8 @@ class DataPlane:
             return x
         if layer.kind.dtype_policy == "cast":
             return x.astype(layer.dtype)
-        raise IncompatibleInput(
-            f"Input 'filter' of '{layer.class_name}' Op has type {layer.dtype} that does not match type "
-            f"{x.dtype.name} of argument 'input'.", exception="TypeError", code="dtype_mismatch")
+        raise IncompatibleInput(layer.kind.dtype_error(layer.dtype, x.dtype.name), exception="TypeError",
+                                code="dtype_mismatch")
 
     def _check_output_size(self, layer: Layer, shape: tuple[int, ...]) -> None:
         if layer.kind.user_defined or layer.kind.num_inputs != 1:

@@ -109,6 +109,9 @@ class Layer:
     # full name -> the kind's name for it, where they differ ("Dense/kernel_1:0" -> "kernel")
     aliases: dict[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.kind.layer_name = self.name
+
     @property
     def key(self) -> str:
         """Identity across graphs, for runtime caches."""

@@ -14,7 +14,13 @@ from service.core.initializers import Initializer
 from service.core.input_spec import InputSpec
 from service.core.onnx_graph import GraphBuilder
 from service.errors import IncompatibleInput, InvalidArgument
-from service.layers._conv_math import conv_output_length, conv_pads, conv_positions, gather_index
+from service.layers._conv_math import (
+    conv_output_length,
+    conv_pads,
+    conv_positions,
+    effective_kernel,
+    gather_index,
+)
 from service.layers._conv_ops import from_channels_first, to_channels_first, zeros_like_batch
 from service.layers.base import GraphOutputs, LayerKind, Signature, VariableSpec
 from service.layers.params import (
@@ -88,15 +94,17 @@ class ConvBase(LayerKind):
     dtype_policy = "strict"
     causal_ok: ClassVar[bool] = False  # Conv1D and SeparableConv1D only
     exact_rank: ClassVar[bool] = False  # transposes and separables: ndim=N+2 once built
+    rank_checked_at_build: ClassVar[bool] = False  # transposes: "Inputs should have rank N+2"
+    checks_output_at_build: ClassVar[bool] = True  # Conv1D/2D/3D: output lengths < 0 fail the build
+    tf_op: ClassVar[str] = "Conv2D"  # the TF op the layer runs, as TF's op errors name it
 
     # ---- arguments -------------------------------------------------------------------
     def validate(self) -> None:
         c = self.config
         if 0 in c["strides"]:
-            raise InvalidArgument(f"The argument `strides` cannot contains 0(s). Received: "
-                                  f"strides={_as_tuple(c['strides'])}")
+            raise InvalidArgument(f"The argument `strides` cannot contains 0(s). Received: {_as_tuple(c['strides'])}")
         if c["padding"] == "causal" and not self.causal_ok:
-            raise InvalidArgument("Causal padding is only supported for `Conv1D` and `SeparableConv1D`.")
+            raise InvalidArgument("Causal padding is only supported for `Conv1D`and `SeparableConv1D`.")
         if max(c["strides"]) > 1 and max(c["dilation_rate"]) > 1:
             raise InvalidArgument("`strides > 1` not supported in conjunction with `dilation_rate > 1`. Received: "
                                   f"strides={_as_tuple(c['strides'])} and "
@@ -126,15 +134,28 @@ class ConvBase(LayerKind):
                 f"The channel dimension of the inputs should be defined. The input_shape received is "
                 f"{_shape_text(shape)}, where axis {axis} (0-based) is the channel dimension, which found to be "
                 "`None`.")
-        self.compute_output_shape(shape)
-
-    def check_call(self, shape: tuple[int, ...], dtype: str, training: bool) -> None:
-        """A kernel larger than this input ('valid') fails every apply, not only the first."""
-        if len(shape) == self.rank + 2 or (len(shape) > self.rank + 2 and not self.exact_rank):
+        if self.checks_output_at_build:  # Keras' Conv.build calls compute_output_shape
             self.compute_output_shape(shape)
 
+    def check_op(self, shape: tuple[int, ...], dtype: str, training: bool) -> None:
+        """The convolution op's shape checks: a 'valid' window longer than the input fails
+        (TF's graph mode knows the static shape), even where Keras' output length is 0."""
+        lead = len(shape) - self.rank - 1
+        spatial, _ = self.split(shape[lead:])
+        c = self.config
+        for n, k, d in zip(spatial, c["kernel_size"], c["dilation_rate"], strict=True):
+            if c["padding"] == "valid" and n is not None and n < effective_kernel(k, d):
+                # dilated convolutions run on space-to-batch input, n/d cells long
+                raise IncompatibleInput(f"Negative dimension size caused by subtracting {k} from "
+                                        f"{-(-n // d)} for '{self.tf_op}' with input shapes: "
+                                        f"[{','.join(str(v) for v in shape)}].")
+
+    def dtype_error(self, layer_dtype: str, input_dtype: str) -> str:
+        return (f"Input 'filter' of '{self.tf_op}' Op has type {layer_dtype} that does not match type "
+                f"{input_dtype} of argument 'input'.")
+
     def _check_rank(self, shape: Shape) -> None:
-        if self.exact_rank and len(shape) != self.rank + 2:
+        if self.rank_checked_at_build and len(shape) != self.rank + 2:
             raise IncompatibleInput(f"Inputs should have rank {self.rank + 2}. "
                                     f"Received input_shape={_shape_text(shape)}.")
 
@@ -177,9 +198,9 @@ class ConvBase(LayerKind):
         out = self.spatial_output(self.split(input_shape[batch_rank:])[0])
         if any(d is not None and d < 0 for d in out):
             raise IncompatibleInput(
-                "One of the dimensions in the output is <= 0 due to downsampling. Consider increasing the input "
-                f"size. Received input shape {_shape_text(input_shape, list)} which would produce output shape "
-                "with a zero or negative value in a dimension.")
+                f"One of the dimensions in the output is <= 0 due to downsampling in {self.layer_name}. Consider "
+                f"increasing the input size. Received input shape {_shape_text(input_shape, list)} which would "
+                "produce output shape with a zero or negative value in a dimension.")
         filters = self.config["filters"]
         return (*lead, *out, filters) if self.channels_last else (*lead, filters, *out)
 

@@ -92,6 +92,8 @@ class LayerKind:
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
+        # ``layer.name``, which some of TF's messages quote (set by the owning Layer).
+        self.layer_name = ""
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -165,8 +167,17 @@ class LayerKind:
         """Errors TF raises at build beyond the input spec (e.g. an undefined channel)."""
 
     def check_call(self, shape: tuple[int, ...], dtype: str, training: bool) -> None:
-        """Errors TF raises when applying to this input (e.g. a pooling window larger than the
-        input); checked before the apply builds or changes anything."""
+        """Errors TF raises when applying to this input before the layer builds (e.g. Dropout's
+        rate); checked before the apply builds or changes anything."""
+
+    def check_op(self, shape: tuple[int, ...], dtype: str, training: bool) -> None:
+        """Errors TF's ops raise for this input once the layer is built and the input spec holds
+        (e.g. a 'valid' window larger than the input): TF has built the layer by then."""
+
+    def dtype_error(self, layer_dtype: str, input_dtype: str) -> str:
+        """TF's TypeError when a later input's float dtype differs (``dtype_policy`` "strict")."""
+        return (f"Input 'filter' of '{self.class_name}' Op has type {layer_dtype} that does not match type "
+                f"{input_dtype} of argument 'input'.")
 
     def recorded_build_shape(self, shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         """The build shape the layer keeps (for its input spec and config): batch dim unknown,

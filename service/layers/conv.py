@@ -76,4 +76,5 @@ class Conv2D(Conv):
 class Conv3D(Conv):
     class_name = "Conv3D"
     rank = 3
+    tf_op = "Conv3D"
     params = conv_head_params(3) + conv_tail_params()

@@ -30,6 +30,16 @@ def _output_padding(value: Any, name: str) -> None:
 
 class ConvTranspose(ConvBase):
     exact_rank = True
+    rank_checked_at_build = True
+    checks_output_at_build = False  # its output is never shorter than its input
+
+    def check_op(self, shape: tuple[int, ...], dtype: str, training: bool) -> None:
+        """Every input length gives an output: nothing for the op to refuse."""
+
+    def dtype_error(self, layer_dtype: str, input_dtype: str) -> str:
+        """TF's transposes run ``Conv{2,3}DBackpropInput``, which names the input last."""
+        return (f"Input 'out_backprop' of '{self.tf_op}' Op has type {input_dtype} that does not match type "
+                f"{layer_dtype} of argument 'filter'.")
     uses_dilation = True  # Keras' Conv3DTranspose accepts dilation_rate but ignores it
 
     def dilations(self) -> list[int]:
@@ -108,12 +118,14 @@ class ConvTranspose(ConvBase):
 class Conv2DTranspose(ConvTranspose):
     class_name = "Conv2DTranspose"
     rank = 2
+    tf_op = "Conv2DBackpropInput"
     params = (*conv_head_params(2), *conv_tail_params(), Param("output_padding", None, _output_padding))
 
 
 class Conv3DTranspose(ConvTranspose):
     class_name = "Conv3DTranspose"
     rank = 3
+    tf_op = "Conv3DBackpropInputV2"
     uses_dilation = False
     params = (*conv_head_params(3), *conv_tail_params(), Param("output_padding", None, _output_padding))
 

@@ -68,17 +68,19 @@ class Dropout(LayerKind):
         given = self.config["noise_shape"]
         if given is None:
             return shape
-        if len(given) > len(shape):
-            raise IncompatibleInput(f"noise_shape {given} has more dimensions than the input {list(shape)}",
+        if len(given) > len(shape):  # TF's mask would outrank the input: the output's shape check fails
+            raise IncompatibleInput(f"Shapes must be equal rank, but are {len(given)} and {len(shape)}",
                                     code="incompatible_noise_shape")
         resolved = tuple(shape[i] if d is None else d for i, d in enumerate(given))
         try:
             fits = np.broadcast_shapes(resolved, shape) == shape
         except ValueError:
             fits = False
-        if not fits:
-            raise IncompatibleInput(f"noise_shape {list(resolved)} does not broadcast to the input shape "
-                                    f"{list(shape)}", code="incompatible_noise_shape")
+        if not fits:  # TF's SelectV2 broadcasts the mask against the input from the last dim
+            bad = next((m, n) for m, n in zip(reversed(resolved), reversed(shape), strict=False) if m not in (1, n))
+            raise IncompatibleInput(f"Dimensions must be equal, but are {bad[0]} and {bad[1]} for 'SelectV2' with "
+                                    f"input shapes: [{','.join(map(str, resolved))}], "
+                                    f"[{','.join(map(str, shape))}], [].", code="incompatible_noise_shape")
         return resolved
 
     def check_call(self, shape: tuple[int, ...], dtype: str, training: bool) -> None:

@@ -84,11 +84,11 @@ class BatchNormalization(LayerKind):
         """The axis argument as non-negative ints, with TF's checks."""
         given = self.config["axis"]
         axes = [a + rank if a < 0 else a for a in ([given] if isinstance(given, int) else given)]
-        if any(not 0 <= a < rank for a in axes):
+        if any(not 0 <= a < rank for a in axes):  # TF quotes the axes with negatives resolved
             raise IncompatibleInput(f"Invalid value for `axis` argument. Expected 0 <= axis < inputs.rank (with "
-                                    f"inputs.rank={rank}). Received: axis={given}", code="invalid_axis")
+                                    f"inputs.rank={rank}). Received: axis={tuple(axes)}", code="invalid_axis")
         if len(set(axes)) != len(axes):
-            raise IncompatibleInput(f"Duplicate axis: {axes}", code="invalid_axis")
+            raise IncompatibleInput(f"Duplicate axis: {tuple(axes)}", code="invalid_axis")
         return axes
 
     def param_shape(self, shape: tuple[int | None, ...]) -> tuple[int, ...]:
@@ -105,11 +105,11 @@ class BatchNormalization(LayerKind):
 
     def check_build_shape(self, shape: tuple[int | None, ...]) -> None:
         if not shape:
-            raise IncompatibleInput(f"Input has undefined rank. Received: input_shape={shape}.")
+            raise IncompatibleInput(f"Input has undefined rank. Received: input_shape={shape}")
         axes = self.axes(len(shape))
         if any(shape[a] is None for a in axes):
             raise IncompatibleInput(f"Input has undefined `axis` dimension. Received input with shape "
-                                    f"{tuple(shape)}. Axis value: {axes}")
+                                    f"{tuple(shape)} and axis={tuple(axes)}")
 
     def recorded_build_shape(self, shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return shape if 0 in self.axes(len(shape)) else (None, *shape[1:])

@@ -43,15 +43,13 @@ def _bad(message: str, exception: str = "ValueError") -> InvalidArgument:
 
 
 def _as_int(value: Any, name: str) -> int:
-    """TF casts with ``int()``: ints, integral floats and numeric strings pass."""
-    if isinstance(value, bool):
-        raise _bad(f"`{name}` must be an integer, got {value!r}", "TypeError")
+    """TF casts with ``int()``: ints, bools, floats and numeric strings pass; its error otherwise."""
     try:
         if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError
+            raise ValueError(f"cannot convert float {value} to integer")
         return int(value)
-    except (TypeError, ValueError):
-        raise _bad(f"invalid literal for int() with base 10: {value!r} (argument `{name}`)") from None
+    except (TypeError, ValueError) as error:
+        raise _bad(str(error), type(error).__name__) from None
 
 
 def units_int(value: Any, name: str) -> int:
@@ -68,27 +66,44 @@ def positive_int(value: Any, name: str) -> int:
     return number
 
 
+def _shown(value: Any) -> str:
+    """A value as TF's messages print it; JSON lists stand for the tuples TF code passes."""
+    return str(tuple(value)) if isinstance(value, list) else str(value)
+
+
 def int_tuple(rank: int, allow_zero: bool = False) -> Parser:
-    """An int, or a list of ``rank`` ints (kernel_size, strides, dilation_rate, pool_size)."""
+    """Keras' ``normalize_tuple``: an int, or ``rank`` ints (kernel_size, strides, dilation_rate,
+    pool_size), with its messages."""
     def parse(value: Any, name: str) -> list[int]:
-        items = [value] * rank if isinstance(value, (int, float, str)) and not isinstance(value, bool) else value
-        if not isinstance(items, (list, tuple)) or len(items) != rank:
-            raise _bad(f"The `{name}` argument must be a tuple of {rank} integers. Received: {value}")
-        numbers = [_as_int(item, name) for item in items]
-        if any(n < 0 or (n == 0 and not allow_zero) for n in numbers):
-            raise _bad(f"The `{name}` argument must be a tuple of {rank} integers. Received {name}={value} "
-                       f"including values {{{', '.join(str(n) for n in numbers if n <= 0)}}} that do not satisfy "
-                       f"`value > 0`")
+        message = f"The `{name}` argument must be a tuple of {rank} integers. Received: {_shown(value)}"
+        if isinstance(value, int):
+            items = [value] * rank
+        elif isinstance(value, (list, tuple)) and len(value) == rank:
+            items = list(value)
+        else:
+            raise _bad(message)
+        for item in items:
+            try:
+                int(item)
+            except (TypeError, ValueError):
+                raise _bad(f"{message}including element {item} of type {type(item)}") from None
+        numbers = [int(item) for item in items]
+        unqualified = {n for n in numbers if n < 0 or (n == 0 and not allow_zero)}
+        if unqualified:
+            raise _bad(f"{message} including {unqualified} that does not satisfy the requirement "
+                       f"`{'>= 0' if allow_zero else '> 0'}`.")
         return numbers
     return parse
 
 
 def padding(allowed: tuple[str, ...]) -> Parser:
+    """Keras' ``normalize_padding`` (one message for every class); ``allowed`` is what the class
+    takes (explicit padding lists are not supported)."""
     def parse(value: Any, name: str) -> str:
         text = value.lower() if isinstance(value, str) else value
         if text not in allowed:
-            raise _bad(f"The `padding` argument must be a list/tuple or one of {', '.join(repr(a) for a in allowed)}. "
-                       f"Received: {value}")
+            raise _bad('The `padding` argument must be a list/tuple or one of "valid", "same" (or "causal", only '
+                       f"for `Conv1D). Received: {text}")
         return str(text)
     return parse
 

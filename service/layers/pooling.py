@@ -64,7 +64,7 @@ def _strides(rank: int) -> Any:
 
     def parse(value: Any, name: str) -> list[int]:
         if value is None:
-            raise InvalidArgument("Argument `strides` must not be None.", code="invalid_argument")
+            raise InvalidArgument("Argument `strides` must not be None.", code="missing_argument")
         return tuple_parser(value, name)  # type: ignore[no-any-return]
     return parse
 
@@ -113,11 +113,17 @@ class _Pooling(LayerKind):
         if any(s <= 0 for s in self.config["strides"]):
             raise InvalidArgument(f"Strides must be > 0 for {self.tf_op}, got strides={tuple(self.config['strides'])}",
                                   code="invalid_argument")
-        dims = ",".join(str(d) for d in shape)
+
+    def check_op(self, shape: tuple[int, ...], dtype: str, training: bool) -> None:
+        """TF builds the layer, then its pooling op refuses a 'valid' window longer than the input
+        (1D pooling runs as 2D, on the input with a dim of 1 inserted after the length)."""
+        shown = list(shape)
+        if self.rank == 1:
+            shown.insert(2 if self.channels_last else 3, 1)
         for w in self.windows(shape):
             if not w.same and w.size < w.k:
                 raise IncompatibleInput(f"Negative dimension size caused by subtracting {w.k} from {w.size} for "
-                                        f"'{self.tf_op}' with input shapes: [{dims}].")
+                                        f"'{self.tf_op}' with input shapes: [{','.join(map(str, shown))}].")
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         if len(input_shape) != self.rank + 2:
