@@ -190,10 +190,16 @@ def test_second_apply_on_another_shape(conn: client.Connection, cls: str, kwargs
     check_apply(layer, cls, kwargs, _random((3, 7, 9, 2), "float64", seed=1), weights)
 
 
-def test_valid_output_of_zero_length_is_empty(conn: client.Connection) -> None:
+def test_valid_window_longer_than_the_input(conn: client.Connection) -> None:
+    """TF's graph mode knows the input's length: its op refuses a window that does not fit,
+    even where Keras' output length would be 0, and the layer stays built."""
     layer = conn.layers.Conv2D(2, 3)
-    layer.apply(np.ones((1, 5, 5, 1), np.float32))
-    assert layer.apply(np.ones((1, 2, 5, 1), np.float32)).shape == (1, 0, 3, 2)
+    with pytest.raises(ValueError, match="Negative dimension size caused by subtracting 3 from 2 for 'Conv2D'"):
+        layer.apply(np.ones((1, 2, 5, 1), np.float32))
+    assert layer.built and layer.scope_name == "conv2d"
+    with pytest.raises(ValueError, match="Negative dimension size caused by subtracting 2 from 1"):
+        conn.layers.Conv1D(1, 2, dilation_rate=2).apply(np.ones((1, 2, 1), np.float32))
+    assert layer.apply(np.ones((1, 3, 5, 1), np.float32)).shape == (1, 1, 3, 2)
 
 
 def test_conv_rejects_another_float_dtype(conn: client.Connection) -> None:

@@ -45,7 +45,7 @@ def new(ref: str, cls: str, **kwargs: Any) -> dict[str, Any]:
 
 
 def call(ref: str, cls: str, shape: list[int | None] | None = None, training: bool | None = None) -> dict[str, Any]:
-    step: dict[str, Any] = {"op": "call", "ref": ref, "input_shape": shape or CLASSES[cls][1]}
+    step: dict[str, Any] = {"op": "call", "ref": ref, "input_shape": CLASSES[cls][1] if shape is None else shape}
     if training is not None:
         step["training"] = training
     return step
@@ -54,7 +54,7 @@ def call(ref: str, cls: str, shape: list[int | None] | None = None, training: bo
 def fn(func: str, shape: list[int | None] | None = None, **kwargs: Any) -> dict[str, Any]:
     cls = FUNCTIONAL[func]
     return {"op": "functional", "fn": func, "kwargs": {**CLASSES[cls][0], **kwargs},
-            "input_shape": shape or CLASSES[cls][1]}
+            "input_shape": CLASSES[cls][1] if shape is None else shape}
 
 
 def _every_class() -> list[dict[str, Any]]:
@@ -105,12 +105,66 @@ def _functional() -> list[dict[str, Any]]:
     return steps
 
 
-def _errors() -> list[dict[str, Any]]:
+def _raw_new(cls: str, **kwargs: Any) -> dict[str, Any]:
+    return {"op": "new", "ref": "failed", "class": cls, "kwargs": kwargs}
+
+
+def _argument_errors() -> list[dict[str, Any]]:
+    """Constructor errors: TF names the layer before most checks, so those use up a number."""
     return [
-        new("bad_rank", "Conv2D"), call("bad_rank", "Conv2D", [None, 4, 2]), call("bad_rank", "Conv2D"),
-        new("bad_axis", "Dense"), call("bad_axis", "Dense", [None, 3]), call("bad_axis", "Dense", [None, 4]),
-        fn("dense", name="fc", units=3, reuse=True),
+        _raw_new("Dense", units=2, foo=1), _raw_new("Dense", units=-1), _raw_new("Dense", units="x"),
+        _raw_new("Dense", units=2, activation="bogus"), _raw_new("Dense"), new("after", "Dense"),
+        _raw_new("Conv2D", filters=0, kernel_size=3), _raw_new("Conv2D", filters=2, kernel_size=[3, 3, 3]),
+        _raw_new("Conv2D", filters=2, kernel_size=0), _raw_new("Conv2D", filters=2, kernel_size=[2, -1]),
+        _raw_new("Conv2D", filters=2, kernel_size=3, strides=0), _raw_new("Conv2D", filters=2, kernel_size=3,
+                                                                           padding="full"),
+        _raw_new("Conv2D", filters=2, kernel_size=3, padding="causal"),
+        _raw_new("Conv2D", filters=2, kernel_size=3, data_format="NHWC"),
+        _raw_new("Conv2D", filters=2, kernel_size=3, strides=2, dilation_rate=2),
+        _raw_new("Conv2DTranspose", filters=2, kernel_size=3, padding="causal"),
+        _raw_new("SeparableConv1D", filters=2, kernel_size=3, strides=2, dilation_rate=2),
+        new("after_conv", "Conv2D"),
+        _raw_new("MaxPooling2D", pool_size=2), _raw_new("MaxPooling2D", pool_size=2, strides=None),
+        _raw_new("MaxPooling2D", pool_size=0, strides=1), _raw_new("MaxPooling2D", pool_size=[2, 2, 2], strides=1),
+        _raw_new("MaxPooling2D", pool_size=2, strides=1, data_format="NCHW"), new("after_pool", "MaxPooling2D"),
+        _raw_new("Dropout", rate=1.5), _raw_new("Dropout", rate=-0.1), new("after_dropout", "Dropout"),
+        _raw_new("Flatten", data_format="NCHW"), _raw_new("BatchNormalization", axis="a"),
+        new("after_bn", "BatchNormalization"),
     ]
 
 
-STEPS: list[dict[str, Any]] = [*_every_class(), *_explicit_names(), *_functional(), *_errors()]
+def _apply_errors() -> list[dict[str, Any]]:
+    """Failures of an apply; a failed first apply still takes the layer's scope."""
+    def conv(ref: str, **kwargs: Any) -> dict[str, Any]:
+        return {"op": "new", "ref": ref, "class": "Conv2D", "kwargs": {"filters": 1, "kernel_size": 3, **kwargs}}
+    return [
+        new("bad_rank", "Conv2D"), call("bad_rank", "Conv2D", [None, 4, 2]), call("bad_rank", "Conv2D"),
+        new("bad_axis", "Dense"), call("bad_axis", "Dense", [None, 3]), call("bad_axis", "Dense", [None, 4]),
+        call("bad_axis", "Dense", [3]), call("bad_axis", "Dense", [None, 5, 3]),
+        conv("too_small"), call("too_small", "Conv2D", [None, 1, 1, 1]), call("too_small", "Conv2D", [None, 4, 4, 1]),
+        new("t", "Conv2DTranspose"), call("t", "Conv2DTranspose", [None, 2, 2, 2, 1]),
+        call("t", "Conv2DTranspose", [None, 2, 2]), call("t", "Conv2DTranspose", [None, 2, 2, 1]),
+        call("t", "Conv2DTranspose", [None, 2, 2, 2, 1]),
+        {"op": "new", "ref": "bn3", "class": "BatchNormalization", "kwargs": {"axis": 3}}, call("bn3", "BatchNormalization", [None, 3]),
+        {"op": "new", "ref": "bn_dup", "class": "BatchNormalization", "kwargs": {"axis": [1, -1]}},
+        call("bn_dup", "BatchNormalization", [None, 3]),
+        {"op": "new", "ref": "bn_fused", "class": "BatchNormalization", "kwargs": {"axis": -4}},
+        call("bn_fused", "BatchNormalization", [None, 2, 2, 3]),
+        {"op": "new", "ref": "bn_ok", "class": "BatchNormalization", "kwargs": {}}, call("bn_ok", "BatchNormalization", [None, 3]),
+        call("bn_ok", "BatchNormalization", [None, 4]), call("bn_ok", "BatchNormalization", [None, 2, 3]),
+        new("flat", "Flatten"), call("flat", "Flatten", []),
+        {"op": "new", "ref": "drop1", "class": "Dropout", "kwargs": {"rate": 1.0}},
+        call("drop1", "Dropout", [None, 3], training=True), call("drop1", "Dropout", [None, 3], training=False),
+        {"op": "new", "ref": "drop_rank", "class": "Dropout", "kwargs": {"noise_shape": [1, 1, 1]}},
+        call("drop_rank", "Dropout", [None, 3], training=True),
+        *[step for cls, shape in (("Conv1D", [None, 2, 1]), ("Conv2D", [None, 2, 2, 1]), ("Conv3D", [None, 2, 2, 2, 1]),
+                                  ("Conv2DTranspose", [None, 2, 2, 1]), ("Conv3DTranspose", [None, 2, 2, 2, 1]),
+                                  ("SeparableConv1D", [None, 2, 1]), ("SeparableConv2D", [None, 2, 2, 1]))
+          for step in (new(f"f64_{cls}", cls, dtype="float64"), call(f"f64_{cls}", cls, shape))],
+        fn("dense", name="fc", units=3, reuse=True),
+        new("after_errors", "Conv2D"), call("after_errors", "Conv2D"),
+    ]
+
+
+STEPS: list[dict[str, Any]] = [*_every_class(), *_explicit_names(), *_functional(), *_argument_errors(),
+                               *_apply_errors()]

@@ -40,9 +40,9 @@ REGULARIZER_VARIABLES = {
 }
 
 
-def tf_regularizer(value: dict[str, float] | None) -> Any:
-    if value is None:
-        return None
+def tf_regularizer(value: dict[str, float] | str | None) -> Any:
+    if value is None or isinstance(value, str):
+        return value
     regs = tf_keras.regularizers
     if set(value) == {"l1"}:
         return regs.L1(value["l1"])
