@@ -338,7 +338,7 @@ class Layer(metaclass=_LayerMeta):
     def count_params(self) -> int:
         count = self._describe()["count_params"]
         if count is None:
-            raise ValueError(f"You tried to call `count_params` on layer {self._name}, but the layer isn't built. "
+            raise ValueError(f"You tried to call `count_params` on {self._name}, but the layer isn't built. "
                              f"You can build it manually via: `{self._name}.build(batch_input_shape)`.")
         return int(count)
 

@@ -415,7 +415,8 @@ class DataPlane:
             if len(arrays) != len(names):
                 raise Conflict(
                     f'You called `set_weights(weights)` on layer "{layer.name}" with a weight list of length '
-                    f"{len(arrays)}, but the layer was expecting {len(names)} weights.", code="incompatible_weights")
+                    f"{len(arrays)}, but the layer was expecting {len(names)} weights. Provided weights: "
+                    f"{str(arrays)[:50]}...", code="incompatible_weights")
             new = {}
             for name, array in zip(names, arrays):
                 var = g.variables[name]

@@ -32,7 +32,7 @@ def check_float_input(array: np.ndarray, class_name: str) -> None:
     if array.dtype.name in FLOAT_DTYPES:
         return
     if class_name == "Dense":
-        message = f"A Dense layer can only be built with a floating-point dtype. Received: inputs.dtype={array.dtype.name}"
+        message = f"A Dense layer can only be built with a floating-point dtype. Received: dtype=<dtype: '{array.dtype}'>"
     else:
         message = (f"{class_name} layers accept float16, float32 and float64 inputs; "
                    f"received {array.dtype.name}")

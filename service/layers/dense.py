@@ -60,9 +60,12 @@ class Dense(LayerKind):
         return specs
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        shown = str(tuple(input_shape))  # as TF prints a TensorShape
         if len(input_shape) < 2:
-            raise InvalidArgument(f"The innermost dimension of input_shape must be defined, but saw: {input_shape}",
-                                  code="incompatible_input")
+            raise InvalidArgument(f"Shape {shown} must have rank at least 2", code="incompatible_input")
+        if input_shape[-1] is None:
+            raise InvalidArgument("The last dimension of the input shape of a Dense layer should be defined. Found "
+                                  f"None. Received: input_shape={shown}", code="incompatible_input")
         return (*input_shape[:-1], self.config["units"])
 
     def graph(self, b: GraphBuilder, x: str, sig: Signature) -> GraphOutputs:
