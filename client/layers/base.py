@@ -305,6 +305,19 @@ class Layer(metaclass=_LayerMeta):
             raise TypeError(f"Layer input_spec must be an instance of InputSpec. Got: {value}")
         self._input_spec_arg = value
 
+    # TF's legacy layers are never eager-only, stateful or connected to a Keras graph.
+    dynamic: ClassVar[bool] = False
+    stateful: ClassVar[bool] = False
+    supports_masking: ClassVar[bool] = True
+
+    @property
+    def input(self) -> Any:
+        raise AttributeError(f"Layer {self._name} is not connected, no input to return.")
+
+    @property
+    def output(self) -> Any:
+        raise AttributeError(f"Layer {self._name} has no inbound nodes.")
+
     # ---- variables -----------------------------------------------------------------
     def _variables(self, key: str) -> list[RemoteVariable]:
         described = self._describe()
