@@ -27,15 +27,18 @@ class Regularizer:
     l2: float = 0.0
 
     def __call__(self, value: np.ndarray) -> np.ndarray:
-        """The loss as TF computes it, in the value's dtype (float16 accumulated in float32)."""
-        dtype = value.dtype
-        acc = value.astype(np.float32) if dtype == np.float16 else value
-        total = np.zeros((), dtype=acc.dtype)
+        """The loss as TF computes it: ``l1 * sum(|x|) + 2 * l2 * l2_loss(x)`` in the value's dtype.
+        Element-wise steps stay in that dtype (so float16 squares overflow to inf as in TF); sums
+        accumulate in at least float32 and are cast back, as TF's CPU reductions do."""
+        dtype = value.dtype.type
+        acc = np.float32 if value.dtype == np.float16 else value.dtype
+        total = dtype(0)
         if self.class_name in ("L1", "L1L2"):
-            total = total + acc.dtype.type(self.l1) * np.sum(np.abs(acc))
+            total = dtype(total + dtype(self.l1) * dtype(np.sum(np.abs(value), dtype=acc)))
         if self.class_name in ("L2", "L1L2"):
-            total = total + acc.dtype.type(self.l2) * np.sum(np.square(acc))
-        return np.asarray(total, dtype=dtype)
+            l2_loss = dtype(np.sum(np.square(value) * dtype(0.5), dtype=acc))
+            total = dtype(total + dtype(2.0 * np.float32(self.l2)) * l2_loss)
+        return np.asarray(total, dtype=value.dtype)
 
     def to_json(self) -> dict[str, float]:
         keys = _CLASS_KEYS[self.class_name]
