@@ -64,6 +64,8 @@ def _dense() -> list[CaseSpec]:
         c("dense_twice", "Dense", {"units": 2, "activity_regularizer": L1L2, "kernel_regularizer": L1},
           (3, 4), (5, 4), applies=TWICE, description="applied to two inputs: one activity loss per input"),
         c("dense_twice_rank3", "Dense", {"units": 3, "activity_regularizer": L2}, (2, 4), (2, 3, 4), applies=TWICE),
+        c("dense_f16_activity_overflow", "Dense", {"units": 3, "activation": "exponential", "activity_regularizer": L1L2},
+          (4, 5), dtype="float16", scale=4.0, description="float16 squares overflow: TF's activity loss is inf"),
         c("dense_f16_activity", "Dense", {"units": 2, "activity_regularizer": L1L2, "kernel_regularizer": L2},
           (4, 3), dtype="float16"),
     ]
