@@ -165,7 +165,7 @@ class DataPlane:
             dtype = normalize_dtype(dtype)
             kind = cls.from_kwargs(config)
         except InvalidArgument as error:
-            if name is None and error.code not in _CHECKED_BEFORE_NAMING:
+            if name is None and error.code not in _CHECKED_BEFORE_NAMING and not cls.user_defined:
                 self._use_up_name(graph, cls.class_name)
             raise
         overrides = parse_batching(batching or {})
