@@ -89,6 +89,8 @@ class LayerKind:
     batch_separable: ClassVar[bool] = True
     # A graph a user wrote (custom layers): its failures at run time are the input's fault, not ours.
     user_defined: ClassVar[bool] = False
+    # Config fields holding large data that never changes (base64 text): stored once, by content.
+    blob_fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config

@@ -64,6 +64,7 @@ class CustomLayer(LayerKind):
     dtype_policy = "cast"
     takes_training = True
     user_defined = True
+    blob_fields = ("model",)
     # Set from the server's settings at start-up (``--max-model-bytes``).
     max_model_bytes: ClassVar[int] = 16 * MiB
 

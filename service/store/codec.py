@@ -1,9 +1,18 @@
-"""Graphs to JSON-able dicts and back; arrays as base64 of their raw bytes (exact)."""
+"""Graphs to JSON-able dicts and back; arrays as base64 of their raw bytes (exact).
+
+A layer kind's ``blob_fields`` (a custom layer's ONNX model) are large and never change: a
+layer's JSON names them by content, ``{"sha256": <hex>}``, and the store keeps each blob once
+(``layer_blobs``), so that rewriting a definition never rewrites its model.
+"""
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import threading
+import weakref
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -13,9 +22,15 @@ from service.core.layer import ConditionalLoss, Layer, PendingUpdate, Variable
 from service.core.naming import GraphNames
 from service.core.regularizers import parse_regularizer
 from service.layers import kind_for
+from service.layers.base import LayerKind
 
-__all__ = ["array_from_json", "array_to_json", "decode_records", "graph_from_json", "graph_to_json",
-           "layer_from_json", "layer_to_json", "records_from_json", "records_to_json"]
+__all__ = ["array_from_json", "array_to_json", "blob_name", "blob_refs", "decode_records", "graph_from_json",
+           "graph_to_json", "layer_blobs", "layer_from_json", "layer_to_json", "loss_to_json", "records_from_json",
+           "records_to_json", "update_to_json"]
+
+# kind -> {blob field: digest}; kinds never change, so a digest is computed once per kind
+_DIGESTS: weakref.WeakKeyDictionary[LayerKind, dict[str, str]] = weakref.WeakKeyDictionary()
+_DIGESTS_LOCK = threading.Lock()
 
 
 def array_to_json(array: np.ndarray) -> dict[str, Any]:
@@ -28,9 +43,43 @@ def array_from_json(obj: dict[str, Any]) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.dtype(obj["dtype"])).reshape(obj["shape"]).copy()
 
 
+def _digests(kind: LayerKind) -> dict[str, str]:
+    with _DIGESTS_LOCK:
+        known = _DIGESTS.get(kind)
+    if known is None:
+        known = {f: hashlib.sha256(base64.b64decode(kind.config[f])).hexdigest()
+                 for f in kind.blob_fields if isinstance(kind.config.get(f), str)}
+        with _DIGESTS_LOCK:
+            _DIGESTS[kind] = known
+    return known
+
+
+def layer_blobs(layer: Layer) -> dict[str, str]:
+    """The layer's blobs: digest -> the config's base64 text (stored as the bytes it encodes)."""
+    return {digest: layer.kind.config[f] for f, digest in _digests(layer.kind).items()}
+
+
+def blob_name(digest: str) -> str:
+    """The name a store keeps a blob under."""
+    return f"{digest}.bin"
+
+
+def blob_refs(data: dict[str, Any]) -> list[str]:
+    """The digests a layer's JSON refers to."""
+    config = data["config"]
+    return [config[f]["sha256"] for f in kind_for(data["class"]).blob_fields if isinstance(config.get(f), dict)]
+
+
+def _config_json(kind: LayerKind) -> dict[str, Any]:
+    digests = _digests(kind)
+    if not digests:
+        return kind.config
+    return {**kind.config, **{f: {"sha256": d} for f, d in digests.items()}}
+
+
 def layer_to_json(layer: Layer) -> dict[str, Any]:
     return {
-        "id": layer.id, "class": layer.class_name, "config": layer.kind.config, "name": layer.name,
+        "id": layer.id, "class": layer.class_name, "config": _config_json(layer.kind), "name": layer.name,
         "base_name": layer.base_name, "trainable": layer.trainable, "dtype": layer.dtype,
         "scope": layer.scope, "fixed_scope": layer.fixed_scope, "reuse": layer.reuse,
         "built": layer.built, "build_shape": None if layer.build_shape is None else list(layer.build_shape),
@@ -40,8 +89,18 @@ def layer_to_json(layer: Layer) -> dict[str, Any]:
     }
 
 
-def layer_from_json(data: dict[str, Any]) -> Layer:
-    kind = kind_for(data["class"])(data["config"])
+def layer_from_json(data: dict[str, Any], blobs: Mapping[str, str] | None = None) -> Layer:
+    """``blobs``: digest -> base64 text, for the blobs the JSON refers to (an older layout kept
+    them inline)."""
+    config, digests = dict(data["config"]), {}
+    for f in kind_for(data["class"]).blob_fields:
+        if isinstance(config.get(f), dict):
+            digests[f] = config[f]["sha256"]
+            config[f] = (blobs or {})[digests[f]]
+    kind = kind_for(data["class"])(config)
+    if digests:
+        with _DIGESTS_LOCK:
+            _DIGESTS[kind] = digests
     losses = []
     for name, reg in data["weight_losses"]:
         parsed = parse_regularizer(reg, name)
@@ -56,14 +115,17 @@ def layer_from_json(data: dict[str, Any]) -> Layer:
         aliases=dict(data.get("aliases", {})))
 
 
+def loss_to_json(c: ConditionalLoss) -> dict[str, Any]:
+    return {"ref": c.ref, "value": array_to_json(c.value), "others": list(c.others)}
+
+
+def update_to_json(u: PendingUpdate) -> dict[str, Any]:
+    return {"ref": u.ref, "variable": u.variable, "value": array_to_json(u.value),
+            "stat": None if u.stat is None else array_to_json(u.stat), "decay": u.decay, "others": list(u.others)}
+
+
 def records_to_json(layer: Layer) -> dict[str, Any]:
-    return {
-        "losses": [{"ref": c.ref, "value": array_to_json(c.value), "others": list(c.others)} for c in layer.losses],
-        "updates": [{"ref": u.ref, "variable": u.variable, "value": array_to_json(u.value),
-                     "stat": None if u.stat is None else array_to_json(u.stat), "decay": u.decay,
-                     "others": list(u.others)}
-                    for u in layer.updates],
-    }
+    return {"losses": [loss_to_json(c) for c in layer.losses], "updates": [update_to_json(u) for u in layer.updates]}
 
 
 def decode_records(data: dict[str, Any]) -> tuple[tuple[ConditionalLoss, ...], tuple[PendingUpdate, ...]]:
@@ -91,11 +153,11 @@ def graph_to_json(graph: Graph) -> dict[str, Any]:
     }
 
 
-def graph_from_json(data: dict[str, Any]) -> Graph:
+def graph_from_json(data: dict[str, Any], blobs: Mapping[str, str] | None = None) -> Graph:
     graph = Graph(name=data["name"], names=GraphNames.from_json(data["names"]), next_id=data["next_id"],
                   revision=data.get("revision", 0), versions=dict(data.get("versions", {})))
     for layer_data in data["layers"]:
-        layer = layer_from_json(layer_data)
+        layer = layer_from_json(layer_data, blobs)
         layer.graph = graph.name
         graph.layers[layer.id] = layer
     for v in data["variables"]:

@@ -1,9 +1,11 @@
 """A graph as a set of entries, each versioned on its own, and back.
 
 ``G`` is the structure (naming counters, next id, layer order, variable table), ``L:<id>`` a
-layer's definition, ``V:<name>`` a variable's value and ``R:<id>`` a layer's losses and
-pending updates. A store that keeps entries apart (Redis) rewrites only those a commit
-changes, and a replica reloads only those another replica changed.
+layer's definition, ``V:<name>`` a variable's value and ``R:<id>`` the index of a layer's
+losses and pending updates (see ``records``: an inline tail, and the name of a base object).
+A store that keeps entries apart (Redis) rewrites only those a commit changes, and a replica
+reloads only those another replica changed. Record bases and the blobs definitions refer to
+are immutable objects beside the entries, written once.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from service.core.graph import Graph
-from service.core.layer import Layer, Variable
+from service.core.layer import Variable
 from service.core.naming import GraphNames
-from service.store.codec import decode_records, layer_from_json, layer_to_json, records_to_json
+from service.store.codec import layer_blobs, layer_from_json, layer_to_json
 
-__all__ = ["STRUCTURE", "assemble", "decode_entry", "definition_texts", "dumps", "records_entry", "value_bytes",
+__all__ = ["STRUCTURE", "assemble", "decode_entry", "definition_texts", "dumps", "graph_blobs", "value_bytes",
            "value_from_bytes"]
 
 STRUCTURE = "G"
@@ -44,6 +46,14 @@ def definition_texts(graph: Graph) -> dict[str, str]:
     return texts
 
 
+def graph_blobs(graph: Graph) -> dict[str, str]:
+    """Every blob the graph's definitions refer to: digest -> base64 text."""
+    blobs: dict[str, str] = {}
+    for layer in graph.layers.values():
+        blobs.update(layer_blobs(layer))
+    return blobs
+
+
 def value_bytes(value: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(value, order="C"), allow_pickle=False)
@@ -54,21 +64,21 @@ def value_from_bytes(data: bytes) -> np.ndarray:
     return np.load(io.BytesIO(data), allow_pickle=False)  # type: ignore[no-any-return]
 
 
-def records_entry(layer: Layer) -> str:
-    return dumps(records_to_json(layer))
-
-
-def assemble(name: str, revision: int, versions: dict[str, int], table: dict[str, Any]) -> Graph:
+def assemble(name: str, revision: int, versions: dict[str, int], table: dict[str, Any],
+             blobs: dict[str, str]) -> Graph:
     """A new graph from decoded entries: ``G`` and ``L:`` as JSON objects, ``V:`` as arrays and
-    ``R:`` as ``(losses, updates)`` tuples. Only immutable parts are shared with ``table``."""
+    ``R:`` as ``StoredRecords``; ``blobs``: digest -> base64 text. Only immutable parts are
+    shared with ``table``."""
     structure = table.get(STRUCTURE) or {"next_id": 1, "names": {}, "order": [], "variables": []}
     graph = Graph(name=name, names=GraphNames.from_json(structure["names"]), next_id=structure["next_id"],
                   revision=revision, versions=dict(versions))
     for layer_id in structure["order"]:
-        layer = layer_from_json(table[f"L:{layer_id}"])
+        layer = layer_from_json(table[f"L:{layer_id}"], blobs)
         layer.graph = name
-        losses, updates = table.get(f"R:{layer_id}", ((), ()))
-        layer.losses, layer.updates = deque(losses), deque(updates)
+        stored = table.get(f"R:{layer_id}")
+        if stored is not None:
+            losses, updates = stored.live()
+            layer.losses, layer.updates = deque(losses), deque(updates)
         graph.layers[layer.id] = layer
     for v in structure["variables"]:
         graph.variables[v["name"]] = Variable.from_json(v)
@@ -77,8 +87,8 @@ def assemble(name: str, revision: int, versions: dict[str, int], table: dict[str
 
 
 def decode_entry(field: str, data: bytes) -> Any:
-    """An entry's stored bytes in the form ``assemble`` takes."""
+    """An entry's stored bytes as an array (``V:``) or JSON (the rest; an ``R:`` index is
+    completed into ``StoredRecords`` with its base by the store)."""
     if field.startswith("V:"):
         return value_from_bytes(data)
-    decoded = json.loads(data)
-    return decode_records(decoded) if field.startswith("R:") else decoded
+    return json.loads(data)

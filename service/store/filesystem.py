@@ -2,15 +2,19 @@
 
 Layout, per graph::
 
-    graphs/<graph>/manifest.json      structure + which blob holds each variable/record set
+    graphs/<graph>/manifest.json      structure, and which blobs hold the values, records and models
     graphs/<graph>/blobs/<uuid>.npy   one variable value (immutable once written)
-    graphs/<graph>/blobs/<uuid>.json  one layer's conditional losses and pending updates
+    graphs/<graph>/blobs/<uuid>.json  some of a layer's conditional losses and pending updates
+    graphs/<graph>/blobs/<sha256>.bin a blob a layer definition refers to (a custom layer's model)
 
-A commit writes the new blobs (fsync), then the manifest to a temp file (fsync) and renames
-it over the old one (fsync of the directory): the rename is the commit point. Blobs that no
-manifest references (left by a crash, or replaced) are deleted afterwards and on load.
-Directories are fsynced into their parents when created, so a graph's first commit is as
-durable as the later ones.
+A layer's records are its index in the manifest (the records since the last spill, inline,
+and its record blobs by name: see ``records``), so that a recorded apply rewrites a few
+records, not all of them. A commit writes the new blobs (fsync), then the manifest to a temp
+file (fsync) and renames it over the old one (fsync of the directory): the rename is the
+commit point. A commit that adds no blob (most recorded applies) skips the blob directory's
+fsync. Blobs that no manifest references (left by a crash, or replaced) are deleted
+afterwards and on load. Directories are fsynced into their parents when created, so a
+graph's first commit is as durable as the later ones.
 
 One process owns a state directory at a time: ``load`` takes an exclusive lock on
 ``<root>/.lock`` (waiting while another live process holds it; the kernel releases it when
@@ -21,6 +25,7 @@ directory share the process's hold.
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import json
 import logging
@@ -28,7 +33,9 @@ import os
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +44,38 @@ import numpy as np
 from service.core.graph import Graph
 from service.errors import StoreUnavailable
 from service.store.base import StateStore
-from service.store.codec import graph_from_json, graph_to_json, records_from_json, records_to_json
+from service.store.codec import blob_name, graph_from_json, graph_to_json
+from service.store.entries import graph_blobs
+from service.store.records import EMPTY, TAIL_BYTES, StoredRecords, decode_object, from_index, index_objects, plan
 
 __all__ = ["FilesystemStore"]
 
 log = logging.getLogger("layerserve.store")
+
+# Records inline in one graph's manifest, in array bytes, shared out among its recording layers
+# (each gets at least MIN_LAYER_TAIL_BYTES): the manifest is rewritten by every commit.
+GRAPH_TAIL_BYTES = 64 * 1024
+MIN_LAYER_TAIL_BYTES = 4 * 1024
+
+
+@dataclass
+class _Committed:
+    """What a graph's last committed manifest refers to."""
+
+    variables: dict[str, str] = field(default_factory=dict)  # variable -> blob
+    records: dict[str, StoredRecords] = field(default_factory=dict)  # layer id -> its records
+    models: frozenset[str] = frozenset()  # digests of the blobs the definitions refer to
+
+    def referenced(self) -> set[str]:
+        return {*self.variables.values(), *(n for r in self.records.values() for n in r.names()),
+                *map(blob_name, self.models)}
+
+    def manifest(self, graph: Graph) -> bytes:
+        """Each layer's index is spliced in as the text it was stored as: no re-encoding."""
+        records = ",".join(f"{json.dumps(i)}:{r.index_text}" for i, r in self.records.items())
+        blobs = (f'{{"variables":{json.dumps(self.variables)},"models":{json.dumps(sorted(self.models))},'
+                 f'"records":{{{records}}}}}')
+        return f'{{"format":2,"graph":{json.dumps(graph_to_json(graph))},"blobs":{blobs}}}'.encode()
 
 
 def _fsync_write(path: Path, data: bytes) -> None:
@@ -94,8 +128,7 @@ class FilesystemStore(StateStore):
         _make_dir(self.root / "graphs")
         self.lock_poll_s = lock_poll_s
         self._lock_fd: int | None = None
-        # graph -> {"variables": {name: blob}, "records": {layer id: blob}}, as last committed
-        self._blobs: dict[str, dict[str, dict[str, str]]] = {}
+        self._committed: dict[str, _Committed] = {}  # graph -> as last committed
 
     def _graph_dir(self, name: str) -> Path:
         return self.root / "graphs" / name
@@ -137,14 +170,20 @@ class FilesystemStore(StateStore):
         return graphs
 
     def _load_graph(self, directory: Path, manifest: dict[str, Any]) -> Graph:
-        graph = graph_from_json(manifest["graph"])
+        blob_dir = directory / "blobs"
         blobs = manifest["blobs"]
-        values = {name: np.load(directory / "blobs" / blob, allow_pickle=False)
-                  for name, blob in blobs["variables"].items()}
-        graph.set_values(values)
-        for layer_id, blob in blobs["records"].items():
-            records_from_json(graph.layers[layer_id], json.loads((directory / "blobs" / blob).read_text()))
-        self._blobs[graph.name] = blobs
+        models = blobs.get("models", [])  # none before format 2: configs held them inline
+        graph = graph_from_json(manifest["graph"], {d: base64.b64encode((blob_dir / blob_name(d)).read_bytes()).decode()
+                                                    for d in models})
+        graph.set_values({name: np.load(blob_dir / blob, allow_pickle=False)
+                          for name, blob in blobs["variables"].items()})
+        records = {}
+        for layer_id, index in blobs["records"].items():
+            stored = from_index(index, {n: decode_object((blob_dir / n).read_bytes()) for n in index_objects(index)})
+            losses, updates = stored.live()
+            graph.layers[layer_id].losses, graph.layers[layer_id].updates = deque(losses), deque(updates)
+            records[layer_id] = stored
+        self._committed[graph.name] = _Committed(dict(blobs["variables"]), records, frozenset(models))
         self.stamper.remember(graph)
         return graph
 
@@ -154,8 +193,7 @@ class FilesystemStore(StateStore):
         blob_dir = directory / "blobs"
         if not blob_dir.is_dir():
             return
-        known = self._blobs.get(directory.name, {"variables": {}, "records": {}})
-        referenced = set(known["variables"].values()) | set(known["records"].values())
+        referenced = self._committed.get(directory.name, _Committed()).referenced()
         for path in blob_dir.iterdir():
             if path.name not in referenced:
                 path.unlink()
@@ -179,25 +217,31 @@ class FilesystemStore(StateStore):
         directory = self._graph_dir(graph.name)
         blob_dir = directory / "blobs"
         _make_dir(blob_dir)
-        old = self._blobs.get(graph.name, {"variables": {}, "records": {}})
-        new = {"variables": {n: b for n, b in old["variables"].items() if n in graph.variables},
-               "records": {i: b for i, b in old["records"].items() if i in graph.layers}}
+        old = self._committed.get(graph.name, _Committed())
+        models = graph_blobs(graph)
+        new = _Committed({n: b for n, b in old.variables.items() if n in graph.variables},
+                         {i: r for i, r in old.records.items() if i in graph.layers}, frozenset(models))
         for name in set(variables):
             if name in graph.variables:
-                new["variables"][name] = self._write_array(blob_dir, graph.values[name])
+                new.variables[name] = self._write_array(blob_dir, graph.values[name])
         for layer_id in set(layers):
             if layer_id in graph.layers:
-                new["records"][layer_id] = self._write_records(blob_dir, graph, layer_id)
-        manifest = json.dumps({"format": 1, "graph": graph_to_json(graph), "blobs": new}).encode()
+                self._write_records(blob_dir, graph, layer_id, new.records)
+        for digest in new.models - old.models:
+            _write_blob(blob_dir / blob_name(digest), models[digest])
+        fresh = new.referenced() - old.referenced()
         tmp = directory / "manifest.json.tmp"
-        _fsync_write(tmp, manifest)
-        _fsync_dir(blob_dir)
+        _fsync_write(tmp, new.manifest(graph))
+        if fresh:  # their directory entries must be durable before a manifest names them
+            _fsync_dir(blob_dir)
         os.replace(tmp, directory / "manifest.json")
         _fsync_dir(directory)
-        self._blobs[graph.name] = new
-        self._remove_replaced(blob_dir, old, new)
+        self._committed[graph.name] = new
+        for blob in old.referenced() - new.referenced():
+            (blob_dir / blob).unlink(missing_ok=True)
 
-    def _write_array(self, blob_dir: Path, value: np.ndarray) -> str:
+    @staticmethod
+    def _write_array(blob_dir: Path, value: np.ndarray) -> str:
         blob = f"{uuid.uuid4().hex}.npy"
         with open(blob_dir / blob, "wb") as handle:
             np.save(handle, np.asarray(value, order="C"), allow_pickle=False)
@@ -205,14 +249,26 @@ class FilesystemStore(StateStore):
             os.fsync(handle.fileno())
         return blob
 
-    def _write_records(self, blob_dir: Path, graph: Graph, layer_id: str) -> str:
-        blob = f"{uuid.uuid4().hex}.json"
-        _fsync_write(blob_dir / blob, json.dumps(records_to_json(graph.layers[layer_id])).encode())
-        return blob
-
     @staticmethod
-    def _remove_replaced(blob_dir: Path, old: dict[str, dict[str, str]], new: dict[str, dict[str, str]]) -> None:
-        keep = set(new["variables"].values()) | set(new["records"].values())
-        for blob in set(old["variables"].values()) | set(old["records"].values()):
-            if blob not in keep:
-                (blob_dir / blob).unlink(missing_ok=True)
+    def _write_records(blob_dir: Path, graph: Graph, layer_id: str, records: dict[str, StoredRecords]) -> None:
+        """The layer's new records: inline in the index, and a new record blob when it spills."""
+        layer = graph.layers[layer_id]
+        budget = max(MIN_LAYER_TAIL_BYTES, min(TAIL_BYTES, GRAPH_TAIL_BYTES // len(records.keys() | {layer_id})))
+        stored, written = plan(records.get(layer_id, EMPTY), layer.losses, layer.updates,
+                               lambda: f"{uuid.uuid4().hex}.json", budget)
+        for name, data in written:
+            _fsync_write(blob_dir / name, data)
+        if stored.objects or stored.tail[0] or stored.tail[1]:
+            records[layer_id] = stored
+        else:
+            records.pop(layer_id, None)
+
+
+def _write_blob(path: Path, text: str) -> None:
+    """A content-addressed blob, once: renamed into place only when complete and fsynced, so a
+    file under that name (one a failed commit left) holds the whole blob."""
+    if path.exists():
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    _fsync_write(tmp, base64.b64decode(text))
+    os.replace(tmp, path)

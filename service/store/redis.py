@@ -5,18 +5,26 @@ Keys of graph ``g`` (one hash slot, through the ``{g}`` tag)::
     ls:{g}:head              hash: "rev" -> the graph's revision, and per entry -> its revision
     ls:{g}:e:<entry>@<rev>   one immutable version of an entry (canonical JSON, or .npy bytes)
     ls:{g}:h:<entry>         the entry's kept revisions, newest first (the last K)
+    ls:{g}:o:<name>          an immutable object: some of a layer's records (``<uuid>.json``, named
+                             by its ``R:`` index, see ``records``) or a blob a layer definition
+                             refers to (``<sha256>.bin``, a custom layer's model)
+    ls:{g}:retired           sorted set: objects no longer referred to, by the revision that dropped them
     ls:graphs                the set of graph names
 
-A commit writes the changed entries' new versions and moves the head in one Lua script, which
-first compares the head's revision with the one the commit was computed from: a replica that
-lost the race gets ``StaleGraph``, reloads and retries. Readers compare one field ("rev") per
-request and fetch only the versions they lack; keeping K versions lets a reader that raced a
-writer still find every version its head names. A commit announces itself on the pub/sub
-channel ``ls:commits`` so that replicas may warm early; correctness never depends on it.
+A commit writes the changed entries' new versions and its new objects and moves the head in one
+Lua script, which first compares the head's revision with the one the commit was computed from:
+a replica that lost the race gets ``StaleGraph``, reloads and retries. Readers compare one field
+("rev") per request and fetch only the versions and objects they lack; keeping K versions lets a
+reader that raced a writer still find every version its head names, and a dropped object lives
+on for K revisions for the same reason. A recorded apply rewrites only its layer's small index
+(the records since the last spill) and, now and then, writes one new object. A commit announces
+itself on the pub/sub channel ``ls:commits`` so that replicas may warm early; correctness never
+depends on it.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import uuid
@@ -31,7 +39,9 @@ from redis.retry import Retry
 from service.core.graph import Graph
 from service.errors import StoreUnavailable
 from service.store.base import StaleGraph, StateStore
-from service.store.entries import assemble, decode_entry, records_entry, value_bytes
+from service.store.codec import blob_name, blob_refs
+from service.store.entries import assemble, decode_entry, value_bytes
+from service.store.records import EMPTY, StoredRecords, decode_object, from_index, index_objects, plan
 from service.store.versions import Changes
 
 __all__ = ["CHANNEL", "RedisStore"]
@@ -39,17 +49,19 @@ __all__ = ["CHANNEL", "RedisStore"]
 CHANNEL = "ls:commits"
 GRAPHS = "ls:graphs"
 
-# KEYS: head, graph set, then (version key, history key) per put, then a history key per removal.
-# ARGV: base, revision, keep, commit id, graph, number of puts, entry key prefix, (field, data)...,
-# removed fields...
+# KEYS: head, graph set, retired set, (version key, history key) per put, history key per removal,
+# object key per new object. ARGV: base, revision, keep, commit id, graph, entry key prefix, object
+# key prefix, number of puts, of removals, of new objects, then (field, data) per put, removed
+# fields, (name, data) per new object, and last the names of the objects it drops.
 _COMMIT = """
 local head = KEYS[1]
 if tonumber(redis.call('HGET', head, 'rev') or '0') ~= tonumber(ARGV[1]) then
   if redis.call('HGET', head, 'commit') == ARGV[4] then return 1 end
   return 0
 end
-local rev, keep, nput, prefix = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[6]), ARGV[7]
-local a, k = 8, 3
+local rev, keep, prefix, oprefix = ARGV[2], tonumber(ARGV[3]), ARGV[6], ARGV[7]
+local nput, nrem, nobj = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local a, k = 11, 4
 for i = 1, nput do
   local field = ARGV[a]
   redis.call('SET', KEYS[k], ARGV[a + 1])
@@ -60,14 +72,28 @@ for i = 1, nput do
   end
   a, k = a + 2, k + 2
 end
-for i = a, #ARGV do
+for i = 1, nrem do
   for _, old in ipairs(redis.call('LRANGE', KEYS[k], 0, -1)) do
-    redis.call('DEL', prefix .. ARGV[i] .. '@' .. old)
+    redis.call('DEL', prefix .. ARGV[a] .. '@' .. old)
   end
   redis.call('DEL', KEYS[k])
-  redis.call('HDEL', head, ARGV[i])
-  k = k + 1
+  redis.call('HDEL', head, ARGV[a])
+  a, k = a + 1, k + 1
 end
+for i = 1, nobj do
+  redis.call('SET', KEYS[k], ARGV[a + 1])
+  redis.call('ZREM', KEYS[3], ARGV[a])
+  a, k = a + 2, k + 1
+end
+for i = a, #ARGV do
+  redis.call('ZADD', KEYS[3], rev, ARGV[i])
+end
+local horizon = tonumber(rev) - keep
+local gone = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', horizon)
+for _, name in ipairs(gone) do
+  redis.call('DEL', oprefix .. name)
+end
+if #gone > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', horizon) end
 redis.call('HSET', head, 'rev', rev, 'commit', ARGV[4])
 redis.call('SADD', KEYS[2], ARGV[5])
 redis.call('PUBLISH', 'ls:commits', ARGV[5] .. ' ' .. rev)
@@ -79,6 +105,26 @@ def _keys(graph: str) -> tuple[str, str, str]:
     """The head key, the entry-version prefix and the history prefix of a graph."""
     tag = f"ls:{{{graph}}}"
     return f"{tag}:head", f"{tag}:e:", f"{tag}:h:"
+
+
+def _object_keys(graph: str) -> tuple[str, str]:
+    """The object prefix and the retired set of a graph."""
+    tag = f"ls:{{{graph}}}"
+    return f"{tag}:o:", f"{tag}:retired"
+
+
+def _decode_object(name: str, data: bytes) -> Any:
+    """A blob as the base64 text a config holds, a record object as its records."""
+    return base64.b64encode(data).decode() if name.endswith(".bin") else decode_object(data)
+
+
+class _Commit:
+    """What one commit writes beside the entries: record indexes, new objects, dropped objects."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, StoredRecords] = {}
+        self.objects: list[tuple[str, bytes]] = []
+        self.dropped: list[str] = []
 
 
 class RedisStore(StateStore):
@@ -96,6 +142,7 @@ class RedisStore(StateStore):
         self._aclient: redis.asyncio.Redis | None = None  # made in the event loop that uses it
         # graph -> entry -> (its revision, its decoded value): immutable, shared by every copy
         self._entries: dict[str, dict[str, tuple[int, Any]]] = {}
+        self._objects: dict[str, dict[str, Any]] = {}  # graph -> object name -> decoded (immutable)
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -143,11 +190,16 @@ class RedisStore(StateStore):
                     if k != b"commit"}
             revision = head.pop("rev", 0)
             table = self._fetch(name, head)
-            if table is None:  # a writer replaced a version K times while we read: read again
+            objects = None if table is None else self._fetch_objects(name, table)
+            if table is None or objects is None:  # a writer replaced a version K times while we read
                 continue
-            graph = assemble(name, revision, head, {f: value for f, (_, value) in table.items()})
+            for f, (rev, value) in table.items():
+                if f.startswith("R:") and not isinstance(value, StoredRecords):
+                    table[f] = (rev, from_index(value, objects))
+            blobs = {d: objects[blob_name(d)] for f, (_, v) in table.items() if f.startswith("L:") for d in blob_refs(v)}
+            graph = assemble(name, revision, head, {f: value for f, (_, value) in table.items()}, blobs)
             with self._lock:
-                self._entries[name] = table
+                self._entries[name], self._objects[name] = table, objects
             self.stamper.remember(graph)
             return graph
         raise StoreUnavailable(f"graph {name!r} changed too often to be read; retry", code="store_busy")
@@ -166,52 +218,119 @@ class RedisStore(StateStore):
             table.update({f: (head[f], decode_entry(f, d)) for f, d in zip(wanted, data)})
         return table
 
+    def _fetch_objects(self, name: str, table: dict[str, tuple[int, Any]]) -> dict[str, Any] | None:
+        """Every object the entries refer to (name -> decoded), or None when one is gone."""
+        wanted: set[str] = set()
+        for f, (_, value) in table.items():
+            if f.startswith("R:"):
+                wanted.update(value.names() if isinstance(value, StoredRecords) else index_objects(value))
+            elif f.startswith("L:"):
+                wanted.update(map(blob_name, blob_refs(value)))
+        return self._objects_named(name, wanted)
+
+    def _objects_named(self, name: str, wanted: Iterable[str]) -> dict[str, Any] | None:
+        with self._lock:
+            known = self._objects.get(name, {})
+            objects = {n: known[n] for n in wanted if n in known}
+        missing = [n for n in wanted if n not in objects]
+        if missing:
+            prefix = _object_keys(name)[0]
+            data = self._call(lambda: self.client.mget([prefix + n for n in missing]))
+            if any(d is None for d in data):
+                return None
+            objects.update({n: _decode_object(n, d) for n, d in zip(missing, data)})
+        return objects
+
     # ---- writing -------------------------------------------------------------------------
     def commit(self, graph: Graph, variables: Iterable[str] = (), layers: Iterable[str] = ()) -> None:
         try:
-            changes = self.stamp(graph, variables, layers)
+            extra = self._plan(graph, {i for i in layers if i in graph.layers})
+            changes = self.stamp(graph, variables, extra.records)
         except StaleGraph:
             graph.revision = -1  # never current again: the next refresh reads the store's copy
             raise
         if changes.empty:
             return
-        puts = self._puts(graph, changes)
-        head, prefix, history = _keys(graph.name)
-        keys = [head, GRAPHS]
-        for field, _ in puts:
-            keys += [f"{prefix}{field}@{changes.revision}", f"{history}{field}"]
-        keys += [f"{history}{field}" for field in changes.removed]
-        args: list[Any] = [changes.base, changes.revision, self.keep_versions, uuid.uuid4().hex, graph.name,
-                           len(puts), prefix]
-        for field, data in puts:
-            args += [field, data]
-        args += changes.removed
-        if not self._call(lambda: self._commit_script(keys=keys, args=args)):
+        extra.objects += [(blob_name(d), base64.b64decode(text)) for d, text in changes.blobs.items()]
+        extra.dropped += [blob_name(d) for d in changes.dropped_blobs]
+        if not self._call(lambda: self._commit_script(*self._script_args(graph, changes, extra))):
             graph.revision = -1
             self.stamper.forget(graph.name)
             raise StaleGraph(f"graph {graph.name!r} was committed by another replica")
-        self._remember_commit(graph, changes)
+        self._remember_commit(graph, changes, extra)
+
+    def _plan(self, graph: Graph, layers: set[str]) -> _Commit:
+        """How each layer's records are stored after this commit, and which record objects it
+        drops (read before the stamp moves the versions)."""
+        extra = _Commit()
+        for field in [f for f in graph.versions if f.startswith("R:") and f[2:] not in graph.layers]:
+            extra.dropped += self._stored(graph, field).names()  # the layer was deleted
+        for layer_id in sorted(layers):
+            prev = self._stored(graph, f"R:{layer_id}")
+            layer = graph.layers[layer_id]
+            stored, written = plan(prev, layer.losses, layer.updates, lambda: f"{uuid.uuid4().hex}.json")
+            extra.records[layer_id] = stored
+            extra.objects += written
+            kept = set(stored.names())
+            extra.dropped += [n for n in prev.names() if n not in kept]
+        return extra
+
+    def _stored(self, graph: Graph, field: str) -> StoredRecords:
+        """A layer's records at the version the graph copy holds: from the cache, else from Redis
+        (that version exists as long as it is the head's; if not, the copy is stale)."""
+        rev = graph.versions.get(field)
+        if rev is None:
+            return EMPTY
+        with self._lock:
+            cached = self._entries.get(graph.name, {}).get(field)
+        if cached is not None and cached[0] == rev:
+            return cached[1]  # type: ignore[no-any-return]
+        data = self._call(lambda: self.client.get(f"{_keys(graph.name)[1]}{field}@{rev}"))
+        index = None if data is None else json.loads(data)
+        objects = None if index is None else self._objects_named(graph.name, index_objects(index))
+        if index is None or objects is None:
+            raise StaleGraph(f"graph {graph.name!r} moved on since this copy was read")
+        return from_index(index, objects)
+
+    def _script_args(self, graph: Graph, changes: Changes, extra: _Commit) -> tuple[list[str], list[Any]]:
+        head, prefix, history = _keys(graph.name)
+        oprefix, retired = _object_keys(graph.name)
+        puts = self._puts(graph, changes, extra)
+        keys = [head, GRAPHS, retired]
+        for field, _ in puts:
+            keys += [f"{prefix}{field}@{changes.revision}", f"{history}{field}"]
+        keys += [f"{history}{field}" for field in changes.removed]
+        keys += [oprefix + n for n, _ in extra.objects]
+        args: list[Any] = [changes.base, changes.revision, self.keep_versions, uuid.uuid4().hex, graph.name, prefix,
+                           oprefix, len(puts), len(changes.removed), len(extra.objects)]
+        for pair in puts + extra.objects:
+            args += pair
+        return keys, args + changes.removed + extra.dropped
 
     @staticmethod
-    def _puts(graph: Graph, changes: Changes) -> list[tuple[str, str | bytes]]:
+    def _puts(graph: Graph, changes: Changes, extra: _Commit) -> list[tuple[str, str | bytes]]:
         puts: list[tuple[str, str | bytes]] = list(changes.texts.items())
         puts += [(f"V:{n}", value_bytes(graph.values[n])) for n in changes.values]
-        puts += [(f"R:{i}", records_entry(graph.layers[i])) for i in changes.records]
+        puts += [(f"R:{i}", extra.records[i].index_text) for i in changes.records]
         return puts
 
-    def _remember_commit(self, graph: Graph, changes: Changes) -> None:
-        """Our own commit's entries join the cache, so that our next read fetches none of them."""
+    def _remember_commit(self, graph: Graph, changes: Changes, extra: _Commit) -> None:
+        """Our own commit's entries and objects join the caches, so that our next read fetches none."""
         rev = changes.revision
         new = {f: (rev, json.loads(text)) for f, text in changes.texts.items()}
         new.update({f"V:{n}": (rev, graph.values[n]) for n in changes.values})
-        for i in changes.records:
-            layer = graph.layers[i]
-            new[f"R:{i}"] = (rev, (tuple(layer.losses), tuple(layer.updates)))
+        new.update({f"R:{i}": (rev, extra.records[i]) for i in changes.records})
+        objects: dict[str, Any] = {n: r for stored in extra.records.values() for n, r in stored.objects}
+        objects.update({blob_name(d): text for d, text in changes.blobs.items()})
         with self._lock:
             table = self._entries.setdefault(graph.name, {})
             table.update(new)
             for field in changes.removed:
                 table.pop(field, None)
+            cache = self._objects.setdefault(graph.name, {})
+            cache.update(objects)
+            for n in extra.dropped:
+                cache.pop(n, None)
 
     # ---- warming -------------------------------------------------------------------------
     def watch(self, on_commit: Callable[[str, int], None]) -> None:

@@ -4,7 +4,8 @@ Every commit that changes something moves its graph's revision by one and stamps
 changed entry (see ``entries``) with the new revision; ``Graph.layer_version`` is the newest
 stamp among a layer's definition and its variables' values. Definitions are compared as
 canonical JSON against the texts of the revision the graph was read at, so the data plane
-need not say which definitions an operation touched.
+need not say which definitions an operation touched. The blobs the definitions refer to (by
+digest, see ``codec``) are tracked alongside: a commit lists the ones it adds and drops.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from service.core.graph import Graph
-from service.store.entries import definition_texts
+from service.store.entries import definition_texts, graph_blobs
 
 __all__ = ["Changes", "StaleGraph", "Stamper"]
+
+Known = tuple[int, dict[str, str], frozenset[str]]  # (revision, definition texts, blob digests)
 
 
 class StaleGraph(Exception):
@@ -31,6 +34,8 @@ class Changes:
     values: list[str] = field(default_factory=list)  # variables whose value changed
     records: list[str] = field(default_factory=list)  # layers whose records changed
     removed: list[str] = field(default_factory=list)  # entries that no longer exist
+    blobs: dict[str, str] = field(default_factory=dict)  # blobs now referred to, new: digest -> base64 text
+    dropped_blobs: list[str] = field(default_factory=list)  # digests no longer referred to
 
     @property
     def empty(self) -> bool:
@@ -41,25 +46,25 @@ class Changes:
 
 
 class Stamper:
-    """Per graph, the definition texts as of the revision last read or committed."""
+    """Per graph, the definition texts and blob digests as of the revision last read or committed."""
 
     def __init__(self) -> None:
-        self._texts: dict[str, tuple[int, dict[str, str]]] = {}
+        self._texts: dict[str, Known] = {}
         self._lock = threading.Lock()
 
     def remember(self, graph: Graph) -> None:
-        texts = definition_texts(graph)
+        texts, digests = definition_texts(graph), frozenset(graph_blobs(graph))
         with self._lock:
             known = self._texts.get(graph.name)
             if known is None or known[0] <= graph.revision:
-                self._texts[graph.name] = (graph.revision, texts)
+                self._texts[graph.name] = (graph.revision, texts, digests)
 
-    def saved(self, name: str) -> tuple[int, dict[str, str]] | None:
+    def saved(self, name: str) -> Known | None:
         """What ``restore`` needs to undo a stamp whose commit then failed."""
         with self._lock:
             return self._texts.get(name)
 
-    def restore(self, name: str, saved: tuple[int, dict[str, str]] | None) -> None:
+    def restore(self, name: str, saved: Known | None) -> None:
         with self._lock:
             if saved is None:
                 self._texts.pop(name, None)
@@ -73,7 +78,7 @@ class Stamper:
     def stamp(self, graph: Graph, variables: Iterable[str], layers: Iterable[str]) -> Changes:
         """The changes since the graph's revision, stamped on the graph (nothing when empty)."""
         with self._lock:
-            base, old = self._texts.get(graph.name, (0, {}))
+            base, old, old_blobs = self._texts.get(graph.name, (0, {}, frozenset()))
         if base != graph.revision:
             raise StaleGraph(f"graph {graph.name!r} at revision {graph.revision} was read before {base}")
         texts = definition_texts(graph)
@@ -83,6 +88,9 @@ class Stamper:
                           records=sorted({i for i in layers if i in graph.layers}))
         live = {*texts, *(f"V:{n}" for n in graph.variables), *(f"R:{i}" for i in graph.layers)}
         changes.removed = sorted(k for k in graph.versions if k not in live)
+        blobs = graph_blobs(graph)
+        changes.blobs = {d: text for d, text in blobs.items() if d not in old_blobs}
+        changes.dropped_blobs = sorted(old_blobs - blobs.keys())
         if changes.empty:
             return changes
         for key in changes.fields():
@@ -91,5 +99,5 @@ class Stamper:
             del graph.versions[key]
         graph.revision = changes.revision
         with self._lock:
-            self._texts[graph.name] = (changes.revision, texts)
+            self._texts[graph.name] = (changes.revision, texts, frozenset(blobs))
         return changes
