@@ -5,6 +5,10 @@ the weights of layer ``w`` of graph ``crash`` to version ``FIRST_VERSION``, the 
 printing each version once its commit returned. At the ``CRASH_AT``-th ``os.fsync`` the
 process ends at once (``os._exit``): the files written so far are on disk, the rest never
 will be, as after a power cut at that instant on a file system that keeps write order.
+
+With a fourth argument ``records``, version ``v`` is instead an apply of layer ``counting`` of
+graph ``records`` to ``record_input(v)``, which records the loss ``6 v`` (at most
+``RECORDS_CAP`` records are kept).
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from service.runtime.providers import select_providers
 from service.runtime.sessions import SessionCache
 from service.store.filesystem import FilesystemStore
 
-__all__ = ["version_arrays"]
+__all__ = ["RECORDS_CAP", "record_input", "records_plane", "version_arrays"]
 
 SHAPES = {"kernel": (6, 5), "bias": (5,)}
+RECORDS_CAP = 100
 
 
 def version_arrays(version: int) -> list[np.ndarray]:
@@ -43,7 +48,36 @@ def _crash_at(n: int) -> None:
     os.fsync = fsync
 
 
-def main(state_dir: str, first: int, crash_at: int) -> None:
+def record_input(version: int) -> np.ndarray:
+    return np.full((1, 6), version, np.float32)
+
+
+def records_plane(state_dir: str) -> DataPlane:
+    """A data plane on the state directory with graph ``records``: Dense(1), kernel ones, an l1
+    activity regularizer of 1 (so the input ``record_input(v)`` records the loss 6 v)."""
+    settings = Settings(state_dir=state_dir, max_records_per_layer=RECORDS_CAP)
+    plane = DataPlane(settings, FilesystemStore(state_dir), Executor(SessionCache(select_providers(["cpu"]))))
+    if "records" not in plane.graphs:
+        plane.create_layer("records", "Dense", {"units": 1, "activity_regularizer": {"l1": 1.0}}, name="counting")
+        plane.build("records", "counting", [None, 6])
+        plane.set_weights("records", "counting", [np.ones((6, 1), np.float32), np.zeros(1, np.float32)])
+    return plane
+
+
+def _write_records(plane: DataPlane, first: int) -> None:
+    version = first
+    while True:
+        plane.apply("records", "counting", [record_input(version)])
+        print(version, flush=True)
+        version += 1
+
+
+def main(state_dir: str, first: int, crash_at: int, mode: str = "weights") -> None:
+    if mode == "records":
+        plane = records_plane(state_dir)
+        _crash_at(crash_at)
+        _write_records(plane, first)
+        return
     settings = Settings(state_dir=state_dir)
     plane = DataPlane(settings, FilesystemStore(state_dir), Executor(SessionCache(select_providers(["cpu"]))))
     if "crash" not in plane.graphs:
@@ -59,4 +93,4 @@ def main(state_dir: str, first: int, crash_at: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:])

@@ -1,14 +1,18 @@
-"""Crash safety: SIGKILL at random moments, and a crash at every fsync of a commit.
+"""Crash safety: SIGKILL at random moments (state directory and Redis), and a crash at every
+fsync of a commit.
 
-Each checks, after a restart on the same state directory, that every variable holds one
-complete version (never a kernel from one ``set_weights`` and a bias from another, never a
-moving mean from one ``run_updates`` and a moving variance from another), that it is the last
-acknowledged version or the one in flight, and so that no acknowledged write was lost.
+Each checks, after a restart on the same state, that every variable holds one complete version
+(never a kernel from one ``set_weights`` and a bias from another, never a moving mean from one
+``run_updates`` and a moving variance from another), that a layer's recorded losses are whole
+and in order, that each is the last acknowledged version or the one in flight, and so that no
+acknowledged write was lost.
 """
 
 from __future__ import annotations
 
+import json
 import random
+import shutil
 import subprocess
 import sys
 import threading
@@ -18,16 +22,19 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from client._protocol import FRAME_CONTENT_TYPE, encode_frame
+from client._protocol import FRAME_CONTENT_TYPE, encode_frame, input_ref
+from service.core.graph import Graph
 from service.store.filesystem import FilesystemStore
+from tests.redis_server import RedisProcess, redis_process  # noqa: F401 - fixture
 from tests.server import ROOT, ServerProcess
-from tests.store_writer import version_arrays
+from tests.store_writer import RECORDS_CAP, record_input, records_plane, version_arrays
 
 __all__ = ["run_kill_loop"]
 
 KILLS = 20
 LAYER = "/v1/graphs/crash/layers/w"
 BN = "/v1/graphs/crash/layers/bn"
+COUNTING = "/v1/graphs/crash/layers/counting"
 FRAME = {"content-type": FRAME_CONTENT_TYPE}
 
 
@@ -60,16 +67,27 @@ def _bn_version_of(weights: dict[str, np.ndarray]) -> int:
     return version
 
 
+def _recorded_versions(losses: list[tuple[str, float]]) -> list[int]:
+    """The versions whose applies recorded ``losses`` (input ``record_input(v)`` records 6 v),
+    checking that each loss is whole: its value is the one its input gives."""
+    versions = [round(value / 6) for _, value in losses]
+    assert losses == [(input_ref(record_input(v)), 6.0 * v) for v in versions], losses
+    assert versions == sorted(set(versions)), f"records out of order: {versions}"
+    return versions
+
+
 def _ok(response: httpx.Response) -> None:
     assert response.status_code == 200, response.text
 
 
 def _step(http: httpx.Client, version: int) -> None:
     """One version: the Dense layer's weights by ``set_weights``, then BatchNormalization's
-    moving statistics by a training apply (a batch of mean ``version``) and ``run_updates``."""
+    moving statistics by a training apply (a batch of mean ``version``) and ``run_updates``,
+    then a recorded apply of the counting layer (input ``record_input(version)``)."""
     _ok(http.put(LAYER + "/weights", content=encode_frame({}, version_arrays(version)), headers=FRAME))
     _ok(http.post(BN + "/apply", content=encode_frame({"training": True}, [_batch(version)]), headers=FRAME))
     _ok(http.post(BN + "/updates:run", json={"inputs": None}))
+    _ok(http.post(COUNTING + "/apply", content=encode_frame({}, [record_input(version)]), headers=FRAME))
 
 
 class _Writer(threading.Thread):
@@ -94,15 +112,19 @@ class _Writer(threading.Thread):
             self.http.close()
 
 
-def _read_versions(url: str) -> tuple[int, int]:
-    """(the Dense layer's version, the BatchNormalization layer's version)."""
+def _read_versions(url: str) -> tuple[tuple[int, int, int], list[int]]:
+    """(the Dense layer's, the BatchNormalization layer's and the counting layer's versions),
+    and the versions the counting layer holds records of."""
     found = []
     with httpx.Client(base_url=url, timeout=30.0) as http:
         for path in (LAYER, BN):
             body = http.get(path + "/weights").json()
             found.append({n: np.asarray(w["data"], dtype=w["dtype"]).reshape(w["shape"])
                           for n, w in zip(body["names"], body["weights"], strict=True)})
-    return _version_of(found[0]["w/kernel:0"], found[0]["w/bias:0"]), _bn_version_of(found[1])
+        losses = [(x["input"], x["value"]) for x in http.get(COUNTING + "/losses").json()["losses"]]
+    recorded = _recorded_versions(losses)
+    return (_version_of(found[0]["w/kernel:0"], found[0]["w/bias:0"]), _bn_version_of(found[1]),
+            recorded[-1]), recorded
 
 
 def _setup(url: str) -> None:
@@ -111,17 +133,31 @@ def _setup(url: str) -> None:
         assert http.post(LAYER + "/build", json={"input_shape": [None, 6]}).is_success
         assert http.post("/v1/graphs/crash/layers", json={"class": "BatchNormalization", "name": "bn",
                                                           "config": {"momentum": 0.0}}).is_success
+        assert http.post("/v1/graphs/crash/layers", json={"class": "Dense", "name": "counting", "config": {
+            "units": 1, "activity_regularizer": {"l1": 1.0}}}).is_success
+        assert http.post(COUNTING + "/build", json={"input_shape": [None, 6]}).is_success
+        ones = [np.ones((6, 1), np.float32), np.zeros(1, np.float32)]
+        _ok(http.put(COUNTING + "/weights", content=encode_frame({}, ones), headers=FRAME))
         _step(http, 0)
 
 
-def run_kill_loop(state: Path, kills: int, seed: int) -> dict[str, int]:
+def _check_records(recorded: list[int], acked: set[int]) -> None:
+    """No acknowledged record lost: the layer holds every acknowledged version from its oldest
+    record on, and the last ``RECORDS_CAP`` of what it recorded, once it recorded that many."""
+    lost = sorted(v for v in acked if v >= recorded[0] and v not in recorded)
+    assert not lost, f"acknowledged records lost: {lost}"
+    assert len(recorded) == RECORDS_CAP or recorded[0] == 0, recorded
+
+
+def run_kill_loop(state: Path, kills: int, seed: int, store: str | None = None) -> dict[str, int]:
     """Write versions, SIGKILL the server at a random moment, restart, check; ``kills`` times.
-    Returns the counts: kills survived, versions acknowledged, and how often a layer was
-    found at the version in flight (sent, never acknowledged) after the restart."""
+    ``store``: a Redis URL (else the state directory). Returns the counts: kills survived,
+    versions acknowledged, and how often a layer was found at the version in flight (sent,
+    never acknowledged) after the restart."""
     rng = random.Random(seed)
-    server = ServerProcess(state).start()
-    _setup(server.url)
-    last, stats = (0, 0), {"kills_survived": 0, "in_flight_found": 0}
+    server = ServerProcess(state, "--max-records-per-layer", str(RECORDS_CAP), *(["--store", store] if store else []))
+    _setup(server.start().url)
+    last, acked, stats = (0, 0, 0), {0}, {"kills_survived": 0, "in_flight_found": 0}
     try:
         for _ in range(kills):
             writer = _Writer(server.url, max(last) + 1)
@@ -131,10 +167,12 @@ def run_kill_loop(state: Path, kills: int, seed: int) -> dict[str, int]:
             server.kill()
             writer.join()
             server.start()
-            found = _read_versions(server.url)
+            found, recorded = _read_versions(server.url)
             for now, before in zip(found, last, strict=True):
                 assert now in (writer.acked, writer.next) and now >= before, (found, writer.acked, writer.next)
                 stats["in_flight_found"] += now == writer.next
+            acked.update(range(max(last) + 1, writer.acked + 1))
+            _check_records(recorded, acked)
             last = found
             stats["kills_survived"] += 1
     finally:
@@ -146,6 +184,14 @@ def test_sigkill_at_random_moments_keeps_one_complete_version(tmp_path: Path) ->
     stats = run_kill_loop(tmp_path / "state", KILLS, seed=5)
     assert stats["kills_survived"] == KILLS
     assert stats["versions_acknowledged"] >= KILLS  # every round acknowledged at least one write
+
+
+def test_sigkill_with_the_redis_store(tmp_path: Path, redis_process: RedisProcess) -> None:  # noqa: F811
+    """The same against Redis: a commit is one Lua script, so the server's death at any moment
+    leaves the graph at one commit or the next, records included."""
+    kills = KILLS // 2
+    stats = run_kill_loop(tmp_path / "state", kills, seed=7, store=redis_process.url)
+    assert stats["kills_survived"] == kills and stats["versions_acknowledged"] >= kills
 
 
 def test_crash_at_every_fsync_of_a_commit(tmp_path: Path) -> None:
@@ -168,3 +214,42 @@ def test_crash_at_every_fsync_of_a_commit(tmp_path: Path) -> None:
         blobs = list((state / "graphs" / "crash" / "blobs").iterdir())
         assert len(blobs) == 2, f"unreferenced blobs left after load: {sorted(p.name for p in blobs)}"
         acked = found
+
+
+def _referenced(state: Path, graph: str) -> set[str]:
+    """The blobs the graph's manifest names (values, record objects, model blobs)."""
+    blobs = json.loads((state / "graphs" / graph / "manifest.json").read_text())["blobs"]
+    return {*blobs["variables"].values(), *(name for index in blobs["records"].values() for name, _ in index["objects"]),
+            *(f"{digest}.bin" for digest in blobs["models"])}
+
+
+def _load(state: Path, graph: str) -> Graph:
+    store = FilesystemStore(state)
+    try:
+        return store.load()[graph]
+    finally:
+        store.close()
+
+
+def test_crash_at_every_fsync_of_a_recorded_apply_that_spills(tmp_path: Path) -> None:
+    """Recorded applies keep their new records inline in the manifest; every so often one spills
+    them into a record blob merged with an older one, which it then deletes (while older records
+    are evicted). End the process at each fsync of such an apply: a load reads the records of
+    the last completed apply, whole and in order, and no blob it does not name."""
+    template = tmp_path / "template"
+    plane = records_plane(str(template))
+    for v in range(129):  # the next apply spills 65 inline records and merges them with the first 65
+        plane.apply("records", "counting", [record_input(v)])
+    plane.store.close()
+    for crash_at in range(1, 6):  # the spill's four fsyncs (blob, manifest, two directories), then the next apply's
+        state = tmp_path / f"state{crash_at}"
+        shutil.copytree(template, state)
+        child = subprocess.run([sys.executable, "-m", "tests.store_writer", str(state), "129", str(crash_at), "records"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert child.returncode == 137, child.stderr[-2000:]
+        last_acked = max([128, *(int(line) for line in child.stdout.split())])
+        layer = _load(state, "records").resolve("counting")
+        recorded = _recorded_versions([(c.ref, float(c.value)) for c in layer.losses])
+        assert recorded[-1] in (last_acked, last_acked + 1), (crash_at, recorded[-1], last_acked)
+        assert recorded == list(range(recorded[-1] - RECORDS_CAP + 1, recorded[-1] + 1))
+        assert {p.name for p in (state / "graphs" / "records" / "blobs").iterdir()} == _referenced(state, "records")

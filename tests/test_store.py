@@ -6,14 +6,18 @@ backing (the same directory, the same Redis) is a restart or, for Redis, another
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import itertools
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from client._protocol import input_ref
 from service.config import Settings
 from service.core.dataplane import DataPlane
 from service.errors import Conflict
@@ -23,14 +27,15 @@ from service.runtime.sessions import SessionCache
 from service.store.base import StaleGraph, StateStore
 from service.store.filesystem import FilesystemStore
 from tests.redis_server import RedisProcess, redis_process  # noqa: F401 - fixture
+from tests.test_custom_layers import _config, _model_bytes
 
-Planes = Callable[[], DataPlane]
+Planes = Callable[..., DataPlane]
 _graphs = itertools.count(1)
 X = np.arange(12, dtype=np.float32).reshape(3, 4) / 10
 
 
-def _plane(store: StateStore) -> DataPlane:
-    return DataPlane(Settings(), store, Executor(SessionCache(select_providers(["cpu"]), 16, 1)))
+def _plane(store: StateStore, **settings: Any) -> DataPlane:
+    return DataPlane(Settings(**settings), store, Executor(SessionCache(select_providers(["cpu"]), 16, 1)))
 
 
 @pytest.fixture(params=["filesystem", "redis"])
@@ -38,7 +43,7 @@ def planes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Planes]:
     """Makes data planes over new store instances on one backing store."""
     stores: list[StateStore] = []
 
-    def make() -> DataPlane:
+    def make(**settings: Any) -> DataPlane:
         if request.param == "filesystem":
             store: StateStore = FilesystemStore(tmp_path / "state")
         else:
@@ -47,7 +52,7 @@ def planes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Planes]:
             redis: RedisProcess = request.getfixturevalue("redis_process")
             store = RedisStore(redis.url, keep_versions=2)
         stores.append(store)
-        return _plane(store)
+        return _plane(store, **settings)
 
     yield make
     for store in stores:
@@ -168,3 +173,95 @@ def test_commits_are_announced_to_watchers(planes: Planes, graph: str) -> None:
             break
     assert heard and heard[-1][1] <= writer.graph(graph).revision
     assert watcher.graph(graph).revision == writer.graph(graph).revision
+
+
+# ---- records and blobs ------------------------------------------------------------------
+L1 = {"l1": 1.0}
+
+
+def _counting(plane: DataPlane, graph: str) -> str:
+    """Dense(1) with kernel ones and an l1 activity regularizer: input ``_x(v)`` records loss 6v."""
+    layer = plane.create_layer(graph, "Dense", {"units": 1, "activity_regularizer": L1}, name="counting").id
+    plane.build(graph, layer, [None, 6])
+    plane.set_weights(graph, layer, [np.ones((6, 1), np.float32), np.zeros(1, np.float32)])
+    return layer
+
+
+def _x(v: int) -> np.ndarray:
+    return np.full((1, 6), v, np.float32)
+
+
+def _recorded(plane: DataPlane, graph: str, layer: str) -> list[tuple[str, float]]:
+    return [(loss["input"], float(loss["value"])) for loss in plane.losses(graph, layer)]
+
+
+def test_records_survive_restarts_through_spills_and_evictions(planes: Planes, graph: str) -> None:
+    """150 recorded applies with room for 100 records, a restart every 40: every restart reads
+    exactly the last 100 losses, in order, whatever mix of inline records and record objects
+    (spilled, merged, partly evicted) the store holds them in."""
+    plane = planes(max_records_per_layer=100)
+    layer = _counting(plane, graph)
+    for v in range(150):
+        if v % 40 == 39:
+            plane = planes(max_records_per_layer=100)
+        plane.apply(graph, layer, [_x(v)])
+        want = [(input_ref(_x(u)), 6.0 * u) for u in range(max(0, v - 99), v + 1)]
+        if v % 40 == 39 or v == 149:
+            assert _recorded(plane, graph, layer) == want
+    assert _recorded(planes(max_records_per_layer=100), graph, layer) == want
+
+
+def _updates(plane: DataPlane, graph: str, layer: str) -> list[tuple[str, str, list[float]]]:
+    return [(u.ref, u.variable, u.value.tolist()) for u in plane.updates_for(graph, layer, None, everything=True)]
+
+
+def test_run_updates_consuming_records_survives_a_restart(planes: Planes, graph: str) -> None:
+    """Updates consumed out of the middle, then all of them: a restart sees what is left and
+    the moving statistics they were applied to."""
+    plane = planes()
+    bn = plane.create_layer(graph, "BatchNormalization", {"momentum": 0.5}).id
+    batches = [np.array([[v, -v], [2 * v, v]], np.float32) for v in range(1, 41)]  # 80 update records
+    for x in batches:
+        plane.apply(graph, bn, [x], training=True)
+    plane.run_updates(graph, bn, [input_ref(x) for x in batches[10:20]])
+    left = _updates(plane, graph, bn)
+    assert len(left) == 60
+    restarted = planes()
+    assert _updates(restarted, graph, bn) == left
+    for got, want in zip(restarted.get_weights(graph, bn)[1], plane.get_weights(graph, bn)[1]):
+        np.testing.assert_array_equal(got, want)
+    restarted.run_updates(graph, bn, None)
+    again = planes()
+    assert _updates(again, graph, bn) == []
+    for got, want in zip(again.get_weights(graph, bn)[1], restarted.get_weights(graph, bn)[1]):
+        np.testing.assert_array_equal(got, want)
+
+
+def _stored_bytes(store: StateStore, graph: str) -> dict[str, bytes]:
+    """What the store holds for the graph, by file name or key."""
+    if isinstance(store, FilesystemStore):
+        return {str(p.relative_to(store.root)): p.read_bytes() for p in (store.root / "graphs" / graph).rglob("*")
+                if p.is_file()}
+    client = store.client  # type: ignore[attr-defined]
+    read = {b"string": client.get, b"hash": lambda k: b"".join(sum(client.hgetall(k).items(), ())),
+            b"list": lambda k: b"".join(client.lrange(k, 0, -1)), b"zset": lambda k: b"".join(client.zrange(k, 0, -1))}
+    return {k.decode(): read[client.type(k)](k) for k in client.scan_iter(f"ls:{{{graph}}}:*")}
+
+
+def test_a_custom_layers_model_is_stored_once(planes: Planes, graph: str) -> None:
+    raw = _model_bytes(pad=20_000)  # a model of 160 KB
+    plane = planes()
+    layer = plane.create_layer(graph, "Layer", _config(raw)).id
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    for _ in range(3):
+        y = plane.apply(graph, layer, [x], training=True).outputs[0]  # commits a record each time
+    held = _stored_bytes(plane.store, graph)
+    digest = hashlib.sha256(raw).hexdigest()
+    assert [k for k in held if digest in k] and not [k for k, v in held.items() if digest not in k and len(v) > 100_000]
+    assert base64.b64encode(raw)[:1000] not in b"".join(v for k, v in held.items() if digest not in k)
+    np.testing.assert_array_equal(planes().apply(graph, layer, [x]).outputs[0], y)
+    plane = planes()
+    plane.delete_layer(graph, layer)
+    for _ in range(3):  # a dropped blob outlives the versions readers may still hold (keep_versions=2)
+        _dense(plane, graph)
+    assert not [k for k in _stored_bytes(plane.store, graph) if digest in k]
