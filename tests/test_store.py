@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import itertools
+import json
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from service.runtime.executor import Executor
 from service.runtime.providers import select_providers
 from service.runtime.sessions import SessionCache
 from service.store.base import StaleGraph, StateStore
+from service.store.codec import layer_to_json, records_to_json
 from service.store.filesystem import FilesystemStore
 from tests.redis_server import RedisProcess, redis_process  # noqa: F401 - fixture
 from tests.test_custom_layers import _config, _model_bytes
@@ -265,3 +267,71 @@ def test_a_custom_layers_model_is_stored_once(planes: Planes, graph: str) -> Non
     for _ in range(3):  # a dropped blob outlives the versions readers may still hold (keep_versions=2)
         _dense(plane, graph)
     assert not [k for k in _stored_bytes(plane.store, graph) if digest in k]
+
+
+def _to_previous_layout(plane: DataPlane, graph: str) -> None:
+    """Rewrite the stored graph as the previous release stored it: models inline in the layer
+    configs, every record of a layer in one piece (a blob file, or its ``R:`` entry)."""
+    g = plane.graph(graph)
+    inline = {f"L:{i}": layer_to_json(layer) for i, layer in g.layers.items()}
+    for i, data in inline.items():
+        config = g.layers[i[2:]].kind.config
+        if "model" in config:
+            data["config"] = {**data["config"], "model": config["model"]}
+    records = {i: records_to_json(layer) for i, layer in g.layers.items() if layer.losses or layer.updates}
+    store = plane.store
+    if isinstance(store, FilesystemStore):
+        directory = store.root / "graphs" / graph
+        manifest = json.loads((directory / "manifest.json").read_text())
+        manifest["graph"]["layers"] = list(inline.values())
+        for i, held in records.items():
+            (directory / "blobs" / f"old-{i}.json").write_text(json.dumps(held))
+        manifest["blobs"] = {"variables": manifest["blobs"]["variables"], "records": {i: f"old-{i}.json" for i in records}}
+        (directory / "manifest.json").write_text(json.dumps({**manifest, "format": 1}))
+        for blob in (directory / "blobs").glob("*.bin"):
+            blob.unlink()
+        return
+    client = store.client  # type: ignore[attr-defined]
+    head = {k.decode(): v.decode() for k, v in client.hgetall(f"ls:{{{graph}}}:head").items()}
+    for field, data in [*inline.items(), *((f"R:{i}", held) for i, held in records.items())]:
+        client.set(f"ls:{{{graph}}}:e:{field}@{head[field]}", json.dumps(data))
+    for key in client.scan_iter(f"ls:{{{graph}}}:o:*"):
+        client.delete(key)
+
+
+def test_a_graph_stored_by_the_previous_release_loads_and_is_upgraded(planes: Planes, graph: str) -> None:
+    plane = planes(max_records_per_layer=100)
+    custom = plane.create_layer(graph, "Layer", _config()).id
+    counting = _counting(plane, graph)
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    y = plane.apply(graph, custom, [x], training=True).outputs[0]
+    for v in range(80):
+        plane.apply(graph, counting, [_x(v)])
+    _to_previous_layout(plane, graph)
+    old = planes(max_records_per_layer=100)
+    np.testing.assert_array_equal(old.apply(graph, custom, [x]).outputs[0], y)
+    assert _recorded(old, graph, counting) == [(input_ref(_x(v)), 6.0 * v) for v in range(80)]
+    old.apply(graph, counting, [_x(80)])
+    old.patch_layer(graph, custom, trainable=False)  # its definition is rewritten in the new layout
+    new = planes(max_records_per_layer=100)
+    assert _recorded(new, graph, counting) == [(input_ref(_x(v)), 6.0 * v) for v in range(81)]
+    np.testing.assert_array_equal(new.apply(graph, custom, [x]).outputs[0], y)
+    assert new.describe(graph, custom)["trainable"] is False
+
+
+def test_replicas_recording_at_once_lose_no_record(planes: Planes, graph: str) -> None:
+    first = planes()
+    if not first.store.shared:
+        pytest.skip("the state directory has one writer process")
+    layer = _counting(first, graph)
+    second = planes()
+    inputs = {0: range(0, 90, 2), 1: range(1, 90, 2)}
+    threads = [threading.Thread(target=lambda p=p, k=k: [p.apply(graph, layer, [_x(v)]) for v in inputs[k]])
+               for k, p in enumerate((first, second))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    held = _recorded(planes(), graph, layer)
+    assert sorted(held, key=lambda r: r[1]) == [(input_ref(_x(v)), 6.0 * v) for v in range(90)]
+    assert held == _recorded(first, graph, layer) == _recorded(second, graph, layer)

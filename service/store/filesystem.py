@@ -184,7 +184,7 @@ class FilesystemStore(StateStore):
             graph.layers[layer_id].losses, graph.layers[layer_id].updates = deque(losses), deque(updates)
             records[layer_id] = stored
         self._committed[graph.name] = _Committed(dict(blobs["variables"]), records, frozenset(models))
-        self.stamper.remember(graph)
+        self.stamper.remember(graph, models)
         return graph
 
     def _remove_unreferenced(self, directory: Path) -> None:

@@ -200,7 +200,7 @@ class RedisStore(StateStore):
             graph = assemble(name, revision, head, {f: value for f, (_, value) in table.items()}, blobs)
             with self._lock:
                 self._entries[name], self._objects[name] = table, objects
-            self.stamper.remember(graph)
+            self.stamper.remember(graph, blobs)
             return graph
         raise StoreUnavailable(f"graph {name!r} changed too often to be read; retry", code="store_busy")
 

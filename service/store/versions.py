@@ -52,8 +52,10 @@ class Stamper:
         self._texts: dict[str, Known] = {}
         self._lock = threading.Lock()
 
-    def remember(self, graph: Graph) -> None:
-        texts, digests = definition_texts(graph), frozenset(graph_blobs(graph))
+    def remember(self, graph: Graph, blobs: Iterable[str]) -> None:
+        """``graph`` as just read; ``blobs``: the digests its stored definitions refer to (a
+        definition stored by an older version holds its blob inline, and refers to none)."""
+        texts, digests = definition_texts(graph), frozenset(blobs)
         with self._lock:
             known = self._texts.get(graph.name)
             if known is None or known[0] <= graph.revision:
