@@ -11,7 +11,7 @@ from collections import deque
 import numpy as np
 
 from service.core.layer import ConditionalLoss, PendingUpdate
-from service.store.codec import loss_to_json
+from service.store.codec import loss_to_json, update_to_json
 from service.store.records import EMPTY, MAX_OBJECTS, TAIL_RECORDS, decode_object, from_index, plan
 
 
@@ -90,3 +90,21 @@ def test_a_recorded_apply_writes_about_the_same_whatever_the_record_count() -> N
     assert len(layer.losses) == 1000
     assert layer.written / 1000 < all_records / 10, (layer.written / 1000, all_records)
     assert len(layer.state.objects) <= 8  # a binary counter of spills: about log2(1000 / 64) + 1
+
+
+def test_running_the_newest_inputs_updates_rewrites_no_older_record() -> None:
+    """A training apply then ``run_updates`` of that input (the updates leave from the back):
+    each commit writes a tail's worth, not the 600 updates still pending."""
+    layer = _Layer(cap=1000)
+    for _ in range(600):
+        layer.apply(with_update=True)
+        layer.commit()
+    all_records = len(json.dumps([update_to_json(u) for u in layer.updates]))
+    layer.written = 0
+    for _ in range(300):
+        layer.apply(with_update=True)
+        layer.commit()
+        layer.updates.pop()
+        layer.commit()
+    assert len(layer.updates) == 600
+    assert layer.written / 600 < all_records / 10, (layer.written / 600, all_records)

@@ -4,21 +4,23 @@ Rewriting every record on every recorded apply made an apply's cost grow with
 ``max_records_per_layer``. Instead a layer's records are stored as
 
     objects  immutable objects (blob files, Redis keys), oldest first, each written once;
-    tail     the records appended since the last spill, inline in the layer's index, which a
-             commit rewrites anyway (in the manifest, or as the Redis entry ``R:<id>``);
-    drop     how many of ``objects ++ tail`` were evicted or consumed from the front.
+    drop     how many of the objects' records were evicted or consumed from the front;
+    tail     the records after the objects', inline in the layer's index, which a commit
+             rewrites anyway (in the manifest, or as the Redis entry ``R:<id>``).
 
-A commit appends its new records to the tail and counts what left the front; objects wholly
-behind the front are dropped. When the tail outgrows its budget it is spilled into a new
-object, merged with the newest objects while they are no larger (a binary counter: each record
-is rewritten O(log n) times, never all of them per apply). When more records are dropped than
-live, or objects pile up past ``MAX_OBJECTS``, the live records are compacted: inline when they
-fit, else into one object.
+A commit keeps the longest run of the objects' records that still starts the layer's list,
+counts what left the front, and makes the rest of the list the tail: new records join it,
+records consumed from it (``run_updates`` of a recent input) simply leave it, and only its new
+records are encoded. Objects wholly behind the front are dropped. When the tail outgrows its
+budget it is spilled into a new object, merged with the newest objects while they are no larger
+(a binary counter: each record is rewritten O(log n) times, never all of them per apply). When
+more records are dropped than live, or objects pile up past ``MAX_OBJECTS``, the live records are
+compacted: inline when they fit, else into one object.
 
-What changed since the last commit is found by identity: records are immutable objects, and
-between two commits a layer's lists only lose records at the front and gain them at the back.
-Anything else (``run_updates`` consuming records out of order) is stored as "all dropped, all
-new", which the rules above then compact: always correct, merely not incremental.
+What changed is found by identity: records are immutable objects, shared by a layer's lists and
+the stored state. A list that no longer runs through the objects' records (``run_updates``
+consuming one out of the middle of an object) drops all of them and keeps everything in the
+tail, which the rules above then compact: always correct, merely not incremental.
 """
 
 from __future__ import annotations
@@ -55,13 +57,14 @@ class StoredRecords:
     objects: tuple[tuple[str, Records], ...] = ()
     tail: Records = _NONE
     tail_json: Encoded = ((), ())  # the tail, encoded (kept, so that a commit encodes only new records)
-    drop: tuple[int, int] = (0, 0)
+    drop: tuple[int, int] = (0, 0)  # of the objects' records
 
-    def stored(self, k: int) -> tuple[Any, ...]:
-        return tuple(itertools.chain.from_iterable(records[k] for _, records in self.objects)) + self.tail[k]
+    def held(self, k: int) -> tuple[Any, ...]:
+        """The objects' records of kind ``k``, dropped ones included."""
+        return tuple(itertools.chain.from_iterable(records[k] for _, records in self.objects))
 
     def live(self) -> Records:
-        return self.stored(0)[self.drop[0]:], self.stored(1)[self.drop[1]:]
+        return self.held(0)[self.drop[0]:] + self.tail[0], self.held(1)[self.drop[1]:] + self.tail[1]
 
     def names(self) -> list[str]:
         return [name for name, _ in self.objects]
@@ -127,41 +130,38 @@ def plan(prev: StoredRecords, losses: Sequence[ConditionalLoss], updates: Sequen
     """How to store the layer's current records after ``prev``: the new state, and the new
     objects to write before the commit point. ``budget``: the tail's array bytes, at most."""
     current = (tuple(losses), tuple(updates))
-    steps = [_step(prev.stored(k), prev.drop[k], current[k]) for k in (0, 1)]
-    state = _trim(StoredRecords(
-        prev.objects, (prev.tail[0] + steps[0][1], prev.tail[1] + steps[1][1]),
-        (prev.tail_json[0] + tuple(map(loss_to_json, steps[0][1])),
-         prev.tail_json[1] + tuple(map(update_to_json, steps[1][1]))),
-        (prev.drop[0] + steps[0][0], prev.drop[1] + steps[1][0])))
+    splits = [_split(prev.held(k), prev.drop[k], current[k]) for k in (0, 1)]
+    known = {id(r): j for k in (0, 1) for r, j in zip(prev.tail[k], prev.tail_json[k])}
+    tail = (splits[0][1], splits[1][1])
+    encoded = tuple(tuple(known.get(id(r)) or _ENCODE[k](r) for r in tail[k]) for k in (0, 1))
+    state = _trim(StoredRecords(prev.objects, tail, encoded, (splits[0][0], splits[1][0])))  # type: ignore[arg-type]
     spill = not _fits(state.tail, budget)
     if len(state.objects) + spill > MAX_OBJECTS or sum(state.drop) > len(current[0]) + len(current[1]):
         return _compact(state, current, new_name, budget)
     return _spill(state, new_name) if spill else (state, [])
 
 
-def _step(stored: tuple[Any, ...], drop: int, current: tuple[Any, ...]) -> tuple[int, tuple[Any, ...]]:
-    """(how many live stored records ``current`` lost at the front, the records it gained)."""
+def _split(held: tuple[Any, ...], drop: int, current: tuple[Any, ...]) -> tuple[int, tuple[Any, ...]]:
+    """(how many of the objects' records ``held`` are dropped, the records of ``current`` after
+    the rest of them): ``current`` must start with ``held[j:]`` for the ``j`` returned."""
     if current:
         first = current[0]
-        for j in range(drop, len(stored)):
-            if stored[j] is first:
-                kept = len(stored) - j
-                if kept <= len(current) and all(map(operator.is_, stored[j:], current)):
-                    return j - drop, current[kept:]
+        for j in range(drop, len(held)):
+            if held[j] is first:
+                kept = len(held) - j
+                if kept <= len(current) and all(map(operator.is_, held[j:], current)):
+                    return j, current[kept:]
                 break
-    return len(stored) - drop, current
+    return len(held), current
 
 
 def _trim(state: StoredRecords) -> StoredRecords:
-    """Objects wholly behind the front go; with none left, so do the tail's dropped records."""
+    """Objects wholly behind the front go."""
     objects, drop = list(state.objects), list(state.drop)
     while objects and all(drop[k] >= len(objects[0][1][k]) for k in (0, 1)):
         _, records = objects.pop(0)
         drop = [drop[k] - len(records[k]) for k in (0, 1)]
-    if objects:
-        return StoredRecords(tuple(objects), state.tail, state.tail_json, (drop[0], drop[1]))
-    tail = (state.tail[0][drop[0]:], state.tail[1][drop[1]:])
-    return StoredRecords((), tail, (state.tail_json[0][drop[0]:], state.tail_json[1][drop[1]:]))
+    return StoredRecords(tuple(objects), state.tail, state.tail_json, (drop[0], drop[1]))
 
 
 def _spill(state: StoredRecords, new_name: Callable[[], str]) -> tuple[StoredRecords, Written]:
@@ -177,13 +177,12 @@ def _spill(state: StoredRecords, new_name: Callable[[], str]) -> tuple[StoredRec
 
 def _compact(state: StoredRecords, live: Records, new_name: Callable[[], str],
              budget: int) -> tuple[StoredRecords, Written]:
-    """All live records in one object, or inline when they fit."""
-    # the tail is a suffix of the stored records, so its encoded records end ``live`` or hold it
-    known = tuple(j[len(j) - min(len(j), len(live[k])):] for k, j in enumerate(state.tail_json))
+    """All live records in one object, or inline when they fit (the tail ends them, encoded)."""
     if not _fits(live, budget):
         name = new_name()
-        return StoredRecords(((name, live),)), [(name, _encode(live, known))]  # type: ignore[arg-type]
-    encoded = tuple(tuple(map(_ENCODE[k], live[k][:len(live[k]) - len(known[k])])) + known[k] for k in (0, 1))
+        return StoredRecords(((name, live),)), [(name, _encode(live, state.tail_json))]
+    encoded = tuple(tuple(map(_ENCODE[k], live[k][:len(live[k]) - len(state.tail[k])])) + state.tail_json[k]
+                    for k in (0, 1))
     return StoredRecords((), live, encoded), []  # type: ignore[arg-type]
 
 
