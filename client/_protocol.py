@@ -9,7 +9,9 @@ Binary frame (content type ``application/x-layerserve-frame``)::
 
 The header is a JSON object; its ``"tensors"`` entry lists ``{"dtype", "shape"}`` for each
 payload, in order. Payloads are raw little-endian, C-ordered bytes, concatenated: a frame is
-the tensors' bytes plus 8 bytes and a short header (under 256 bytes for one tensor).
+the tensors' bytes plus 8 bytes and a short header (under 256 bytes for one tensor). Writers
+pad the header with spaces (JSON whitespace) so that the payloads start at a multiple of 8
+bytes: a reader's zero-copy views are then aligned; readers accept any header length.
 
 JSON bodies go through orjson where it is installed (the server always has it): it writes
 numpy arrays natively, each float with the shortest text that reads back to the same bits
@@ -66,10 +68,15 @@ class FrameError(ValueError):
     """A tensor or frame whose bytes do not match what it declares."""
 
 
+_LE_DTYPES = {name: np.dtype(name).newbyteorder("<") for name in WIRE_DTYPES}
+_ALIGN = 8
+
+
 def _wire_dtype(name: object) -> np.dtype[Any]:
-    if not isinstance(name, str) or name not in WIRE_DTYPES:
+    dtype = _LE_DTYPES.get(name) if isinstance(name, str) else None
+    if dtype is None:
         raise FrameError(f"unsupported dtype {name!r}; expected one of {', '.join(WIRE_DTYPES)}")
-    return np.dtype(name).newbyteorder("<")
+    return dtype
 
 
 def _shape(value: object) -> tuple[int, ...]:
@@ -104,11 +111,16 @@ def _element_count(shape: tuple[int, ...]) -> int:
     return count
 
 
-def _le_bytes(array: np.ndarray) -> bytes:
+def _le_array(array: np.ndarray) -> np.ndarray:
+    """C-ordered and little-endian: the array itself when it already is (no copy)."""
     contiguous = np.asarray(array, order="C")
     if contiguous.dtype.byteorder == ">":
         contiguous = contiguous.astype(contiguous.dtype.newbyteorder("<"))
-    return contiguous.tobytes()
+    return contiguous
+
+
+def _le_bytes(array: np.ndarray) -> bytes:
+    return _le_array(array).tobytes()
 
 
 def input_ref(array: np.ndarray) -> str:
@@ -165,12 +177,23 @@ def tensor_from_json(obj: object, max_elements: int | None = None) -> np.ndarray
     return array.reshape(shape)
 
 
+def _compact_json(obj: Any) -> bytes:
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(obj)  # type: ignore[no-any-return]
+        except TypeError:
+            pass  # what orjson refuses (keys that are not strings), the standard encoder writes
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
 def encode_frame(header: dict[str, Any], arrays: list[np.ndarray]) -> bytes:
-    arrays = [np.asarray(a) for a in arrays]
+    payloads = [_le_array(a) for a in arrays]
     meta = dict(header)
-    meta["tensors"] = [{"dtype": a.dtype.name, "shape": list(a.shape)} for a in arrays]
-    head = json.dumps(meta, separators=(",", ":")).encode()
-    return b"".join([_HEADER.pack(FRAME_MAGIC, len(head)), head, *(_le_bytes(a) for a in arrays)])
+    meta["tensors"] = [{"dtype": a.dtype.name, "shape": list(a.shape)} for a in payloads]
+    head = _compact_json(meta)
+    head += b" " * (-(_HEADER.size + len(head)) % _ALIGN)  # payloads start aligned
+    # The arrays go into the join as buffers: their bytes are copied once, into the frame.
+    return b"".join([_HEADER.pack(FRAME_MAGIC, len(head)), head, *(a.data for a in payloads)])
 
 
 def _frame_header(body: bytes) -> tuple[dict[str, Any], int]:
@@ -182,13 +205,22 @@ def _frame_header(body: bytes) -> tuple[dict[str, Any], int]:
     end = _HEADER.size + head_len
     if end > len(body):
         raise FrameError("frame header length runs past the end of the body")
-    try:
-        header = json.loads(body[_HEADER.size : end])
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise FrameError(f"frame header is not JSON: {exc}") from None
+    header = _header_json(body[_HEADER.size : end])
     if not isinstance(header, dict) or not isinstance(header.get("tensors"), list):
         raise FrameError('frame header must be a JSON object with a "tensors" list')
     return header, end
+
+
+def _header_json(raw: bytes) -> Any:
+    if _orjson is not None:
+        try:
+            return _orjson.loads(raw)
+        except _orjson.JSONDecodeError:
+            pass  # the standard parser decides, and words the error
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise FrameError(f"frame header is not JSON: {exc}") from None
 
 
 def decode_frame(body: bytes, max_elements: int | None = None) -> tuple[dict[str, Any], list[np.ndarray]]:

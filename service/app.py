@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from service.api.auth import parse_tokens
 from service.api.errors import install_error_handlers
+from service.api.hot import HotRoutes
 from service.api.middleware import BearerAuth, RequestContext, RequestLimits
 from service.api.native import graph_router, native_router
 from service.api.oip import oip_router
@@ -80,7 +81,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (native_router, oip_router, ops_router, graph_router):
         app.include_router(router)
-    # Added last = outermost: request context, then auth, then limits, then the routes.
+    # Added last = outermost: request context, then auth, then limits, then the hot routes
+    # (apply, infer: served without FastAPI's routing), then FastAPI's routes.
+    app.add_middleware(HotRoutes)
     app.add_middleware(RequestLimits, settings=settings)
     app.add_middleware(BearerAuth, rules=parse_tokens(settings.token))
     app.add_middleware(RequestContext, metrics=metrics)

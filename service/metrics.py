@@ -71,6 +71,29 @@ class ServiceMetrics:
         self.bytes_out = Counter("layerserve_response_bytes", "response body bytes sent", ["route"], registry=r)
         self.in_flight = Gauge("layerserve_requests_in_flight", "requests being served", registry=r)
         self.ready = Gauge("layerserve_ready", "1 once the store is loaded and the runtime is ready", registry=r)
+        # Labelled children, looked up once: ``labels()`` checks and locks on every call.
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
+        self._apply_children: dict[tuple[str, str], Any] = {}
+
+    def record(self, method: str, route: str, status: int, seconds: float, bytes_in: int, bytes_out: int) -> None:
+        """One finished request: its count, latency and bytes."""
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.requests.labels(method, route, str(status)), self.latency.labels(method, route),
+                        self.bytes_in.labels(route), self.bytes_out.labels(route))
+            self._request_children[key] = children
+        count, latency, received, sent = children
+        count.inc()
+        latency.observe(seconds)
+        received.inc(bytes_in)
+        sent.inc(bytes_out)
+
+    def observe_apply(self, graph: str, layer: str, seconds: float) -> None:
+        child = self._apply_children.get((graph, layer))
+        if child is None:
+            child = self._apply_children[(graph, layer)] = self.apply_latency.labels(graph, layer)
+        child.observe(seconds)
 
     def install(self, plane: Callable[[], Any], batch_stats: BatchStats, ready: Callable[[], float]) -> None:
         """Attach the runtime's figures, read at each scrape."""
@@ -79,6 +102,7 @@ class ServiceMetrics:
 
     def forget_layer(self, graph: str, layer: str) -> None:
         """Drop a deleted layer's series, so that churn does not grow the registry."""
+        self._apply_children.pop((graph, layer), None)
         try:
             self.apply_latency.remove(graph, layer)
         except KeyError:

@@ -1,42 +1,65 @@
 """Where an apply runs: on the event loop when it is measured to be cheap, else in a thread.
 
-A hop to the thread pool costs 0.1-0.6 ms, more than a whole run of a small layer, so a
-layer whose recent runs took under ``INLINE_BUDGET_S`` runs inline (never batched; it is
-over before a batch could form). Anything larger runs in the pool, where it may be
-batched and never blocks the loop. See BENCHMARKS.md for the figures behind the budget.
+A hop to a worker thread and back costs 0.1-0.6 ms on a loaded 2-core machine (two thread
+wake-ups), more than a whole run of a small layer. So a layer whose recent runs took under
+``INLINE_BUDGET_S`` runs inline, and so does one under ``IDLE_INLINE_BUDGET_S`` while it is
+the only apply in flight: nothing else is waiting for the loop, and the hop would only add
+latency. Inline runs are never batched (a lone request runs at once anyway) and keep the
+padding rule, so their bits are those of a batched or threaded run. Anything larger, or any
+apply while others are in flight, runs in the pool, where it may be batched and never blocks
+the loop. See BENCHMARKS.md for the figures behind the budgets.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import numpy as np
-from fastapi import Request
-from starlette.concurrency import run_in_threadpool
 
 from service.core.dataplane import ApplyResult, DataPlane
 
-__all__ = ["INLINE_BUDGET_S", "INLINE_MAX_ELEMENTS", "apply", "off_loop_if_large"]
+__all__ = ["IDLE_INLINE_BUDGET_S", "INLINE_BUDGET_S", "INLINE_MAX_ELEMENTS", "apply", "in_thread",
+           "off_loop_if_large"]
 
 T = TypeVar("T")
 
 INLINE_BUDGET_S = 150e-6
+IDLE_INLINE_BUDGET_S = 1e-3
 INLINE_MAX_ELEMENTS = 16384
+# As many threads as anyio's default limiter: requests waiting in the batcher hold one each.
+_POOL = ThreadPoolExecutor(max_workers=40, thread_name_prefix="layerserve-apply")
+_in_flight = 0  # applies in progress in this process (one event loop)
 
 
-async def apply(request: Request, graph: str, layer: str, inputs: list[np.ndarray],
-                training: bool | None) -> ApplyResult:
-    plane: DataPlane = request.app.state.plane
-    revision = await plane.store.head_revision_async(graph)  # a shared store's version check, off the threads
-    small = sum(x.size for x in inputs) <= INLINE_MAX_ELEMENTS
-    if small and plane.runs_inline(graph, layer, inputs, training, INLINE_BUDGET_S, revision):
-        return plane.apply(graph, layer, inputs, training, batch=False, revision=revision)
-    return await run_in_threadpool(plane.apply, graph, layer, inputs, training, True, revision)
+async def in_thread(fn: Callable[..., T], *args: object) -> T:
+    """``fn(*args)`` in the apply pool, in a copy of this context (the request id follows)."""
+    call = functools.partial(contextvars.copy_context().run, fn, *args)
+    return await asyncio.get_running_loop().run_in_executor(_POOL, call)
+
+
+async def apply(plane: DataPlane, graph: str, layer: str, inputs: list[np.ndarray], training: bool | None,
+                refs: bool = True) -> ApplyResult:
+    """``plane.apply``, inline or in the pool (see the module's docstring)."""
+    global _in_flight
+    _in_flight += 1
+    try:
+        revision = await plane.store.head_revision_async(graph)  # a shared store's version check, off the threads
+        budget = IDLE_INLINE_BUDGET_S if _in_flight == 1 else INLINE_BUDGET_S
+        small = sum(x.size for x in inputs) <= INLINE_MAX_ELEMENTS
+        if small and plane.runs_inline(graph, layer, inputs, training, budget, revision):
+            return plane.apply(graph, layer, inputs, training, False, revision, refs)
+        return await in_thread(plane.apply, graph, layer, inputs, training, True, revision, refs)
+    finally:
+        _in_flight -= 1
 
 
 async def off_loop_if_large(elements: int, fn: Callable[..., T], *args: object) -> T:
     """Per-element work (JSON tensors) runs in the pool once it would hold up the loop."""
     if elements <= INLINE_MAX_ELEMENTS:
         return fn(*args)
-    return await run_in_threadpool(fn, *args)
+    return await in_thread(fn, *args)

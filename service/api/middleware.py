@@ -9,7 +9,9 @@
   streaming), and the request timeout (408 while the body is still arriving, else 503).
 
 Pure ASGI, not ``BaseHTTPMiddleware``: bodies stream through untouched, and the limits act
-before a route reads anything.
+before a route reads anything. Every request pays for this code, so it reads the raw header
+list once, keeps its metric children (``ServiceMetrics.record``), builds the access log line
+only when it is written, and times out with ``asyncio.timeout`` (no task of its own per request).
 """
 
 from __future__ import annotations
@@ -19,12 +21,11 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Awaitable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
 import orjson
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.auth import TokenRule, authorize, graph_of_path
@@ -48,6 +49,7 @@ __all__ = ["BearerAuth", "RequestContext", "RequestLimits", "send_error"]
 
 log = logging.getLogger("layerserve.http")
 REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID = REQUEST_ID_HEADER.encode()
 _VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _LAYER_ID = re.compile(re.escape(LAYER_ID_PREFIX) + r"[0-9]{1,18}")
 _NEEDS_STATE = ("/v1/graphs", "/v2/models")
@@ -65,25 +67,32 @@ async def send_error(scope: Scope, send: Send, exc: LayerServeError,
     await send({"type": "http.response.body", "body": body})
 
 
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first value of a request header (ASGI names are lower case), as Starlette's ``get``."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return None
+
+
 def _incoming_id(scope: Scope) -> str:
-    given = Headers(scope=scope).get(REQUEST_ID_HEADER)
+    given = _header(scope, _REQUEST_ID)
     return given if given is not None and _VALID_ID.fullmatch(given) else uuid.uuid4().hex
 
 
-@dataclass
 class _Exchange:
     """What one request did, as seen at the transport."""
 
-    status: int = 0
-    started: bool = False
-    bytes_in: int = 0
-    bytes_out: int = 0
-    error_body: bytearray = field(default_factory=bytearray)
+    __slots__ = ("bytes_in", "bytes_out", "error_body", "started", "status")
+
+    def __init__(self) -> None:
+        self.status, self.started, self.bytes_in, self.bytes_out = 0, False, 0, 0
+        self.error_body = b""
 
     def error_code(self) -> str:
         """The error body's code; bodies without one (the v2 protocol's) by their status."""
         try:
-            return str(orjson.loads(bytes(self.error_body))["error"]["code"])
+            return str(orjson.loads(self.error_body)["error"]["code"])
         except (orjson.JSONDecodeError, KeyError, TypeError):
             return f"http_{self.status}"
 
@@ -106,10 +115,12 @@ class RequestContext:
                 seen.bytes_in += len(message.get("body", b""))
             return message
 
+        tag = (_REQUEST_ID, rid.encode("latin-1"))
+
         async def send_tagged(message: Message) -> None:
             if message["type"] == "http.response.start":
                 seen.status, seen.started = message["status"], True
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = rid
+                message["headers"] = [h for h in message.get("headers", ()) if h[0].lower() != _REQUEST_ID] + [tag]
             elif message["type"] == "http.response.body":
                 chunk = message.get("body", b"")
                 seen.bytes_out += len(chunk)
@@ -142,17 +153,15 @@ class RequestContext:
         route_obj = scope.get("route")
         route = getattr(route_obj, "path", None) or "unmatched"
         # No response at all: the client went away first (nginx's 499, "client closed request").
-        method, status, m = scope["method"], seen.status or 499, self.metrics
-        m.requests.labels(method, route, str(status)).inc()
-        m.latency.labels(method, route).observe(seconds)
-        m.bytes_in.labels(route).inc(seen.bytes_in)
-        m.bytes_out.labels(route).inc(seen.bytes_out)
+        method, status = scope["method"], seen.status or 499
+        self.metrics.record(method, route, status, seconds, seen.bytes_in, seen.bytes_out)
         if status >= 400:
-            m.errors.labels(seen.error_code(), str(status)).inc()
+            self.metrics.errors.labels(seen.error_code(), str(status)).inc()
         self._record_layer(scope, route, status, seconds)
-        log.info("request", extra={"fields": {
-            "method": method, "path": scope["path"], "route": route, "status": status,
-            "duration_ms": round(seconds * 1000, 3), "bytes_in": seen.bytes_in, "bytes_out": seen.bytes_out}})
+        if log.isEnabledFor(logging.INFO):
+            log.info("request", extra={"fields": {
+                "method": method, "path": scope["path"], "route": route, "status": status,
+                "duration_ms": round(seconds * 1000, 3), "bytes_in": seen.bytes_in, "bytes_out": seen.bytes_out}})
 
     def _record_layer(self, scope: Scope, route: str, status: int, seconds: float) -> None:
         params: dict[str, Any] = scope.get("path_params") or {}
@@ -161,7 +170,7 @@ class RequestContext:
         if graph is None or not isinstance(layer, str):
             return
         if status == 200 and route.endswith(("/apply", "/infer")):
-            self.metrics.apply_latency.labels(graph, layer).observe(seconds)
+            self.metrics.observe_apply(graph, layer, seconds)
         elif status == 204 and scope["method"] == "DELETE":
             self.metrics.forget_layer(graph, layer)
 
@@ -174,7 +183,7 @@ class BearerAuth:
         if scope["type"] != "http" or not self.rules:
             await self.app(scope, receive, send)
             return
-        verdict = authorize(self.rules, Headers(scope=scope).get("authorization"), scope["path"])
+        verdict = authorize(self.rules, _header(scope, b"authorization"), scope["path"])
         if verdict == "unauthorized":
             await send_error(scope, send, Unauthorized("missing or wrong bearer token; send 'Authorization: Bearer <token>'"),
                              [(b"www-authenticate", b'Bearer realm="layerserve"')])
@@ -191,6 +200,8 @@ def _segment(raw: bytes) -> str:
 def _path_problem(raw_path: bytes) -> LayerServeError | None:
     """Graph and layer names in a ``/v1/graphs/...`` path, checked before routing, so that a
     name with ``/`` (sent as ``%2F``) is refused as a bad name rather than a missing route."""
+    if not raw_path.startswith(b"/v1/graphs/"):
+        return None
     parts = raw_path.split(b"/")
     if len(parts) < 4 or parts[1] != b"v1" or parts[2] != b"graphs" or not parts[3]:
         return None
@@ -208,9 +219,9 @@ def _path_problem(raw_path: bytes) -> LayerServeError | None:
 class _BodyGuard:
     """Counts the body as it arrives; past the limit, the route's read fails with 413."""
 
-    def __init__(self, receive: Receive, limit: int, headers: Headers) -> None:
+    def __init__(self, receive: Receive, limit: int, declared: str | None, chunked: bool) -> None:
         self._receive, self.limit, self.size = receive, limit, 0
-        self.complete = headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers
+        self.complete = (declared or "0") == "0" and not chunked
 
     async def receive(self) -> Message:
         message = await self._receive()
@@ -224,13 +235,23 @@ class _BodyGuard:
         return message
 
 
+async def _within(awaitable: Awaitable[None], seconds: float) -> None:
+    """``awaitable``, or ``asyncio.TimeoutError`` after ``seconds``: in this task where Python
+    has ``asyncio.timeout`` (3.11), else through ``wait_for`` (a task of its own)."""
+    timeout = getattr(asyncio, "timeout", None)
+    if timeout is None:
+        await asyncio.wait_for(awaitable, seconds)
+        return
+    async with timeout(seconds):
+        await awaitable
+
+
 class RequestLimits:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app, self.settings = app, settings
 
-    def _precheck(self, scope: Scope) -> LayerServeError | None:
+    def _precheck(self, scope: Scope, declared: str | None) -> LayerServeError | None:
         limit = self.settings.max_body_bytes
-        declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             return PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes", limit=limit)
         problem = _path_problem(scope.get("raw_path") or scope["path"].encode())
@@ -245,11 +266,13 @@ class RequestLimits:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        problem = self._precheck(scope)
+        declared = _header(scope, b"content-length")
+        problem = self._precheck(scope, declared)
         if problem is not None:
             await send_error(scope, send, problem)
             return
-        body = _BodyGuard(receive, self.settings.max_body_bytes, Headers(scope=scope))
+        chunked = _header(scope, b"transfer-encoding") is not None
+        body = _BodyGuard(receive, self.settings.max_body_bytes, declared, chunked)
         started = False
 
         async def send_watched(message: Message) -> None:
@@ -258,7 +281,7 @@ class RequestLimits:
             await send(message)
 
         try:
-            await asyncio.wait_for(self.app(scope, body.receive, send_watched), self.settings.request_timeout_s)
+            await _within(self.app(scope, body.receive, send_watched), self.settings.request_timeout_s)
         except asyncio.TimeoutError:
             if started:
                 return  # the answer is partly sent: the connection closes without the rest

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -11,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from client._protocol import FrameError, input_ref, json_number
+from client._protocol import FRAME_CONTENT_TYPE, FrameError, input_ref, json_number
 from service.api import dispatch
 from service.api.wire import (
     ApplyBody,
@@ -19,23 +18,28 @@ from service.api.wire import (
     CreateLayerBody,
     PatchLayerBody,
     RefsBody,
+    Reply,
     ShapeBody,
     WeightsBody,
     body_doc,
     decode,
+    decode_body,
     json_response,
     json_tensor,
+    read_body,
+    tensor_reply,
     tensor_response,
-    wants_frame,
 )
+from service.config import Settings
 from service.core.dataplane import DataPlane
 from service.core.layer import PendingUpdate
 from service.errors import InvalidArgument
 
-__all__ = ["graph_router", "native_router"]
+__all__ = ["APPLY_PATH", "apply_reply", "graph_router", "native_router"]
 
 T = TypeVar("T")
 PREFIX = "/v1/graphs/{graph}/layers"
+APPLY_PATH = PREFIX + "/{layer}/apply"
 VERSION_HEADER = "X-Layer-Version"
 _REFS_DOC = body_doc(RefsBody, {"inputs": "refs"})
 
@@ -145,14 +149,28 @@ async def build_layer(graph: str, layer: str, request: Request) -> Response:
     return _described(await _call(plane.describe, graph, found.id))
 
 
+async def apply_reply(plane: DataPlane, settings: Settings, graph: str, layer: str, raw: bytes,
+                      content_type: str | None, accept: str) -> Reply:
+    """The whole apply, from the body's bytes to the response (``service.api.hot`` serves it).
+    ``input_refs`` is in the response when the body asks for it or when the apply recorded
+    losses or updates for its inputs (the digest is computed only then)."""
+    body, inputs = await decode_body(raw, content_type, ApplyBody, settings.max_tensor_elements, "inputs")
+    result = await dispatch.apply(plane, graph, layer, inputs, body.training, bool(body.input_refs))
+    frame = FRAME_CONTENT_TYPE in accept
+    payload = {} if result.input_refs is None else {"input_refs": result.input_refs}
+    elements = 0 if frame else sum(y.size for y in result.outputs)
+    return await dispatch.off_loop_if_large(elements, tensor_reply, frame, payload, result.outputs, "outputs",
+                                            _version(result.version))
+
+
 @native_router.post("/{layer}/apply", openapi_extra=body_doc(ApplyBody, {"inputs": "tensors"}, frame=True))
 async def apply_layer(graph: str, layer: str, request: Request) -> Response:
-    body, inputs = await _body(request, ApplyBody, "inputs")
-    result = await dispatch.apply(request, graph, layer, inputs, body.training)
-    elements = 0 if wants_frame(request) else sum(y.size for y in result.outputs)
-    respond = functools.partial(tensor_response, headers=_version(result.version))
-    return await dispatch.off_loop_if_large(elements, respond, request, {"input_refs": result.input_refs},
-                                            result.outputs, "outputs")
+    """Served by ``service.api.hot`` ahead of this router; kept for the schema and mounted apps."""
+    settings = request.app.state.settings
+    raw = await read_body(request, settings.max_body_bytes)
+    reply = await apply_reply(_plane(request), settings, graph, layer, raw, request.headers.get("content-type"),
+                              request.headers.get("accept", ""))
+    return reply.response()
 
 
 @native_router.post("/{layer}/compute_output_shape", openapi_extra=body_doc(ShapeBody))

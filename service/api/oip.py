@@ -20,17 +20,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from service.api import dispatch
-from service.api.wire import read_body
+from service.api.wire import Reply, json_reply, read_body
 from service.core.dataplane import DataPlane
 from service.errors import BadRequest, LayerServeError
 
-__all__ = ["InferRequest", "oip_router", "split_model"]
+__all__ = ["INFER_PATHS", "InferRequest", "infer_reply", "oip_router", "split_model"]
 
 VERSION = "0.1.0"
 HEADER_LENGTH = "Inference-Header-Content-Length"
 INPUT_NAME, OUTPUT_NAME = "input_0", "output_0"  # a layer's k-th input/output is input_k / output_k
 DATATYPES = {"FP16": "float16", "FP32": "float32", "FP64": "float64"}
 TO_DATATYPE = {v: k for k, v in DATATYPES.items()}
+INFER_PATHS = ("/v2/models/{model}/infer", "/v2/models/{model}/versions/{version}/infer")
 
 
 class _Model(BaseModel):
@@ -125,22 +126,33 @@ async def model_ready(model: str, request: Request, version: str | None = None) 
     return await _guarded(handle)
 
 
-@oip_router.post("/models/{model}/infer")
-@oip_router.post("/models/{model}/versions/{version}/infer")
-async def infer(model: str, request: Request, version: str | None = None) -> Response:
-    async def handle() -> Response:
+async def infer_reply(plane: DataPlane, settings: Any, model: str, read: Callable[[], Awaitable[bytes]],
+                      header_length: str | None) -> Reply:
+    """The whole inference, errors in the protocol's body (``service.api.hot`` serves it);
+    ``read`` gives the request body, read once the model is known to exist."""
+    try:
         graph, layer = split_model(model)
-        kind = _plane(request).layer(graph, layer)[1].kind
-        raw = await read_body(request, request.app.state.settings.max_body_bytes)
-        header_length = request.headers.get(HEADER_LENGTH)
+        kind = plane.layer(graph, layer)[1].kind
+        raw = await read()
         json_bytes = len(raw) if header_length is None else int(header_length) if header_length.isdigit() else 0
         body, xs = await dispatch.off_loop_if_large(json_bytes // 8, _decode_infer, raw, header_length,
-                                                    request.app.state.settings, kind.num_inputs)
-        result = await dispatch.apply(request, graph, layer, xs, _training(body.parameters))
+                                                    settings, kind.num_inputs)
+        result = await dispatch.apply(plane, graph, layer, xs, _training(body.parameters), refs=False)
         size = sum(y.size for y in result.outputs)
         return await dispatch.off_loop_if_large(0 if _wants_binary(body) else size, _encode_infer, model, body,
                                                 result.outputs)
-    return await _guarded(handle)
+    except LayerServeError as exc:
+        return Reply(exc.status, orjson.dumps({"error": exc.message}), "application/json")
+
+
+@oip_router.post("/models/{model}/infer")
+@oip_router.post("/models/{model}/versions/{version}/infer")
+async def infer(model: str, request: Request, version: str | None = None) -> Response:
+    """Served by ``service.api.hot`` ahead of this router; kept for the schema and mounted apps."""
+    settings = request.app.state.settings
+    reply = await infer_reply(_plane(request), settings, model, lambda: read_body(request, settings.max_body_bytes),
+                              request.headers.get(HEADER_LENGTH))
+    return reply.response()
 
 
 # ---- metadata ----------------------------------------------------------------------------
@@ -262,7 +274,7 @@ def _wants_binary(body: InferRequest) -> bool:
     return bool(body.parameters.get("binary_data_output", False))
 
 
-def _encode_infer(model: str, body: InferRequest, ys: list[np.ndarray]) -> Response:
+def _encode_infer(model: str, body: InferRequest, ys: list[np.ndarray]) -> Reply:
     wanted = [o.name for o in body.outputs] if body.outputs else [f"output_{k}" for k in range(len(ys))]
     binary, outputs, payloads = _wants_binary(body), [], []
     for name in wanted:
@@ -275,8 +287,8 @@ def _encode_infer(model: str, body: InferRequest, ys: list[np.ndarray]) -> Respo
             raise LayerServeError(f"output dtype {y.dtype.name} has no v2 datatype")
         out: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(y.shape)}
         if binary:
-            payloads.append(y.astype(y.dtype.newbyteorder("<"), copy=False).tobytes())
-            out["parameters"] = {"binary_data_size": len(payloads[-1])}
+            payloads.append(y.astype(y.dtype.newbyteorder("<"), copy=False))  # joined below: one copy
+            out["parameters"] = {"binary_data_size": payloads[-1].nbytes}
         else:
             out["data"] = y.ravel()
         outputs.append(out)
@@ -284,7 +296,6 @@ def _encode_infer(model: str, body: InferRequest, ys: list[np.ndarray]) -> Respo
     if body.id is not None:
         head["id"] = body.id
     if not binary:
-        return _json(head)
+        return json_reply(head)
     header = orjson.dumps(head)
-    return Response(header + b"".join(payloads), media_type="application/octet-stream",
-                    headers={HEADER_LENGTH: str(len(header))})
+    return Reply(200, b"".join([header, *(p.data for p in payloads)]), "application/octet-stream", {HEADER_LENGTH: str(len(header))})

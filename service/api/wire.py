@@ -8,7 +8,8 @@ header and the tensors as raw payloads. The response uses the encoding the reque
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -16,6 +17,8 @@ from fastapi import Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
+from starlette.types import Message
 
 from client._protocol import (
     FRAME_CONTENT_TYPE,
@@ -29,8 +32,9 @@ from client._protocol import (
 from service.errors import BadRequest, InvalidArgument, PayloadTooLarge, UnsupportedMediaType
 
 __all__ = [
-    "ApplyBody", "BuildBody", "CreateLayerBody", "PatchLayerBody", "RefsBody", "ShapeBody", "WeightsBody",
-    "body_doc", "decode", "json_response", "json_tensor", "read_body", "tensor_response", "wants_frame",
+    "ApplyBody", "BuildBody", "CreateLayerBody", "PatchLayerBody", "RefsBody", "Reply", "ShapeBody", "WeightsBody",
+    "body_doc", "decode", "decode_body", "json_reply", "json_response", "json_tensor", "read_body", "receive_body",
+    "tensor_reply", "tensor_response", "wants_frame",
 ]
 
 JSON_TYPE = "application/json"
@@ -71,6 +75,8 @@ class ShapeBody(_Body):
 class ApplyBody(_Body):
     inputs: list[Any] | None = None  # JSON tensors (absent in a frame: the payloads are the inputs)
     training: bool | None = None
+    input_refs: bool | None = Field(None, description="return the inputs' references (sha256 digests) even "
+                                                      "when the apply recorded nothing for them")
 
 
 class WeightsBody(_Body):
@@ -111,6 +117,18 @@ def body_doc(model: type[_Body], field_kinds: dict[str, str] | None = None, fram
     return {"requestBody": {"required": True, "content": content}}
 
 
+class Reply(NamedTuple):
+    """A whole response, independent of the framework that sends it."""
+
+    status: int
+    body: bytes
+    content_type: str
+    headers: dict[str, str] | None = None
+
+    def response(self) -> Response:
+        return Response(self.body, status_code=self.status, media_type=self.content_type, headers=self.headers)
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refusing (413) before reading more than ``limit`` bytes."""
     declared = request.headers.get("content-length")
@@ -123,6 +141,22 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes", limit=limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def receive_body(receive: Callable[[], Awaitable[Message]], limit: int) -> bytes:
+    """``read_body`` straight from the ASGI messages (no ``Request``): the apply routes' way."""
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes", limit=limit)
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _validate(model: type[_Body], data: object) -> Any:
@@ -139,8 +173,14 @@ def _validate(model: type[_Body], data: object) -> Any:
 async def decode(request: Request, model: type[_Body], limit: int, max_elements: int,
                  tensor_field: str | None = None) -> tuple[Any, list[np.ndarray]]:
     """The validated body and its tensors (from JSON ``tensor_field`` or from the frame)."""
-    content_type = request.headers.get("content-type", JSON_TYPE).split(";")[0].strip().lower()
     raw = await read_body(request, limit)
+    return await decode_body(raw, request.headers.get("content-type"), model, max_elements, tensor_field)
+
+
+async def decode_body(raw: bytes, content_type: str | None, model: type[_Body], max_elements: int,
+                      tensor_field: str | None = None) -> tuple[Any, list[np.ndarray]]:
+    """``decode`` of a body already read, sent with ``content_type`` (JSON when None)."""
+    content_type = (content_type or JSON_TYPE).split(";")[0].strip().lower()
     try:
         if content_type == FRAME_CONTENT_TYPE:
             header, arrays = decode_frame(raw, max_elements)
@@ -173,9 +213,12 @@ def wants_frame(request: Request) -> bool:
     return FRAME_CONTENT_TYPE in request.headers.get("accept", "")
 
 
+def json_reply(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
+    return Reply(status, orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), JSON_TYPE, headers)
+
+
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status,
-                    media_type=JSON_TYPE, headers=headers)
+    return json_reply(payload, status, headers).response()
 
 
 def json_tensor(array: np.ndarray) -> dict[str, Any]:
@@ -185,10 +228,16 @@ def json_tensor(array: np.ndarray) -> dict[str, Any]:
     return {"dtype": flat.dtype.name, "shape": list(np.shape(array)), "data": flat if finite else json_values(flat)}
 
 
-def tensor_response(request: Request, payload: dict[str, Any], tensors: list[np.ndarray], key: str,
-                    headers: dict[str, str] | None = None) -> Response:
-    if wants_frame(request):
-        return Response(encode_frame(payload, tensors), media_type=FRAME_CONTENT_TYPE, headers=headers)
+def tensor_reply(frame: bool, payload: dict[str, Any], tensors: list[np.ndarray], key: str,
+                 headers: dict[str, str] | None = None) -> Reply:
+    """Tensors as a frame (``frame``: the request's Accept names it) or as JSON under ``key``."""
+    if frame:
+        return Reply(200, encode_frame(payload, tensors), FRAME_CONTENT_TYPE, headers)
     body = dict(payload)
     body[key] = [json_tensor(t) for t in tensors]
-    return json_response(body, headers=headers)
+    return json_reply(body, headers=headers)
+
+
+def tensor_response(request: Request, payload: dict[str, Any], tensors: list[np.ndarray], key: str,
+                    headers: dict[str, str] | None = None) -> Response:
+    return tensor_reply(wants_frame(request), payload, tensors, key, headers).response()

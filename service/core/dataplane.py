@@ -55,7 +55,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 @dataclass
 class ApplyResult:
     outputs: list[np.ndarray]
-    input_refs: list[str]
+    input_refs: list[str] | None  # None: not asked for and nothing recorded, so not computed
     layer: Layer
     version: int = 0  # the layer version whose weights computed the outputs
 
@@ -265,9 +265,11 @@ class DataPlane:
     # ---- apply -------------------------------------------------------------------------
     @_retried
     def apply(self, graph: str, ref: str, inputs: list[np.ndarray], training: bool | None = None,
-              batch: bool = True, revision: int | None = None) -> ApplyResult:
+              batch: bool = True, revision: int | None = None, refs: bool = True) -> ApplyResult:
         """Forward pass; ``batch=False`` runs it alone in the calling thread (see ``runs_inline``);
-        ``revision``: the store's, just read (``StateStore.head_revision_async``)."""
+        ``revision``: the store's, just read (``StateStore.head_revision_async``). The input
+        references (a sha256 of each input) are computed when ``refs`` asks for them or when
+        the apply records losses or updates, which are keyed by them."""
         g, layer = self.layer(graph, ref, revision)
         n = layer.kind.num_inputs
         if len(inputs) != n:
@@ -299,10 +301,11 @@ class DataPlane:
                         tuple(tuple(each.shape) for each in xs[1:]))
         self._check_output_size(layer, tuple(xs[0].shape))
         outputs = self.executor.run(layer, sig, xs[0], {n: values[n] for n in layer.variables}, batch, xs[1:])
-        refs = [input_ref(each) for each in inputs]
-        self._record(g, layer, refs, outputs, training, values)
+        input_refs = self._record(g, layer, inputs, outputs, training, values)
+        if input_refs is None and refs:
+            input_refs = [input_ref(each) for each in inputs]
         ys = [outputs.pop("y"), *(outputs.pop(f"y{k}") for k in range(1, layer.kind.num_outputs))]
-        return ApplyResult(ys, refs, layer, version)
+        return ApplyResult(ys, input_refs, layer, version)
 
     def runs_inline(self, graph: str, ref: str, inputs: list[np.ndarray], training: bool | None,
                     budget_s: float, revision: int | None = None) -> bool:
@@ -354,31 +357,37 @@ class DataPlane:
         return tuple(VariableSpec(layer.short_name(n), g.variables[n].shape, g.variables[n].dtype)
                      for n in layer.variables)
 
-    def _record(self, g: Graph, layer: Layer, refs: list[str], outputs: dict[str, np.ndarray], training: bool,
-                values: Any) -> None:
+    def _record(self, g: Graph, layer: Layer, inputs: list[np.ndarray], outputs: dict[str, np.ndarray],
+                training: bool, values: Any) -> list[str] | None:
+        """Record the apply's conditional losses and pending updates, keyed by the inputs'
+        references; those references, or None when there was nothing to record."""
+        loss_values = list(layer.kind.conditional_losses(outputs))
+        loss_values += self._activity_losses(layer, outputs["y"])
+        stats = layer.kind.update_stats(outputs, training)
+        if not loss_values and not stats:
+            return None
+        refs = [input_ref(each) for each in inputs]
         ref, others = refs[0], tuple(refs[1:])
-        losses = [ConditionalLoss(ref, value, others) for value in layer.kind.conditional_losses(outputs)]
-        losses += [ConditionalLoss(ref, c.value, others) for c in self._activity_losses(layer, ref, outputs["y"])]
-        updates = self._pending_updates(layer, ref, outputs, training, values, others)
-        if not losses and not updates:
-            return
-        with self._mutation(g, layer):
-            layer.record(losses, updates, self.settings.max_records_per_layer)
-            self._commit(g, layers=[layer.id])
+        losses = [ConditionalLoss(ref, value, others) for value in loss_values]
+        updates = self._pending_updates(layer, ref, stats, values, others)
+        if losses or updates:
+            with self._mutation(g, layer):
+                layer.record(losses, updates, self.settings.max_records_per_layer)
+                self._commit(g, layers=[layer.id])
+        return refs
 
     @staticmethod
-    def _activity_losses(layer: Layer, ref: str, y: np.ndarray) -> list[ConditionalLoss]:
+    def _activity_losses(layer: Layer, y: np.ndarray) -> list[np.ndarray]:
         reg = parse_regularizer(layer.kind.config.get("activity_regularizer"), "activity_regularizer")
         if reg is None:
             return []
         batch = y.shape[0] if y.ndim else 1
         loss = reg(y)
-        return [ConditionalLoss(ref, np.asarray(loss / loss.dtype.type(batch), dtype=y.dtype))]
+        return [np.asarray(loss / loss.dtype.type(batch), dtype=y.dtype)]
 
     @staticmethod
-    def _pending_updates(layer: Layer, ref: str, outputs: dict[str, np.ndarray], training: bool,
-                         values: Any, others: tuple[str, ...] = ()) -> list[PendingUpdate]:
-        stats = layer.kind.update_stats(outputs, training)
+    def _pending_updates(layer: Layer, ref: str, stats: Any, values: Any,
+                         others: tuple[str, ...] = ()) -> list[PendingUpdate]:
         by_short = {layer.short_name(full): full for full in layer.variables}
         updates = []
         for short, stat, decay in stats:
