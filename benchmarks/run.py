@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import numpy as np
 import onnxruntime as ort
 
@@ -29,6 +28,7 @@ import client
 from benchmarks.servers import Process, echo_server, layerserve
 from client._core import layer_path
 from client._protocol import FRAME_CONTENT_TYPE, encode_frame, json_dumps, tensor_to_json
+from client._transport import LeanHTTP
 from service.core.layer import short_name
 from service.layers import kind_for
 from service.layers.base import Signature, VariableSpec
@@ -91,13 +91,17 @@ def tf_eager(layer: client.layers.Layer, cls: str, config: dict[str, Any], x: np
 
 
 def interleaved(columns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
-    """Median milliseconds per column, one call of each per round."""
+    """Median milliseconds per column, one call of each per round. The order rotates from
+    round to round: a column that leaves threads spinning (ONNX Runtime's, TensorFlow's)
+    slows whichever call comes next, so each column comes next after each other alike."""
     for fn in columns.values():
         fn()
         fn()
     samples: dict[str, list[float]] = {k: [] for k in columns}
-    for _ in range(rounds):
-        for name, fn in columns.items():
+    order = list(columns.items())
+    for round_ in range(rounds):
+        shift = round_ % len(order)
+        for name, fn in order[shift:] + order[:shift]:
             started = time.perf_counter()
             fn()
             samples[name].append((time.perf_counter() - started) * 1e3)
@@ -131,7 +135,7 @@ def latency_case(srv: Process, echo: Process, case: tuple[Any, ...], conns: dict
     frame = encode_frame({"training": None}, [x])
     columns: dict[str, Callable[[], Any]] = {
         "ort_inputs": ort_with_inputs(layer, x),
-        "echo": lambda: http.post(f"{echo.url}/echo", content=frame).content,
+        "echo": lambda: http.request("POST", "/echo", {"content-type": "application/octet-stream"}, frame),
         "apply_binary": lambda: layer(x),
         "apply_json": lambda: as_json(x),
         "oip_binary": triton_infer(srv.url, f"{conn.graph}.{layer.id}", x),
@@ -254,8 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the rounds per latency case")
     args = parser.parse_args(argv)
     srv, echo = layerserve(), echo_server()
+    # The echo goes through the client's own HTTP layer, so that apply / echo compares servers.
     conns = {"binary": client.Connection(srv.url, graph="bench"),
-             "json": client.Connection(srv.url, graph="bench", binary=False), "http": httpx.Client()}
+             "json": client.Connection(srv.url, graph="bench", binary=False), "http": LeanHTTP(echo.url, {}, 60.0)}
     try:
         print(f"onnxruntime {ort.__version__}, numpy {np.__version__}, server {srv.url}")
         cases = [(*c[:4], max(3, int(c[4] * args.scale))) for c in CASES]

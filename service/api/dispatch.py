@@ -4,10 +4,13 @@ A hop to a worker thread and back costs 0.1-0.6 ms on a loaded 2-core machine (t
 wake-ups), more than a whole run of a small layer. So a layer whose recent runs took under
 ``INLINE_BUDGET_S`` runs inline, and so does one under ``IDLE_INLINE_BUDGET_S`` while it is
 the only apply in flight: nothing else is waiting for the loop, and the hop would only add
-latency. Inline runs are never batched (a lone request runs at once anyway) and keep the
-padding rule, so their bits are those of a batched or threaded run. Anything larger, or any
-apply while others are in flight, runs in the pool, where it may be batched and never blocks
-the loop. See BENCHMARKS.md for the figures behind the budgets.
+latency. "The only one" is judged after yielding to the loop twice, so that requests already
+received (read while the loop was busy, maybe with an inline run) reach this point first;
+otherwise inline runs would keep concurrent requests from ever meeting in the batcher.
+Inline runs are never batched and keep the padding rule, so their bits are those of a
+batched or threaded run. Anything larger, or any apply while others are in flight, runs in
+the pool, where it may be batched and never blocks the loop. See BENCHMARKS.md for the
+figures behind the budgets.
 """
 
 from __future__ import annotations
@@ -49,13 +52,25 @@ async def apply(plane: DataPlane, graph: str, layer: str, inputs: list[np.ndarra
     _in_flight += 1
     try:
         revision = await plane.store.head_revision_async(graph)  # a shared store's version check, off the threads
-        budget = IDLE_INLINE_BUDGET_S if _in_flight == 1 else INLINE_BUDGET_S
-        small = sum(x.size for x in inputs) <= INLINE_MAX_ELEMENTS
-        if small and plane.runs_inline(graph, layer, inputs, training, budget, revision):
+        if await _inline(plane, graph, layer, inputs, training, revision):
             return plane.apply(graph, layer, inputs, training, False, revision, refs)
         return await in_thread(plane.apply, graph, layer, inputs, training, True, revision, refs)
     finally:
         _in_flight -= 1
+
+
+async def _inline(plane: DataPlane, graph: str, layer: str, inputs: list[np.ndarray], training: bool | None,
+                  revision: int | None) -> bool:
+    """Whether this apply runs on the loop (see the module's docstring)."""
+    if sum(x.size for x in inputs) > INLINE_MAX_ELEMENTS:
+        return False
+    if plane.runs_inline(graph, layer, inputs, training, INLINE_BUDGET_S, revision):
+        return True
+    if _in_flight > 1 or not plane.runs_inline(graph, layer, inputs, training, IDLE_INLINE_BUDGET_S, revision):
+        return False
+    for _ in range(2):  # the loop reads what has arrived, then those requests run up to here
+        await asyncio.sleep(0)
+    return _in_flight == 1
 
 
 async def off_loop_if_large(elements: int, fn: Callable[..., T], *args: object) -> T:

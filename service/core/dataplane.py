@@ -27,7 +27,7 @@ import numpy as np
 
 from client._protocol import input_ref
 from service.config import Settings
-from service.core.dtypes import check_float_input, normalize_dtype
+from service.core.dtypes import check_float_input, dtype_name, normalize_dtype
 from service.core.graph import Graph
 from service.core.layer import ConditionalLoss, Layer, PendingUpdate, short_name
 from service.core.naming import to_snake_case
@@ -284,7 +284,7 @@ class DataPlane:
             check_float_input(each, layer.class_name)
         x = inputs[0]
         training = bool(training) and layer.kind.takes_training
-        layer.kind.check_call(tuple(x.shape), x.dtype.name, training)
+        layer.kind.check_call(tuple(x.shape), dtype_name(x.dtype), training)
         built_now = False
         if not layer.built:
             with self._mutation(g, layer):
@@ -294,10 +294,10 @@ class DataPlane:
         # TF checks a first input against the spec of the unbuilt layer only (done by _build)
         specs = [None] * n if built_now else _input_specs(layer)
         xs = [self._check_input(layer, each, spec, k) for k, (each, spec) in enumerate(zip(inputs, specs, strict=False))]
-        layer.kind.check_op(tuple(xs[0].shape), xs[0].dtype.name, training)
+        layer.kind.check_op(tuple(xs[0].shape), dtype_name(xs[0].dtype), training)
         version = g.layer_version(layer)
         values = g.values  # one snapshot: never half-old, half-new weights
-        sig = Signature(xs[0].dtype.name, tuple(xs[0].shape), training, self._var_specs(g, layer),
+        sig = Signature(dtype_name(xs[0].dtype), tuple(xs[0].shape), training, self._var_specs(g, layer),
                         tuple(tuple(each.shape) for each in xs[1:]))
         self._check_output_size(layer, tuple(xs[0].shape))
         outputs = self.executor.run(layer, sig, xs[0], {n: values[n] for n in layer.variables}, batch, xs[1:])
@@ -324,9 +324,9 @@ class DataPlane:
 
     def _check_input(self, layer: Layer, x: np.ndarray, spec: Any = None, index: int = 0) -> np.ndarray:
         if spec is not None:
-            spec.check(tuple(x.shape), x.dtype.name, layer.name, index)
+            spec.check(tuple(x.shape), dtype_name(x.dtype), layer.name, index)
         assert layer.dtype is not None
-        if x.dtype.name == layer.dtype or layer.kind.dtype_policy == "follow":
+        if dtype_name(x.dtype) == layer.dtype or layer.kind.dtype_policy == "follow":
             return x
         if layer.kind.dtype_policy == "cast":
             return x.astype(layer.dtype)

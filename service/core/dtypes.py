@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from service.errors import InvalidArgument
 
-__all__ = ["FLOAT_DTYPES", "check_float_input", "normalize_dtype"]
+__all__ = ["FLOAT_DTYPES", "check_float_input", "dtype_name", "normalize_dtype"]
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
 _ALIASES = {"half": "float16", "float": "float32", "double": "float64"}
+
+
+_NAMES: dict[np.dtype[Any], str] = {}
+
+
+def dtype_name(dtype: np.dtype[Any]) -> str:
+    """``dtype.name``, remembered: numpy computes that property in Python (1-2 us a call),
+    and an apply asks for it several times."""
+    name = _NAMES.get(dtype)
+    if name is None:
+        name = _NAMES[dtype] = dtype.name
+    return name
 
 
 def normalize_dtype(value: object) -> str | None:
@@ -29,7 +43,7 @@ def normalize_dtype(value: object) -> str | None:
 
 def check_float_input(array: np.ndarray, class_name: str) -> None:
     """Integer, bool and complex inputs are rejected, as TF rejects them for float layers."""
-    if array.dtype.name in FLOAT_DTYPES:
+    if dtype_name(array.dtype) in FLOAT_DTYPES:
         return
     if class_name == "Dense":
         message = f"A Dense layer can only be built with a floating-point dtype. Received: dtype=<dtype: '{array.dtype}'>"
