@@ -25,21 +25,16 @@ from service.layers._conv_ops import from_channels_first, to_channels_first, zer
 from service.layers.base import GraphOutputs, LayerKind, Signature, VariableSpec
 from service.layers.params import (
     Param,
-    activation,
-    boolean,
-    constraint,
     data_format,
-    initializer,
     int_tuple,
+    kernel_bias_params,
     padding,
     positive_int,
-    regularizer,
 )
 
-__all__ = ["ConvBase", "Shape", "ZEROS", "conv_head_params", "conv_tail_params", "known"]
+__all__ = ["ConvBase", "Shape", "conv_head_params", "conv_tail_params", "known"]
 
 Shape = tuple[int | None, ...]
-ZEROS = {"class_name": "Zeros", "config": {}}
 GLOROT = {"class_name": "GlorotUniform", "config": {"seed": None}}
 
 
@@ -71,18 +66,7 @@ def conv_head_params(rank: int) -> tuple[Param, ...]:
     )
 
 
-def conv_tail_params(kernel_initializer: Any = None) -> tuple[Param, ...]:
-    return (
-        Param("activation", "linear", activation),
-        Param("use_bias", True, boolean),
-        Param("kernel_initializer", kernel_initializer, initializer),
-        Param("bias_initializer", ZEROS, initializer),
-        Param("kernel_regularizer", None, regularizer),
-        Param("bias_regularizer", None, regularizer),
-        Param("activity_regularizer", None, regularizer),
-        Param("kernel_constraint", None, constraint),
-        Param("bias_constraint", None, constraint),
-    )
+conv_tail_params = kernel_bias_params  # after the conv-specific head, the block Dense has too
 
 
 def _as_tuple(values: list[int]) -> tuple[int, ...]:

@@ -10,17 +10,11 @@ from service.errors import InvalidArgument
 from service.layers.base import GraphOutputs, LayerKind, Signature, VariableSpec
 from service.layers.params import (
     Param,
-    activation,
-    boolean,
-    constraint,
-    initializer,
-    regularizer,
+    kernel_bias_params,
     units_int,
 )
 
 __all__ = ["Dense"]
-
-ZEROS = {"class_name": "Zeros", "config": {}}
 
 
 class Dense(LayerKind):
@@ -28,15 +22,7 @@ class Dense(LayerKind):
     dtype_policy = "cast"
     params = (
         Param("units", parse=units_int),
-        Param("activation", "linear", activation),
-        Param("use_bias", True, boolean),
-        Param("kernel_initializer", None, initializer),
-        Param("bias_initializer", ZEROS, initializer),
-        Param("kernel_regularizer", None, regularizer),
-        Param("bias_regularizer", None, regularizer),
-        Param("activity_regularizer", None, regularizer),
-        Param("kernel_constraint", None, constraint),
-        Param("bias_constraint", None, constraint),
+        *kernel_bias_params(),
     )
 
     def input_spec(self, build_shape: tuple[int | None, ...] | None) -> InputSpec:

@@ -17,7 +17,7 @@ from service.core.regularizers import parse_regularizer
 from service.errors import InvalidArgument
 
 __all__ = [
-    "REQUIRED", "Param", "activation", "boolean", "constraint", "data_format", "initializer",
+    "REQUIRED", "ZEROS", "Param", "kernel_bias_params", "activation", "boolean", "constraint", "data_format", "initializer",
     "int_tuple", "nonneg_float", "padding", "positive_int", "regularizer", "units_int",
 ]
 
@@ -150,3 +150,21 @@ def constraint(value: Any, name: str) -> None:
         raise InvalidArgument(f"`{name}` is not supported by layerserve (constraints are applied by "
                               "optimizers, which run in the client's process)", code="unsupported_argument")
     return None
+
+
+ZEROS = {"class_name": "Zeros", "config": {}}  # TF's v1 default bias initializer
+
+
+def kernel_bias_params(kernel_initializer: Any = None) -> tuple[Param, ...]:
+    """The arguments Dense and the convolutions share, in TF's signature order."""
+    return (
+        Param("activation", "linear", activation),
+        Param("use_bias", True, boolean),
+        Param("kernel_initializer", kernel_initializer, initializer),
+        Param("bias_initializer", ZEROS, initializer),
+        Param("kernel_regularizer", None, regularizer),
+        Param("bias_regularizer", None, regularizer),
+        Param("activity_regularizer", None, regularizer),
+        Param("kernel_constraint", None, constraint),
+        Param("bias_constraint", None, constraint),
+    )
