@@ -13,15 +13,15 @@ FROM ${BASE_IMAGE} AS builder
 ARG EXTRA=server
 ARG CA_BUNDLE=
 WORKDIR /src
-# With CA_BUNDLE unset this copies just pyproject.toml.
-COPY pyproject.toml ${CA_BUNDLE} ./
+# With CA_BUNDLE unset this copies just pyproject.toml and the stand-in maker.
+COPY pyproject.toml scripts/stub_packages.py ${CA_BUNDLE} ./
 # The dependencies get a layer of their own (installed with empty stand-ins for the sources and
 # the readme), so that changing the code or the docs does not download them again.
 RUN if [ -n "${CA_BUNDLE}" ]; then export PIP_CERT="/src/${CA_BUNDLE}" SSL_CERT_FILE="/src/${CA_BUNDLE}"; fi \
     && python3 -m venv /opt/layerserve \
-    && mkdir service client && touch README.md service/__init__.py client/__init__.py \
+    && touch README.md && python3 stub_packages.py \
     && /opt/layerserve/bin/pip install --no-cache-dir --disable-pip-version-check ".[${EXTRA}]" \
-    && rm -r README.md service client
+    && rm -r README.md service client stub_packages.py
 COPY README.md ./
 COPY service ./service
 COPY client ./client
@@ -48,6 +48,6 @@ USER 10001:10001
 WORKDIR /var/lib/layerserve
 VOLUME ["/var/lib/layerserve"]
 EXPOSE 8000
-HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 CMD ["python", "-m", "service.healthcheck"]
+HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 CMD ["python", "-m", "layerserve.server.healthcheck"]
 ENTRYPOINT ["layerserve"]
 CMD ["serve"]

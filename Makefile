@@ -11,10 +11,13 @@ serve: $(VENV)/.server  ## install the server and run it on its embedded default
 test: $(VENV)/.dev redis-server lint typecheck unit  ## install everything, then lint, type-check and run the tests
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check service client tests benchmarks
+	$(BIN)/ruff check service client tests benchmarks scripts
 
+# mypy sees the import names: .names/ maps layerserve to client/ and layerserve.server to service/.
 typecheck: $(VENV)/.dev
-	$(BIN)/mypy client service
+	@mkdir -p .names/client .names/service/layerserve
+	@ln -sfn ../../client .names/client/layerserve && ln -sfn ../../../service .names/service/layerserve/server
+	MYPYPATH=.names/client:.names/service $(BIN)/mypy -p layerserve -p layerserve.server
 
 unit: $(VENV)/.dev
 	LAYERSERVE_SKIP_REDIS_TESTS=$$(command -v redis-server >/dev/null 2>&1 || echo 1) $(BIN)/python -m pytest -q -p no:cacheprovider
@@ -43,4 +46,4 @@ $(VENV)/.dev: pyproject.toml
 	touch $@ $(VENV)/.server
 
 clean:
-	rm -rf $(VENV) layerserve-state .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) layerserve-state .pytest_cache .mypy_cache .ruff_cache .names

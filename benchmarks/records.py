@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-import client
+import layerserve
 from tests.redis_server import RedisProcess
 from tests.server import ServerProcess
 from tests.test_custom_layers import _config, _model_bytes
@@ -50,8 +50,8 @@ def _server(store: str, tmp: Path, cap: int) -> Iterator[str]:
 
 
 def _rates(url: str, count: int, applies: int, repeat: int) -> list[float]:
-    conn = client.connect(url, graph="records")
-    layer = conn.layers.Dense(64, activity_regularizer=client.regularizers.l2(1e-3), name="regularized")
+    conn = layerserve.connect(url, graph="records")
+    layer = conn.layers.Dense(64, activity_regularizer=layerserve.regularizers.l2(1e-3), name="regularized")
     x = np.random.default_rng(count).standard_normal((4, 64)).astype(np.float32)
     for i in range(count):  # fill up to the cap
         x[0, 0] = i
@@ -72,7 +72,7 @@ def _rates(url: str, count: int, applies: int, repeat: int) -> list[float]:
 
 
 def _commit_rates(url: str, model_mb: float, commits: int, repeat: int) -> list[float]:
-    conn = client.connect(url, graph="model")
+    conn = layerserve.connect(url, graph="model")
     raw = _model_bytes(pad=int(model_mb * 1e6) // 8)  # int64 zeros: 8 bytes each
     response = httpx.post(f"{url}/v1/graphs/model/layers", json={"class": "Layer", "config": _config(raw)}, timeout=60)
     if response.status_code != 201:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-import client
+import layerserve
 from tests.redis_server import RedisProcess
 from tests.server import ServerProcess
 
@@ -55,7 +55,7 @@ def _hey(urls: list[str], body: Path, requests: int, concurrency: int) -> float:
 
 
 def _setup(url: str) -> str:
-    conn = client.Connection(url, graph=GRAPH)
+    conn = layerserve.Connection(url, graph=GRAPH)
     layer = conn.layers.Dense(64, activation="relu")
     layer(np.zeros((8, 64), np.float32))
     conn.close()
@@ -63,7 +63,7 @@ def _setup(url: str) -> str:
 
 
 def _version_check_us(url: str, count: int = 5000) -> float:
-    from service.store.redis import RedisStore
+    from layerserve.server.store.redis import RedisStore
 
     store = RedisStore(url)
     store.head_revision(GRAPH)

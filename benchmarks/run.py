@@ -24,15 +24,15 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-import client
-from benchmarks.servers import Process, echo_server, layerserve
-from client._core import layer_path
-from client._protocol import FRAME_CONTENT_TYPE, encode_frame, json_dumps, tensor_to_json
-from client._transport import LeanHTTP
-from service.core.layer import short_name
-from service.layers import kind_for
-from service.layers.base import Signature, VariableSpec
-from service.runtime.compiler import INPUT, compile_layer
+import layerserve
+from benchmarks.servers import Process, echo_server, layerserve_server
+from layerserve._core import layer_path
+from layerserve._transport import LeanHTTP
+from layerserve.protocol import FRAME_CONTENT_TYPE, encode_frame, json_dumps, tensor_to_json
+from layerserve.server.core.layer import short_name
+from layerserve.server.layers import kind_for
+from layerserve.server.layers.base import Signature, VariableSpec
+from layerserve.server.runtime.compiler import INPUT, compile_layer
 
 __all__ = ["main"]
 
@@ -51,7 +51,7 @@ def _session_options() -> ort.SessionOptions:
     return options
 
 
-def ort_with_inputs(layer: client.layers.Layer, x: np.ndarray) -> Callable[[], Any]:
+def ort_with_inputs(layer: layerserve.layers.Layer, x: np.ndarray) -> Callable[[], Any]:
     """The server's graph (variables as graph inputs), run in this process."""
     desc = layer._describe()
     kind = kind_for(desc["class"]).from_kwargs({k: v for k, v in desc["config"].items()
@@ -65,7 +65,7 @@ def ort_with_inputs(layer: client.layers.Layer, x: np.ndarray) -> Callable[[], A
     return lambda: session.run(outputs[:1], feeds)
 
 
-def ort_baked(conn: client.Connection, layer: client.layers.Layer, x: np.ndarray) -> tuple[Callable[[], Any], float]:
+def ort_baked(conn: layerserve.Connection, layer: layerserve.layers.Layer, x: np.ndarray) -> tuple[Callable[[], Any], float]:
     """The exported model (weights baked in as initializers), and how long its session took to make."""
     data = conn._http.get(layer_path(conn.graph, layer.id, "/onnx")).content
     started = time.perf_counter()
@@ -75,7 +75,7 @@ def ort_baked(conn: client.Connection, layer: client.layers.Layer, x: np.ndarray
     return (lambda: session.run(None, {name: x})), made
 
 
-def tf_eager(layer: client.layers.Layer, cls: str, config: dict[str, Any], x: np.ndarray) -> Callable[[], Any] | None:
+def tf_eager(layer: layerserve.layers.Layer, cls: str, config: dict[str, Any], x: np.ndarray) -> Callable[[], Any] | None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         import tensorflow as tf
@@ -128,8 +128,8 @@ def latency_case(srv: Process, echo: Process, case: tuple[Any, ...], conns: dict
     created = conn._http.post(f"/v1/graphs/{conn.graph}/layers", json={"class": cls, "config": config})
     if created.status_code != 201:
         return {"name": name, "skipped": created.json()["error"]["message"]}
-    layer = client.layers.Layer._from_description(conn, created.json())
-    as_json = client.layers.Layer._from_description(json_conn, created.json())
+    layer = layerserve.layers.Layer._from_description(conn, created.json())
+    as_json = layerserve.layers.Layer._from_description(json_conn, created.json())
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     layer(x)
     frame = encode_frame({"training": None}, [x])
@@ -166,11 +166,11 @@ def hey(url: str, body: bytes, concurrency: int, seconds: float) -> dict[str, fl
             "p99_ms": float(np.percentile(latency, 99)), "non_200": sum(r[6] != "200" for r in rows)}
 
 
-def throughput(conn: client.Connection, seconds: float) -> list[dict[str, Any]]:
+def throughput(conn: layerserve.Connection, seconds: float) -> list[dict[str, Any]]:
     if shutil.which("hey") is None:
         return [{"skipped": "hey is not installed (apt-get install hey)"}]
     body = {"class": "Dense", "config": {"units": 4096}}
-    layer = client.layers.Layer._from_description(conn, conn.call("POST", f"/v1/graphs/{conn.graph}/layers", body).body)
+    layer = layerserve.layers.Layer._from_description(conn, conn.call("POST", f"/v1/graphs/{conn.graph}/layers", body).body)
     x = np.random.default_rng(1).standard_normal((1, 4096)).astype(np.float32)
     layer(x)
     url = f"{conn.url}{layer_path(conn.graph, layer.id, '/apply')}"
@@ -257,10 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-throughput", action="store_true")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the rounds per latency case")
     args = parser.parse_args(argv)
-    srv, echo = layerserve(), echo_server()
+    srv, echo = layerserve_server(), echo_server()
     # The echo goes through the client's own HTTP layer, so that apply / echo compares servers.
-    conns = {"binary": client.Connection(srv.url, graph="bench"),
-             "json": client.Connection(srv.url, graph="bench", binary=False), "http": LeanHTTP(echo.url, {}, 60.0)}
+    conns = {"binary": layerserve.Connection(srv.url, graph="bench"),
+             "json": layerserve.Connection(srv.url, graph="bench", binary=False), "http": LeanHTTP(echo.url, {}, 60.0)}
     try:
         print(f"onnxruntime {ort.__version__}, numpy {np.__version__}, server {srv.url}")
         cases = [(*c[:4], max(3, int(c[4] * args.scale))) for c in CASES]

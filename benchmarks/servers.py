@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["Process", "echo_server", "layerserve"]
+__all__ = ["Process", "echo_server", "layerserve_server"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,9 +47,9 @@ class Process:
                 self.proc.kill()
 
 
-def layerserve(*args: str) -> Process:
+def layerserve_server(*args: str) -> Process:
     port, state = _free_port(), tempfile.mkdtemp(prefix="layerserve-bench-")
-    cmd = [sys.executable, "-m", "service", "serve", "--port", str(port), "--state-dir", state,
+    cmd = [sys.executable, "-m", "layerserve.server", "serve", "--port", str(port), "--state-dir", state,
            "--log-level", "warning", *args]
     return Process(cmd, port, "/readyz")
 

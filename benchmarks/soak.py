@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-import client
+import layerserve
 from tests.server import ServerProcess
 
 __all__ = ["main", "rss_kib"]
@@ -34,7 +34,7 @@ def rss_kib(pid: int) -> int:
 
 
 def _worker(url: str, graph: str, ids: range, every: int, done: list[int]) -> None:
-    conn = client.Connection(url, graph=graph)
+    conn = layerserve.Connection(url, graph=graph)
     plain, regularized = conn.list_layers()  # in creation order
     x = np.random.default_rng(ids.start).standard_normal((4, 64)).astype(np.float32)
     for i in ids:
@@ -61,9 +61,9 @@ def main() -> None:
 
 
 def _run(server: ServerProcess, pid: int, args: argparse.Namespace) -> None:
-    conn = client.connect(server.url, graph="soak")
+    conn = layerserve.connect(server.url, graph="soak")
     conn.layers.Dense(64, activation="relu", name="plain").build((None, 64))
-    regularized = conn.layers.Dense(64, activity_regularizer=client.regularizers.l2(1e-3), name="regularized")
+    regularized = conn.layers.Dense(64, activity_regularizer=layerserve.regularizers.l2(1e-3), name="regularized")
     regularized.build((None, 64))
     print(f"RSS at start:            {rss_kib(pid) / 1024:8.1f} MiB")
     done = [0]

@@ -12,8 +12,8 @@ from urllib.parse import quote
 
 import numpy as np
 
-from client._protocol import FRAME_CONTENT_TYPE, decode_frame, encode_frame, json_dumps, json_loads, tensor_to_json
-from client.exceptions import error_from_body
+from layerserve.exceptions import error_from_body
+from layerserve.protocol import FRAME_CONTENT_TYPE, decode_frame, encode_frame, json_dumps, json_loads, tensor_to_json
 
 __all__ = ["Call", "Result", "layer_path", "parse_response", "prepare"]
 

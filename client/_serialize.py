@@ -36,5 +36,5 @@ def to_wire(value: Any, what: str = "argument") -> Any:
         return dtype_name(value)
     if callable(value):
         raise TypeError(f"{what}: layerserve runs layers on a server and cannot send a Python callable "
-                        f"({value!r}); use a name such as 'relu' or a client.regularizers/initializers object")
+                        f"({value!r}); use a name such as 'relu' or a layerserve.regularizers/initializers object")
     raise TypeError(f"{what}: cannot send a value of type {type(value).__name__} to the server")

@@ -1,7 +1,7 @@
 """Symbolic tensors: what a custom layer's ``build`` and ``call`` compute, recorded as ONNX nodes.
 
 Recording needs numpy only; ``onnx`` (the ``layerserve[custom]`` extra) is imported when the
-recorded trace is turned into a model, so ``import client`` works without it.
+recorded trace is turned into a model, so ``import layerserve`` works without it.
 """
 
 from __future__ import annotations

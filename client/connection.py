@@ -1,6 +1,6 @@
 """Connections to a layerserve server: ``Connection`` (sync) and ``AsyncConnection``.
 
-Both send the calls ``client._core`` prepares. Idempotent calls (GET, PUT, DELETE) are
+Both send the calls ``layerserve._core`` prepares. Idempotent calls (GET, PUT, DELETE) are
 retried with exponential backoff when the transport fails; others are not, since the server
 may already have acted on them.
 """
@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import numpy as np
 
-from client._core import Call, Result, parse_response, prepare
-from client._transport import LeanHTTP, usable_for
-from client.exceptions import TransportError
+from layerserve._core import Call, Result, parse_response, prepare
+from layerserve._transport import LeanHTTP, usable_for
+from layerserve.exceptions import TransportError
 
 if TYPE_CHECKING:
-    from client.layers.base import Layer
+    from layerserve.layers.base import Layer
 
 __all__ = ["AsyncConnection", "Connection", "connect", "get_default_connection"]
 
@@ -56,7 +56,7 @@ class Connection(_Base):
         self._http = httpx.Client(base_url=self.url, headers=_headers(token), timeout=timeout)
         # Plain http without a proxy: the lean client (one write per call, a fraction of the overhead).
         self._lean = LeanHTTP(self.url, _headers(token), timeout) if usable_for(self.url) else None
-        from client.layers import BoundLayers
+        from layerserve.layers import BoundLayers
 
         self.layers = BoundLayers(self)
 
@@ -83,13 +83,13 @@ class Connection(_Base):
 
     # ---- graph-wide operations ------------------------------------------------------
     def list_layers(self) -> list[Layer]:
-        from client.layers.base import Layer
+        from layerserve.layers.base import Layer
 
         body = self.call("GET", f"/v1/graphs/{self.graph}/layers").body
         return [Layer._from_description(self, d) for d in body["layers"]]
 
     def global_variables(self) -> list[Any]:
-        from client.layers.base import RemoteVariable
+        from layerserve.layers.base import RemoteVariable
 
         body = self.call("GET", f"/v1/graphs/{self.graph}/variables").body
         return [RemoteVariable._from_json(self, None, v) for v in body["variables"]]
@@ -147,7 +147,7 @@ class AsyncConnection(_Base):
 
 def connect(url: str | None = None, graph: str = "default", token: str | None = None,
             binary: bool = True) -> Connection:
-    """Open a connection and make it the default for ``client.layers``."""
+    """Open a connection and make it the default for ``layerserve.layers``."""
     global _default
     _default = Connection(url, graph=graph, token=token, binary=binary)
     return _default

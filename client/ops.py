@@ -1,6 +1,6 @@
-"""TensorFlow's ops by TF's names, for writing a custom layer's ``call`` (``from client import ops as tf``).
+"""TensorFlow's ops by TF's names, for writing a custom layer's ``call`` (``from layerserve import ops as tf``).
 
-Inside ``build`` and ``call`` of a ``client.layers.Layer`` subclass the tensors are symbolic: each
+Inside ``build`` and ``call`` of a ``layerserve.layers.Layer`` subclass the tensors are symbolic: each
 op records an ONNX node, and the recorded graph runs on the server. Python numbers and numpy
 arrays mixed in become constants of the tensor's dtype.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from client._tracing import ONNX_TYPES, Tensor, as_tensor
+from layerserve._tracing import ONNX_TYPES, Tensor, as_tensor
 
 __all__ = [
     "UpdateOp", "abs", "add", "assign", "cast", "concat", "divide", "exp", "expand_dims", "identity",
@@ -26,7 +26,7 @@ Axis = int | Sequence[int] | None
 
 def _tensor(x: Any) -> Tensor:
     if not isinstance(x, Tensor):
-        raise TypeError(f"client.ops work on the symbolic tensors of a layer's build/call, got {type(x).__name__}")
+        raise TypeError(f"layerserve.ops work on the symbolic tensors of a layer's build/call, got {type(x).__name__}")
     return x
 
 

@@ -1,5 +1,5 @@
-"""``python -m service`` is ``layerserve``."""
+"""``python -m layerserve.server`` is ``layerserve``."""
 
-from service.cli import main
+from layerserve.server.cli import main
 
 raise SystemExit(main())

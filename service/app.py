@@ -7,25 +7,25 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api.auth import parse_tokens
-from service.api.errors import install_error_handlers
-from service.api.hot import HotRoutes
-from service.api.middleware import BearerAuth, RequestContext, RequestLimits
-from service.api.native import graph_router, native_router
-from service.api.oip import oip_router
-from service.api.ops import ops_router
-from service.config import Settings
-from service.core.dataplane import DataPlane
-from service.layers.custom import CustomLayer
-from service.metrics import ServiceMetrics
-from service.runtime.batching import Batcher, BatchPolicy, BatchStats
-from service.runtime.binding import binding_enabled
-from service.runtime.executor import Executor
-from service.runtime.providers import select_providers
-from service.runtime.sessions import SessionCache
-from service.startup import Startup
-from service.store.base import StateStore
-from service.store.filesystem import FilesystemStore
+from layerserve.server.api.auth import parse_tokens
+from layerserve.server.api.errors import install_error_handlers
+from layerserve.server.api.hot import HotRoutes
+from layerserve.server.api.middleware import BearerAuth, RequestContext, RequestLimits
+from layerserve.server.api.native import graph_router, native_router
+from layerserve.server.api.oip import oip_router
+from layerserve.server.api.ops import ops_router
+from layerserve.server.config import Settings
+from layerserve.server.core.dataplane import DataPlane
+from layerserve.server.layers.custom import CustomLayer
+from layerserve.server.metrics import ServiceMetrics
+from layerserve.server.runtime.batching import Batcher, BatchPolicy, BatchStats
+from layerserve.server.runtime.binding import binding_enabled
+from layerserve.server.runtime.executor import Executor
+from layerserve.server.runtime.providers import select_providers
+from layerserve.server.runtime.sessions import SessionCache
+from layerserve.server.startup import Startup
+from layerserve.server.store.base import StateStore
+from layerserve.server.store.filesystem import FilesystemStore
 
 __all__ = ["create_app", "open_store"]
 
@@ -34,7 +34,7 @@ def open_store(settings: Settings) -> StateStore:
     if not settings.store:
         return FilesystemStore(settings.state_dir)
     if settings.store.split("://", 1)[0] in ("redis", "rediss", "unix"):
-        from service.store.redis import RedisStore
+        from layerserve.server.store.redis import RedisStore
 
         return RedisStore(settings.store, keep_versions=settings.keep_versions)
     raise ValueError(f"unsupported store {settings.store!r}: use redis://host:port/db, or --state-dir for the "

@@ -78,14 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import uvicorn
 
-        from service.app import create_app
-        from service.config import Settings
-        from service.runtime.providers import ProviderError
+        from layerserve.server.app import create_app
+        from layerserve.server.config import Settings
+        from layerserve.server.runtime.providers import ProviderError
     except ImportError as exc:  # the client-only install has no server dependencies
         print(f"layerserve: the server needs the 'server' extra: pip install 'layerserve[server]' ({exc})",
               file=sys.stderr)
         return 2
-    from service.logs import configure_logging
+    from layerserve.server.logs import configure_logging
 
     overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k != "command"}
     if overrides.get("batching") is not None:

@@ -1,4 +1,4 @@
-"""``python -m service.healthcheck``: exit 0 when the local server answers ``/healthz``.
+"""``python -m layerserve.server.healthcheck``: exit 0 when the local server answers ``/healthz``.
 
 The container's health probe; it uses only the standard library and the server's own
 ``LAYERSERVE_PORT`` so that it needs neither curl in the image nor a port of its own.

@@ -16,8 +16,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from service.runtime.batching import BatchStats
-from service.runtime.memory import memory_report
+from layerserve.server.runtime.batching import BatchStats
+from layerserve.server.runtime.memory import memory_report
 
 __all__ = ["CONTENT_TYPE", "RuntimeCollector", "ServiceMetrics"]
 

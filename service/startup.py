@@ -16,9 +16,9 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from service.core.dataplane import DataPlane
-from service.runtime.providers import ProviderSelection
-from service.store.base import StateStore
+from layerserve.server.core.dataplane import DataPlane
+from layerserve.server.runtime.providers import ProviderSelection
+from layerserve.server.store.base import StateStore
 
 __all__ = ["Startup", "warm_up_runtime"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import client
+import layerserve
 from tests.server import ServerProcess
 
 _graph_ids = itertools.count(1)
@@ -22,16 +22,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture
-def conn(server: ServerProcess) -> Iterator[client.Connection]:
+def conn(server: ServerProcess) -> Iterator[layerserve.Connection]:
     """A connection to a graph of its own: like a fresh ``tf.Graph()``, naming starts anew."""
-    connection = client.connect(server.url, graph=f"g{next(_graph_ids)}")
+    connection = layerserve.connect(server.url, graph=f"g{next(_graph_ids)}")
     yield connection
     connection.close()
 
 
 @pytest.fixture
-def json_conn(server: ServerProcess) -> Iterator[client.Connection]:
-    connection = client.connect(server.url, graph=f"g{next(_graph_ids)}", binary=False)
+def json_conn(server: ServerProcess) -> Iterator[layerserve.Connection]:
+    connection = layerserve.connect(server.url, graph=f"g{next(_graph_ids)}", binary=False)
     yield connection
     connection.close()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 
-import client
+import layerserve
 from tests.conformance.runner import Case
 
 __all__ = ["case_outputs", "cuda_unavailable_reason", "weights_loop"]
@@ -16,14 +16,14 @@ def cuda_unavailable_reason() -> str | None:
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         return (f"no CUDA: onnxruntime {ort.__version__} here has {', '.join(ort.get_available_providers())} "
                 "(install the 'gpu' extra on a machine with an NVIDIA GPU)")
-    from service.runtime.providers import select_providers
+    from layerserve.server.runtime.providers import select_providers
 
     if "cuda" not in select_providers(["cuda"]).active:
         return "no CUDA device: onnxruntime-gpu is installed but a session falls back to the CPU"
     return None
 
 
-def case_outputs(conn: client.Connection, case: Case) -> list[np.ndarray]:
+def case_outputs(conn: layerserve.Connection, case: Case) -> list[np.ndarray]:
     """The case's layer with its given weights, and the outputs of its deterministic applies."""
     layer = getattr(conn.layers, case.data["class"])(**case.data["kwargs"])
     if case.data["weights"]:
@@ -39,7 +39,7 @@ def case_outputs(conn: client.Connection, case: Case) -> list[np.ndarray]:
     return outputs
 
 
-def weights_loop(conn: client.Connection, seed: int, steps: int = 4, rtol: float = 1e-5) -> list[np.ndarray]:
+def weights_loop(conn: layerserve.Connection, seed: int, steps: int = 4, rtol: float = 1e-5) -> list[np.ndarray]:
     """set_weights then apply, ``steps`` times on one Dense; each output checked against numpy."""
     rng = np.random.default_rng(seed)
     dense = conn.layers.Dense(16, activation="relu")

@@ -24,7 +24,7 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``python -m service serve`` in a subprocess; ``start()`` waits until ``/readyz`` says ready."""
+    """``python -m layerserve.server serve`` in a subprocess; ``start()`` waits until ``/readyz`` says ready."""
 
     def __init__(self, state_dir: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None) -> None:
         self.state_dir = Path(state_dir)
@@ -40,7 +40,7 @@ class ServerProcess:
 
     def launch(self) -> ServerProcess:
         """Start the process without waiting for it (``start`` waits until ready)."""
-        cmd = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+        cmd = [sys.executable, "-m", "layerserve.server", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                "--state-dir", str(self.state_dir), "--log-level", "warning", *self.args]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)

@@ -18,12 +18,12 @@ import sys
 
 import numpy as np
 
-from service.config import Settings
-from service.core.dataplane import DataPlane
-from service.runtime.executor import Executor
-from service.runtime.providers import select_providers
-from service.runtime.sessions import SessionCache
-from service.store.filesystem import FilesystemStore
+from layerserve.server.config import Settings
+from layerserve.server.core.dataplane import DataPlane
+from layerserve.server.runtime.executor import Executor
+from layerserve.server.runtime.providers import select_providers
+from layerserve.server.runtime.sessions import SessionCache
+from layerserve.server.store.filesystem import FilesystemStore
 
 __all__ = ["RECORDS_CAP", "record_input", "records_plane", "version_arrays"]
 

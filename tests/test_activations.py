@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-import client
+import layerserve
 
 _erf = np.vectorize(math.erf)
 
@@ -50,7 +50,7 @@ TOLERANCE = {"float16": 1e-2, "float32": 1e-5, "float64": 1e-10}
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
-def test_every_activation(conn: client.Connection, dtype: str) -> None:
+def test_every_activation(conn: layerserve.Connection, dtype: str) -> None:
     x = np.random.default_rng(1).uniform(-4, 4, size=(3, 5)).astype(dtype)
     x[0, :] = [-30.0, -0.3, 0.0, 0.3, 30.0] if dtype != "float16" else [-8.0, -0.3, 0.0, 0.3, 8.0]
     for name, reference in REFERENCES.items():
@@ -66,6 +66,6 @@ def test_every_activation(conn: client.Connection, dtype: str) -> None:
         assert layer.get_config()["activation"] == expected_name
 
 
-def test_unknown_activation_is_tf_value_error(conn: client.Connection) -> None:
+def test_unknown_activation_is_tf_value_error(conn: layerserve.Connection) -> None:
     with pytest.raises(ValueError, match=r"Unknown activation function 'bogus' cannot be deserialized\."):
         conn.layers.Dense(2, activation="bogus")

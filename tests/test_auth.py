@@ -8,9 +8,9 @@ import httpx
 import numpy as np
 import pytest
 
-import client
-from client.exceptions import AuthenticationError
-from service.api.auth import authorize, parse_tokens
+import layerserve
+from layerserve.exceptions import AuthenticationError
+from layerserve.server.api.auth import authorize, parse_tokens
 from tests.server import ServerProcess
 from tests.test_hostile import assert_error
 
@@ -72,11 +72,11 @@ def test_health_needs_no_token(guarded: ServerProcess, path: str) -> None:
 
 
 def test_the_client_sends_its_token(guarded: ServerProcess) -> None:
-    conn = client.connect(guarded.url, graph="team_a", token=ADMIN)
+    conn = layerserve.connect(guarded.url, graph="team_a", token=ADMIN)
     dense = conn.layers.Dense(2, name="fc")
     assert dense.apply(np.ones((1, 3), np.float32)).shape == (1, 2)
     conn.close()
-    bad = client.connect(guarded.url, graph="team_a", token=WRONG)
+    bad = layerserve.connect(guarded.url, graph="team_a", token=WRONG)
     with pytest.raises(AuthenticationError) as info:
         bad.list_layers()
     assert isinstance(info.value, PermissionError) and info.value.status == 401

@@ -11,8 +11,8 @@ import httpx
 import numpy as np
 import pytest
 
-import client
-from client._core import layer_path
+import layerserve
+from layerserve._core import layer_path
 from tests.server import ServerProcess
 
 CLIENTS, REQUESTS = 24, 6
@@ -56,11 +56,11 @@ def _concurrently(work: Callable[[int], None]) -> None:
     assert not errors, errors[0]
 
 
-def _set_batching(conn: client.Connection, layer: client.layers.Layer, **options: object) -> None:
+def _set_batching(conn: layerserve.Connection, layer: layerserve.layers.Layer, **options: object) -> None:
     conn.call("PATCH", layer_path(conn.graph, layer.id), {"batching": options})
 
 
-def test_concurrent_applies_are_batched_and_bit_identical(conn: client.Connection, server: ServerProcess) -> None:
+def test_concurrent_applies_are_batched_and_bit_identical(conn: layerserve.Connection, server: ServerProcess) -> None:
     width = 1024
     dense = conn.layers.Dense(1024, activation="relu")
     inputs = {i: _inputs(i, width) for i in range(CLIENTS)}
@@ -72,8 +72,8 @@ def test_concurrent_applies_are_batched_and_bit_identical(conn: client.Connectio
     results: dict[int, list[np.ndarray]] = {}
 
     def work(i: int) -> None:
-        with client.Connection(server.url, graph=conn.graph) as own:
-            mine = client.layers.Layer._from_description(own, {"id": dense.id, "name": dense.name, "class": "Dense"})
+        with layerserve.Connection(server.url, graph=conn.graph) as own:
+            mine = layerserve.layers.Layer._from_description(own, {"id": dense.id, "name": dense.name, "class": "Dense"})
             results[i] = [mine(x) for x in inputs[i]]
 
     _concurrently(work)
@@ -83,7 +83,7 @@ def test_concurrent_applies_are_batched_and_bit_identical(conn: client.Connectio
     assert _multi_request_runs(server) > before, "no run carried more than one request"
 
 
-def test_invalid_batching_options_are_rejected(conn: client.Connection) -> None:
+def test_invalid_batching_options_are_rejected(conn: layerserve.Connection) -> None:
     dense = conn.layers.Dense(2)
     for options in ({"max_batch_size": 0}, {"enabled": "yes"}, {"window": 3}, {"max_queue_delay_ms": -1}):
         with pytest.raises(ValueError, match="batching"):
@@ -96,11 +96,11 @@ def test_invalid_batching_options_are_rejected(conn: client.Connection) -> None:
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
-def test_binary_and_json_tensors_are_bit_identical(conn: client.Connection, json_conn: client.Connection,
+def test_binary_and_json_tensors_are_bit_identical(conn: layerserve.Connection, json_conn: layerserve.Connection,
                                                    dtype: str) -> None:
     dense = conn.layers.Dense(64, dtype=dtype)
     x = np.random.default_rng(7).standard_normal((16, 256)).astype(dtype)
-    same = client.layers.Layer._from_description(json_conn, {"id": dense.id, "name": dense.name, "class": "Dense"})
+    same = layerserve.layers.Layer._from_description(json_conn, {"id": dense.id, "name": dense.name, "class": "Dense"})
     json_conn.graph = conn.graph
     y_binary, y_json = dense(x), same(x)
     assert y_json.dtype == y_binary.dtype and np.array_equal(y_json.view(np.uint8), y_binary.view(np.uint8))

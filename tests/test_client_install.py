@@ -19,9 +19,9 @@ PROGRAM = textwrap.dedent("""
 
     sys.meta_path.insert(0, Block())
     import numpy as np
-    import client
-    client.connect(sys.argv[1], graph="clientonly")
-    layer = client.layers.Dense(2)
+    import layerserve
+    layerserve.connect(sys.argv[1], graph="clientonly")
+    layer = layerserve.layers.Dense(2)
     y = layer(np.ones((1, 3), np.float32))
     assert y.shape == (1, 2), y.shape
     assert "onnxruntime" not in sys.modules and "fastapi" not in sys.modules
@@ -37,7 +37,7 @@ def test_client_without_server_dependencies(server: ServerProcess) -> None:
 
 
 def test_cli_help_explains_flags() -> None:
-    result = subprocess.run([sys.executable, "-m", "service", "serve", "--help"], cwd=ROOT, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "layerserve.server", "serve", "--help"], cwd=ROOT, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0
     for flag in ("--host", "--port", "--state-dir", "--providers", "--token", "--log-level"):

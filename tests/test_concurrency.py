@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from client._protocol import FRAME_CONTENT_TYPE, decode_frame, encode_frame
+from layerserve.protocol import FRAME_CONTENT_TYPE, decode_frame, encode_frame
 from tests.server import ServerProcess
 
 _graphs = itertools.count(1)

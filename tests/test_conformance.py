@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import client
+import layerserve
 from tests.conformance.runner import EXTRA, Case, discover_cases, run_case, run_functional
 
 CASES = discover_cases()
@@ -28,16 +28,16 @@ def _case(directory: Path) -> Case:
 
 
 @pytest.mark.parametrize("directory", [d for _, d in CASES], ids=[i for i, _ in CASES])
-def test_case(conn: client.Connection, directory: Path) -> None:
+def test_case(conn: layerserve.Connection, directory: Path) -> None:
     run_case(conn, _case(directory))
 
 
 @pytest.mark.parametrize("directory", [d for _, d in CORE_CASES], ids=[i for i, _ in CORE_CASES])
-def test_case_functional_form(conn: client.Connection, directory: Path) -> None:
+def test_case_functional_form(conn: layerserve.Connection, directory: Path) -> None:
     run_functional(conn, _case(directory))
 
 
 @pytest.mark.parametrize("directory", [d for _, d in CORE_CASES], ids=[i for i, _ in CORE_CASES])
-def test_case_over_json(json_conn: client.Connection, directory: Path) -> None:
+def test_case_over_json(json_conn: layerserve.Connection, directory: Path) -> None:
     """The JSON tensor form gives the same results as the binary one."""
     run_case(json_conn, _case(directory))

@@ -14,8 +14,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-import client
-from client.exceptions import InvalidArgumentError, LayerServeError
+import layerserve
+from layerserve.exceptions import InvalidArgumentError, LayerServeError
 
 TOL = {"float16": 1e-2, "float32": 1e-4, "float64": 1e-9}
 
@@ -112,7 +112,7 @@ def _random(shape: tuple[int, ...], dtype: str, seed: int, scale: float = 1.0) -
     return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
 
 
-def built_layer(conn: client.Connection, cls: str, kwargs: dict[str, Any], x: np.ndarray) -> tuple[Any, list[Any]]:
+def built_layer(conn: layerserve.Connection, cls: str, kwargs: dict[str, Any], x: np.ndarray) -> tuple[Any, list[Any]]:
     layer = getattr(conn.layers, cls)(**kwargs)
     layer.build([None, *x.shape[1:]], dtype=x.dtype)
     weights = [_random(v.shape, x.dtype.name, seed=i + 1, scale=0.3) for i, v in enumerate(layer.weights)]
@@ -163,7 +163,7 @@ CASES = [
 
 @pytest.mark.parametrize(("cls", "kwargs", "shape", "dtype"), CASES,
                          ids=[f"{c[0]}-{c[3]}-{i}" for i, c in enumerate(CASES)])
-def test_against_numpy_reference(conn: client.Connection, cls: str, kwargs: dict[str, Any],
+def test_against_numpy_reference(conn: layerserve.Connection, cls: str, kwargs: dict[str, Any],
                                  shape: tuple[int, ...], dtype: str) -> None:
     x = _random(shape, dtype, seed=0)
     layer, weights = built_layer(conn, cls, kwargs, x)
@@ -171,7 +171,7 @@ def test_against_numpy_reference(conn: client.Connection, cls: str, kwargs: dict
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_conv2d_with_extra_leading_batch_dims(conn: client.Connection, dtype: str) -> None:
+def test_conv2d_with_extra_leading_batch_dims(conn: layerserve.Connection, dtype: str) -> None:
     kwargs = {"filters": 2, "kernel_size": 2}
     x = _random((2, 5, 5, 5, 3), dtype, seed=0)
     layer, weights = built_layer(conn, "Conv2D", kwargs, x[:, 0])
@@ -183,14 +183,14 @@ def test_conv2d_with_extra_leading_batch_dims(conn: client.Connection, dtype: st
     ("Conv2D", {"filters": 2, "kernel_size": 3, "strides": 2, "padding": "same"}),
     ("Conv2DTranspose", {"filters": 2, "kernel_size": 3, "strides": 2}),
 ])
-def test_second_apply_on_another_shape(conn: client.Connection, cls: str, kwargs: dict[str, Any]) -> None:
+def test_second_apply_on_another_shape(conn: layerserve.Connection, cls: str, kwargs: dict[str, Any]) -> None:
     x = _random((1, 5, 5, 2), "float64", seed=0)
     layer, weights = built_layer(conn, cls, kwargs, x)
     check_apply(layer, cls, kwargs, x, weights)
     check_apply(layer, cls, kwargs, _random((3, 7, 9, 2), "float64", seed=1), weights)
 
 
-def test_valid_window_longer_than_the_input(conn: client.Connection) -> None:
+def test_valid_window_longer_than_the_input(conn: layerserve.Connection) -> None:
     """TF's graph mode knows the input's length: its op refuses a window that does not fit,
     even where Keras' output length would be 0, and the layer stays built."""
     layer = conn.layers.Conv2D(2, 3)
@@ -202,7 +202,7 @@ def test_valid_window_longer_than_the_input(conn: client.Connection) -> None:
     assert layer.apply(np.ones((1, 3, 5, 1), np.float32)).shape == (1, 1, 3, 2)
 
 
-def test_conv_rejects_another_float_dtype(conn: client.Connection) -> None:
+def test_conv_rejects_another_float_dtype(conn: layerserve.Connection) -> None:
     layer = conn.layers.Conv2D(2, 3)
     layer.apply(np.ones((1, 5, 5, 1), np.float32))
     with pytest.raises(TypeError, match="Input 'filter' of 'Conv2D' Op has type float32"):
@@ -214,7 +214,7 @@ def test_conv_rejects_another_float_dtype(conn: client.Connection) -> None:
     ("Conv2DTranspose", {"filters": 2, "kernel_size": 2}, (1, 2, 5, 5, 1), "Inputs should have rank 4"),
     ("Conv1D", {"filters": 2, "kernel_size": 2}, (1, 5), "expected min_ndim=3, found ndim=2"),
 ])
-def test_shape_errors(conn: client.Connection, cls: str, kwargs: dict[str, Any], shape: tuple[int, ...],
+def test_shape_errors(conn: layerserve.Connection, cls: str, kwargs: dict[str, Any], shape: tuple[int, ...],
                       message: str) -> None:
     layer = getattr(conn.layers, cls)(**kwargs)
     with pytest.raises(ValueError, match=message):
@@ -222,7 +222,7 @@ def test_shape_errors(conn: client.Connection, cls: str, kwargs: dict[str, Any],
     assert not layer.built
 
 
-def test_undefined_channel_dim(conn: client.Connection) -> None:
+def test_undefined_channel_dim(conn: layerserve.Connection) -> None:
     with pytest.raises(ValueError, match="The channel dimension of the inputs should be defined"):
         conn.layers.Conv2D(2, 2).build([None, 4, 4, None])
 
@@ -236,14 +236,14 @@ def test_undefined_channel_dim(conn: client.Connection) -> None:
     ("Conv2D", {"filters": 2, "kernel_size": 2, "padding": "full"}, "padding"),
     ("Conv3D", {"filters": 2, "kernel_size": 2, "data_format": "NDHWC"}, "data_format"),
 ])
-def test_construction_errors(conn: client.Connection, cls: str, kwargs: dict[str, Any], message: str) -> None:
+def test_construction_errors(conn: layerserve.Connection, cls: str, kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidArgumentError, match=message) as info:
         getattr(conn.layers, cls)(**kwargs)
     assert info.value.status == 422
 
 
 @pytest.mark.parametrize("kwargs", [{"groups": 2}, {"output_padding": 1}])
-def test_unsupported_arguments_are_named(conn: client.Connection, kwargs: dict[str, Any]) -> None:
+def test_unsupported_arguments_are_named(conn: layerserve.Connection, kwargs: dict[str, Any]) -> None:
     with pytest.raises(LayerServeError) as info:
         conn.layers.Conv2DTranspose(2, 3, **kwargs)
     assert (info.value.status, info.value.code) == (422, "unsupported_argument")
@@ -251,7 +251,7 @@ def test_unsupported_arguments_are_named(conn: client.Connection, kwargs: dict[s
 
 
 @pytest.mark.parametrize("cls", sorted(RANKS))
-def test_config_round_trip_and_onnx_export(conn: client.Connection, cls: str) -> None:
+def test_config_round_trip_and_onnx_export(conn: layerserve.Connection, cls: str) -> None:
     """``from_config(get_config())`` makes an equal unbuilt layer; the exported model runs alone
     in ONNX Runtime and gives the apply's output (both the ONNX Conv and the float64 graphs)."""
     rank = RANKS[cls]

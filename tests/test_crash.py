@@ -22,9 +22,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from client._protocol import FRAME_CONTENT_TYPE, encode_frame, input_ref
-from service.core.graph import Graph
-from service.store.filesystem import FilesystemStore
+from layerserve.protocol import FRAME_CONTENT_TYPE, encode_frame, input_ref
+from layerserve.server.core.graph import Graph
+from layerserve.server.store.filesystem import FilesystemStore
 from tests.redis_server import RedisProcess, redis_process  # noqa: F401 - fixture
 from tests.server import ROOT, ServerProcess
 from tests.store_writer import RECORDS_CAP, record_input, records_plane, version_arrays

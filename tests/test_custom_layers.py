@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-import client
-from client import ops
+import layerserve
+from layerserve import ops
 from tests.conformance.runner import EXTRA, Case, _check_flip, _check_losses, _check_updates, _close, discover_cases
 from tests.server import ServerProcess
 
@@ -76,7 +76,7 @@ def test_readme_example_round_trips(own_server: ServerProcess, monkeypatch: pyte
     np.testing.assert_allclose(layer.get_losses_for(None), [4 * weight], rtol=1e-6)
 
 
-class Dense(client.layers.Layer):
+class Dense(layerserve.layers.Layer):
     """tf.compat.v1.layers.Dense as a custom layer (same class name, so the same names)."""
 
     batch_separable = True  # rows are independent: inference applies take the batching path
@@ -86,7 +86,7 @@ class Dense(client.layers.Layer):
         super().__init__(**kwargs)
         self.units, self.activation, self.use_bias = units, activation, use_bias
         self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
-        self.input_spec = client.InputSpec(min_ndim=2)
+        self.input_spec = layerserve.InputSpec(min_ndim=2)
 
     def build(self, input_shape: Any) -> None:
         self.kernel = self.add_weight("kernel", [input_shape[-1], self.units], regularizer=self.kernel_regularizer)
@@ -101,7 +101,7 @@ class Dense(client.layers.Layer):
 
 
 @pytest.mark.parametrize("directory", [d for _, d in DENSE_CASES], ids=[i for i, _ in DENSE_CASES])
-def test_custom_dense_matches_builtin_dense(conn: client.Connection, directory: Path) -> None:
+def test_custom_dense_matches_builtin_dense(conn: layerserve.Connection, directory: Path) -> None:
     case = Case.load(directory)
     custom = Dense(**case.data["kwargs"], dtype=case.data["input_dtype"])
     assert custom.name == case.data["layer_name_at_construction"]
@@ -127,13 +127,13 @@ def test_custom_dense_matches_builtin_dense(conn: client.Connection, directory: 
     _check_flip(custom, case)
 
 
-class Gate(client.layers.Layer):
+class Gate(layerserve.layers.Layer):
     """Two inputs: ``a * w + b``; an activity loss on the output, a callable weight loss, and an
     assigned running maximum updated in training only."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.input_spec = [client.InputSpec(ndim=2), client.InputSpec(ndim=2)]
+        self.input_spec = [layerserve.InputSpec(ndim=2), layerserve.InputSpec(ndim=2)]
 
     def build(self, input_shape: Any) -> None:
         self.w = self.add_weight("w", [input_shape[0][-1]], initializer=np.array([1.0, 2.0, 3.0]))
@@ -148,7 +148,7 @@ class Gate(client.layers.Layer):
         return ops.where(training, y * 2.0, y)  # the training flag reaches the graph
 
 
-def test_several_inputs_losses_updates_and_export(conn: client.Connection) -> None:
+def test_several_inputs_losses_updates_and_export(conn: layerserve.Connection) -> None:
     import httpx
     import onnxruntime as ort
 
@@ -287,8 +287,8 @@ def test_client_imports_without_onnx() -> None:
     import sys
 
     code = ("import sys; sys.modules['onnx'] = sys.modules['onnxruntime'] = None\n"
-            "import client, client.ops, client.layers.custom\n"
-            "class Echo(client.layers.Layer):\n"
+            "import layerserve, layerserve.ops, layerserve.layers.custom\n"
+            "class Echo(layerserve.layers.Layer):\n"
             "    def call(self, inputs):\n"
             "        return inputs\n"
             "try:\n"
@@ -301,7 +301,7 @@ def test_client_imports_without_onnx() -> None:
 
 
 def test_kind_exposes_inputs_and_batching_flag() -> None:
-    from service.layers.custom import CustomLayer
+    from layerserve.server.layers.custom import CustomLayer
 
     kind = CustomLayer.from_kwargs(_config())
     assert kind.input_metadata() == [{"name": "inp", "datatype": "float32", "shape": [-1, 3]}]
@@ -309,8 +309,8 @@ def test_kind_exposes_inputs_and_batching_flag() -> None:
     assert CustomLayer.from_kwargs(_config(batch_separable=True)).batch_separable
 
 
-def test_base_layer_is_the_identity(conn: client.Connection) -> None:
-    layer = client.layers.Layer()
+def test_base_layer_is_the_identity(conn: layerserve.Connection) -> None:
+    layer = layerserve.layers.Layer()
     x = np.arange(4, dtype=np.float32).reshape(2, 2)
     assert layer.name == "layer_1"
     np.testing.assert_array_equal(layer(x), x)
@@ -320,7 +320,7 @@ def test_base_layer_is_the_identity(conn: client.Connection) -> None:
 
 
 @pytest.mark.parametrize("binary", [False, True])
-def test_several_inputs_over_oip_v2(server: ServerProcess, conn: client.Connection, binary: bool) -> None:
+def test_several_inputs_over_oip_v2(server: ServerProcess, conn: layerserve.Connection, binary: bool) -> None:
     import tritonclient.http as triton
 
     gate = Gate()

@@ -8,7 +8,7 @@ import httpx
 import numpy as np
 import pytest
 
-import client
+import layerserve
 from tests.server import ServerProcess
 
 
@@ -17,13 +17,13 @@ def _tensor(array: np.ndarray) -> dict[str, Any]:
 
 
 @pytest.fixture
-def built(conn: client.Connection) -> client.Layer:
+def built(conn: layerserve.Connection) -> layerserve.Layer:
     layer = conn.layers.Dense(2, name="fc")
     layer(np.ones((3, 4), np.float32))
     return layer
 
 
-def _snapshot(layer: client.Layer) -> tuple[Any, ...]:
+def _snapshot(layer: layerserve.Layer) -> tuple[Any, ...]:
     return (layer._describe(), [w.tolist() for w in layer.get_weights()])
 
 
@@ -37,7 +37,7 @@ def _post(server: ServerProcess, path: str, body: Any) -> httpx.Response:
      "expected axis -1 of input shape to have value 4, but received input with shape (3, 5)"),
     ((3, 4), "int32", 422, "unsupported_dtype", "A Dense layer can only be built with a floating-point dtype"),
 ])
-def test_bad_inputs(server: ServerProcess, conn: client.Connection, built: client.Layer, shape: tuple[int, ...],
+def test_bad_inputs(server: ServerProcess, conn: layerserve.Connection, built: layerserve.Layer, shape: tuple[int, ...],
                     dtype: str, status: int, code: str, message: str) -> None:
     before = _snapshot(built)
     response = _post(server, f"/v1/graphs/{conn.graph}/layers/{built.id}/apply",
@@ -62,7 +62,7 @@ def test_bad_inputs(server: ServerProcess, conn: client.Connection, built: clien
     ({"class": "Nope", "config": {}}, 422, "unknown_class", ValueError, "dense_1"),
     ({"class": "Dense", "config": {"units": 2}, "extra": 1}, 422, "invalid_request", ValueError, "dense_1"),
 ])
-def test_bad_creates_change_nothing(server: ServerProcess, conn: client.Connection, built: client.Layer,
+def test_bad_creates_change_nothing(server: ServerProcess, conn: layerserve.Connection, built: layerserve.Layer,
                                     body: dict[str, Any], status: int, code: str, exception: type,
                                     next_name: str) -> None:
     before = [d["id"] for d in httpx.get(f"{server.url}/v1/graphs/{conn.graph}/layers").json()["layers"]]
@@ -76,23 +76,23 @@ def test_bad_creates_change_nothing(server: ServerProcess, conn: client.Connecti
     assert conn.layers.Dense(2).name == next_name
 
 
-def test_client_raises_tf_types(conn: client.Connection) -> None:
+def test_client_raises_tf_types(conn: layerserve.Connection) -> None:
     with pytest.raises(TypeError, match=r"\('Keyword argument not understood:', 'foo'\)"):
         conn.layers.Dense(2, foo=1)
     with pytest.raises(ValueError):
         conn.layers.Dense(-1)
 
 
-def test_missing_layer_and_graph(server: ServerProcess, conn: client.Connection) -> None:
+def test_missing_layer_and_graph(server: ServerProcess, conn: layerserve.Connection) -> None:
     response = httpx.get(f"{server.url}/v1/graphs/default/layers/nope")
     assert response.status_code == 404 and response.json()["error"]["code"] == "layer_not_found"
     response = httpx.get(f"{server.url}/v1/graphs/never-made/layers")
     assert response.status_code == 404 and response.json()["error"]["code"] == "graph_not_found"
     with pytest.raises(LookupError):
-        client.layers.Layer._from_description(conn, {"id": "~999", "name": "x", "class": "Dense"}).get_weights()
+        layerserve.layers.Layer._from_description(conn, {"id": "~999", "name": "x", "class": "Dense"}).get_weights()
 
 
-def test_wrong_weights_change_nothing(conn: client.Connection, built: client.Layer) -> None:
+def test_wrong_weights_change_nothing(conn: layerserve.Connection, built: layerserve.Layer) -> None:
     before = _snapshot(built)
     with pytest.raises(ValueError, match="was expecting 2 weights"):
         built.set_weights([np.zeros((4, 2), np.float32)])
@@ -101,14 +101,14 @@ def test_wrong_weights_change_nothing(conn: client.Connection, built: client.Lay
     assert _snapshot(built) == before
 
 
-def test_ambiguous_name_lists_candidates(server: ServerProcess, conn: client.Connection) -> None:
+def test_ambiguous_name_lists_candidates(server: ServerProcess, conn: layerserve.Connection) -> None:
     a, b = conn.layers.Dense(2, name="up"), conn.layers.Dense(2, name="up")
     response = httpx.get(f"{server.url}/v1/graphs/{conn.graph}/layers/up")
     assert response.status_code == 409
     assert sorted(response.json()["error"]["details"]["candidates"]) == sorted([a.id, b.id])
 
 
-def test_scope_name_before_first_apply(conn: client.Connection) -> None:
+def test_scope_name_before_first_apply(conn: layerserve.Connection) -> None:
     layer = conn.layers.Dense(2)
     with pytest.raises(ValueError, match='layer "dense_1" has not been used yet'):
         _ = layer.scope_name
@@ -116,7 +116,7 @@ def test_scope_name_before_first_apply(conn: client.Connection) -> None:
         layer.count_params()
 
 
-def test_functional_reuse_errors(conn: client.Connection) -> None:
+def test_functional_reuse_errors(conn: layerserve.Connection) -> None:
     x = np.ones((2, 3), np.float32)
     with pytest.raises(ValueError, match="Variable nope/kernel does not exist"):
         conn.layers.dense(x, 4, name="nope", reuse=True)

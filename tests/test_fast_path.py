@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tritonclient.http as triton
 
-import client
-from client._protocol import FRAME_CONTENT_TYPE, decode_frame, encode_frame, input_ref
+import layerserve
+from layerserve.protocol import FRAME_CONTENT_TYPE, decode_frame, encode_frame, input_ref
 from tests.server import ServerProcess
 
 FRAME = {"content-type": FRAME_CONTENT_TYPE, "accept": FRAME_CONTENT_TYPE}
@@ -92,7 +92,7 @@ def test_apply_answers_carry_the_request_id_version_and_error_body(http: httpx.C
     assert http.get(f"/layers/{dense}/apply").status_code == 405  # other methods still reach the router
 
 
-def test_infer_through_the_versioned_path(conn: client.Connection, server: ServerProcess) -> None:
+def test_infer_through_the_versioned_path(conn: layerserve.Connection, server: ServerProcess) -> None:
     dense = conn.layers.Dense(2, kernel_initializer="ones")
     x = np.ones((1, 3), np.float32)
     dense(x)

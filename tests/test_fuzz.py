@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.generation import GenerationMode
 
-from client._protocol import FRAME_CONTENT_TYPE, FRAME_MAGIC
+from layerserve.protocol import FRAME_CONTENT_TYPE, FRAME_MAGIC
 from tests.server import ServerProcess
 
 __all__ = ["PROPERTIES", "Target", "fuzz_operation"]

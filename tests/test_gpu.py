@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 
-import client
+import layerserve
 from tests.conformance.runner import Case, discover_cases, run_case
 from tests.devices import case_outputs, cuda_unavailable_reason, weights_loop
 from tests.server import ServerProcess
@@ -37,8 +37,8 @@ def cuda_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
 
 
 @pytest.fixture
-def cuda_conn(cuda_server: ServerProcess) -> Iterator[client.Connection]:
-    connection = client.connect(cuda_server.url, graph=f"cuda{next(_graphs)}")
+def cuda_conn(cuda_server: ServerProcess) -> Iterator[layerserve.Connection]:
+    connection = layerserve.connect(cuda_server.url, graph=f"cuda{next(_graphs)}")
     yield connection
     connection.close()
 
@@ -49,7 +49,7 @@ def test_cuda_is_active_with_binding(cuda_server: ServerProcess) -> None:
 
 
 @pytest.mark.parametrize("directory", [d for _, d in CASES], ids=[i for i, _ in CASES])
-def test_case_cuda_vs_cpu(cuda_conn: client.Connection, conn: client.Connection, directory: Path) -> None:
+def test_case_cuda_vs_cpu(cuda_conn: layerserve.Connection, conn: layerserve.Connection, directory: Path) -> None:
     case = Case.load(directory)
     run_case(cuda_conn, case)  # TensorFlow's reference, at the case's tolerance
     rtol = FLOAT32_RTOL if case.data["input_dtype"] == "float32" else case.tol["rtol"]
@@ -57,7 +57,7 @@ def test_case_cuda_vs_cpu(cuda_conn: client.Connection, conn: client.Connection,
         np.testing.assert_allclose(gpu, cpu, rtol=rtol, atol=rtol * 1e-2, err_msg=f"apply {k}")
 
 
-def test_set_weights_apply_loop_on_cuda(cuda_conn: client.Connection, conn: client.Connection) -> None:
+def test_set_weights_apply_loop_on_cuda(cuda_conn: layerserve.Connection, conn: layerserve.Connection) -> None:
     for gpu, cpu in zip(weights_loop(cuda_conn, 11, steps=6, rtol=FLOAT32_RTOL),
                         weights_loop(conn, 11, steps=6), strict=True):
         np.testing.assert_allclose(gpu, cpu, rtol=FLOAT32_RTOL, atol=1e-6)

@@ -13,8 +13,8 @@ import httpx
 import numpy as np
 import pytest
 
-import client
-from client._protocol import FRAME_CONTENT_TYPE, FRAME_MAGIC, encode_frame
+import layerserve
+from layerserve.protocol import FRAME_CONTENT_TYPE, FRAME_MAGIC, encode_frame
 from tests.server import ServerProcess
 
 _graphs = itertools.count(1)
@@ -261,8 +261,8 @@ def _expected(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray
 
 @pytest.mark.parametrize("binary", [True, False], ids=["frame", "json"])
 def test_nan_and_inf_inputs_compute_as_tf(server: ServerProcess, binary: bool) -> None:
-    conn = client.connect(server.url, graph=f"hostile{next(_graphs)}", binary=binary)
-    dense = conn.layers.Dense(2, activation="relu", activity_regularizer=client.regularizers.l2(0.5))
+    conn = layerserve.connect(server.url, graph=f"hostile{next(_graphs)}", binary=binary)
+    dense = conn.layers.Dense(2, activation="relu", activity_regularizer=layerserve.regularizers.l2(0.5))
     kernel, bias = np.array([[1, -1], [2, 0], [0, 1]], np.float32), np.array([0, 1], np.float32)
     x = np.array([[np.nan, 1, 1], [np.inf, 0, 0], [-np.inf, 1, 0], [1, 2, 3], [np.inf, 1, 0]], np.float32)
     dense.build((None, 3))

@@ -12,15 +12,15 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-import client
-from service.config import Settings
-from service.core.dataplane import DataPlane
-from service.runtime.binding import ResidentVariables, binding_enabled, run_bound
-from service.runtime.executor import Executor
-from service.runtime.memory import memory_report
-from service.runtime.providers import select_providers
-from service.runtime.sessions import CompiledLayer, SessionCache
-from service.store.filesystem import FilesystemStore
+import layerserve
+from layerserve.server.config import Settings
+from layerserve.server.core.dataplane import DataPlane
+from layerserve.server.runtime.binding import ResidentVariables, binding_enabled, run_bound
+from layerserve.server.runtime.executor import Executor
+from layerserve.server.runtime.memory import memory_report
+from layerserve.server.runtime.providers import select_providers
+from layerserve.server.runtime.sessions import CompiledLayer, SessionCache
+from layerserve.server.store.filesystem import FilesystemStore
 from tests.conformance.runner import Case, discover_cases, run_case
 from tests.devices import weights_loop
 from tests.server import ServerProcess
@@ -38,8 +38,8 @@ def bound_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
 
 
 @pytest.fixture
-def bound_conn(bound_server: ServerProcess) -> Iterator[client.Connection]:
-    connection = client.connect(bound_server.url, graph=f"bound{next(_graphs)}")
+def bound_conn(bound_server: ServerProcess) -> Iterator[layerserve.Connection]:
+    connection = layerserve.connect(bound_server.url, graph=f"bound{next(_graphs)}")
     yield connection
     connection.close()
 
@@ -52,11 +52,11 @@ def test_server_reports_binding(bound_server: ServerProcess, server: ServerProce
 
 
 @pytest.mark.parametrize("directory", [d for _, d in CASES], ids=[i for i, _ in CASES])
-def test_conformance_through_binding(bound_conn: client.Connection, directory: Path) -> None:
+def test_conformance_through_binding(bound_conn: layerserve.Connection, directory: Path) -> None:
     run_case(bound_conn, Case.load(directory))  # outputs, losses and updates as TensorFlow's
 
 
-def test_set_weights_apply_loop(bound_conn: client.Connection, conn: client.Connection) -> None:
+def test_set_weights_apply_loop(bound_conn: layerserve.Connection, conn: layerserve.Connection) -> None:
     """New weights reach the device before the next run; each step is bit-identical to the unbound
     server's (same kernels on the same device)."""
     for bound, plain in zip(weights_loop(bound_conn, 7), weights_loop(conn, 7), strict=True):

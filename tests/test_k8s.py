@@ -9,8 +9,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from service.cli import _parser
-from service.config import Settings
+from layerserve.server.cli import _parser
+from layerserve.server.config import Settings
 
 K8S = Path(__file__).resolve().parent.parent / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.30.0"

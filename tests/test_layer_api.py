@@ -7,10 +7,10 @@ import asyncio
 import numpy as np
 import pytest
 
-import client
+import layerserve
 
 
-def test_reuse_shares_variables(conn: client.Connection) -> None:
+def test_reuse_shares_variables(conn: layerserve.Connection) -> None:
     x = np.ones((2, 3), np.float32)
     conn.layers.dense(x, 4, name="fc")
     conn.layers.dense(x, 4, name="fc", reuse=True)
@@ -24,7 +24,7 @@ def test_reuse_shares_variables(conn: client.Connection) -> None:
     assert conn.global_variables() == []
 
 
-def test_trainable_false_at_construction(conn: client.Connection) -> None:
+def test_trainable_false_at_construction(conn: layerserve.Connection) -> None:
     layer = conn.layers.Dense(2, trainable=False)
     layer(np.ones((1, 3), np.float32))
     assert layer.trainable_variables == []
@@ -34,7 +34,7 @@ def test_trainable_false_at_construction(conn: client.Connection) -> None:
     assert len(layer.non_trainable_variables) == 2
 
 
-def test_explicit_build_and_dtype(conn: client.Connection) -> None:
+def test_explicit_build_and_dtype(conn: layerserve.Connection) -> None:
     layer = conn.layers.Dense(3)
     assert not layer.built and layer.dtype is None and layer.variables == []
     layer.build([None, 5])
@@ -46,7 +46,7 @@ def test_explicit_build_and_dtype(conn: client.Connection) -> None:
     assert wide(np.ones((1, 2), np.float32)).dtype == np.float64
 
 
-def test_dense_on_rank_3_and_output_shape(conn: client.Connection) -> None:
+def test_dense_on_rank_3_and_output_shape(conn: layerserve.Connection) -> None:
     layer = conn.layers.Dense(3)
     assert layer.compute_output_shape([None, 5, 4]) == (None, 5, 3)
     layer.build([None, 4])
@@ -56,24 +56,24 @@ def test_dense_on_rank_3_and_output_shape(conn: client.Connection) -> None:
     np.testing.assert_allclose(layer(x), x @ kernel + 1, rtol=1e-5)
 
 
-def test_config_round_trip(conn: client.Connection) -> None:
-    layer = conn.layers.Dense(3, activation="tanh", kernel_regularizer=client.regularizers.l1_l2(0.1, 0.2),
+def test_config_round_trip(conn: layerserve.Connection) -> None:
+    layer = conn.layers.Dense(3, activation="tanh", kernel_regularizer=layerserve.regularizers.l1_l2(0.1, 0.2),
                               name="cfg")
     config = layer.get_config()
     assert config["kernel_regularizer"]["class_name"] == "L1L2"
-    copy = client.layers.Dense.from_config(config)
+    copy = layerserve.layers.Dense.from_config(config)
     assert copy.name == "cfg" and not copy.built
     assert copy.get_config() == config
 
 
-def test_initializers_are_applied(conn: client.Connection) -> None:
-    layer = conn.layers.Dense(3, kernel_initializer=client.initializers.Constant(0.5),
+def test_initializers_are_applied(conn: layerserve.Connection) -> None:
+    layer = conn.layers.Dense(3, kernel_initializer=layerserve.initializers.Constant(0.5),
                               bias_initializer="ones")
     layer.build([None, 2])
     kernel, bias = layer.get_weights()
     np.testing.assert_array_equal(kernel, np.full((2, 3), 0.5, np.float32))
     np.testing.assert_array_equal(bias, np.ones(3, np.float32))
-    seeded = [conn.layers.Dense(4, kernel_initializer=client.initializers.GlorotUniform(seed=3)) for _ in range(2)]
+    seeded = [conn.layers.Dense(4, kernel_initializer=layerserve.initializers.GlorotUniform(seed=3)) for _ in range(2)]
     for layer in seeded:
         layer.build([None, 6])
     np.testing.assert_array_equal(seeded[0].get_weights()[0], seeded[1].get_weights()[0])
@@ -81,9 +81,9 @@ def test_initializers_are_applied(conn: client.Connection) -> None:
     assert np.all(np.abs(seeded[0].get_weights()[0]) <= limit)
 
 
-def test_losses_order_and_values(conn: client.Connection) -> None:
+def test_losses_order_and_values(conn: layerserve.Connection) -> None:
     layer = conn.layers.Dense(2, activity_regularizer={"l1": 0.5}, kernel_regularizer="l2",
-                              bias_regularizer=client.regularizers.L1(0.3))
+                              bias_regularizer=layerserve.regularizers.L1(0.3))
     x1, x2 = np.ones((2, 3), np.float32), np.full((4, 3), 2.0, np.float32)
     layer.build([None, 3])
     kernel, bias = np.full((3, 2), 0.1, np.float32), np.array([1.0, -1.0], np.float32)
@@ -98,18 +98,18 @@ def test_losses_order_and_values(conn: client.Connection) -> None:
     assert all(isinstance(v, np.float32) for v in layer.losses)
 
 
-def test_apply_async(conn: client.Connection) -> None:
+def test_apply_async(conn: layerserve.Connection) -> None:
     layer = conn.layers.Dense(2, kernel_initializer="ones")
     x = np.ones((3, 2), np.float32)
 
     async def main() -> list[np.ndarray]:
-        async with client.AsyncConnection(conn.url, graph=conn.graph) as aconn:
+        async with layerserve.AsyncConnection(conn.url, graph=conn.graph) as aconn:
             return list(await asyncio.gather(*(layer.apply_async(x, connection=aconn) for _ in range(4))))
 
     for y in asyncio.run(main()):
         np.testing.assert_array_equal(y, np.full((3, 2), 2.0, np.float32))
 
 
-def test_callable_arguments_are_refused(conn: client.Connection) -> None:
+def test_callable_arguments_are_refused(conn: layerserve.Connection) -> None:
     with pytest.raises(TypeError, match="cannot send a Python callable"):
         conn.layers.Dense(2, kernel_regularizer=lambda w: 0.01 * (w**2).sum())

@@ -12,7 +12,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-import client
+import layerserve
 
 TOL = {"float16": 1e-2, "float32": 1e-4, "float64": 1e-7}
 
@@ -64,7 +64,7 @@ POOLS = [
 
 @pytest.mark.parametrize(("cls", "dtype", "kwargs", "shape"), POOLS, ids=[f"{p[0]}-{p[1]}-{i}"
                                                                           for i, p in enumerate(POOLS)])
-def test_pooling_matches_reference(conn: client.Connection, cls: str, dtype: str, kwargs: dict[str, Any],
+def test_pooling_matches_reference(conn: layerserve.Connection, cls: str, dtype: str, kwargs: dict[str, Any],
                                    shape: tuple[int, ...]) -> None:
     layer = getattr(conn.layers, cls)(**kwargs)
     x = _rand(shape, dtype)
@@ -78,7 +78,7 @@ def test_pooling_matches_reference(conn: client.Connection, cls: str, dtype: str
     assert layer.compute_output_shape([None, *shape[1:]]) == (None, *want.shape[1:])
 
 
-def test_pooling_errors(conn: client.Connection) -> None:
+def test_pooling_errors(conn: layerserve.Connection) -> None:
     layer = conn.layers.MaxPooling2D(7, 1)
     with pytest.raises(ValueError, match="Negative dimension size caused by subtracting 7 from 5"):
         layer(np.zeros((1, 5, 5, 3), np.float32))
@@ -118,7 +118,7 @@ BNS = [  # shape, dtype, kwargs, non-negative axes, fused, input scale
 
 @pytest.mark.parametrize(("shape", "dtype", "kwargs", "axes", "fused", "scale"), BNS,
                          ids=[f"{b[1]}-{b[0]}-{b[2]}" for b in BNS])
-def test_batch_normalization_matches_reference(conn: client.Connection, shape: tuple[int, ...], dtype: str,
+def test_batch_normalization_matches_reference(conn: layerserve.Connection, shape: tuple[int, ...], dtype: str,
                                                kwargs: dict[str, Any], axes: list[int], fused: bool,
                                                scale: float) -> None:
     bn = conn.layers.BatchNormalization(**kwargs)
@@ -146,10 +146,10 @@ def test_batch_normalization_matches_reference(conn: client.Connection, shape: t
     for update, start, stat in zip(updates, weights[2:], (mean, stat_var), strict=True):
         _close(update.value, start - (start - stat) * decay, "float32" if dtype == "float16" else dtype)
     assert bn.get_config()["axis"] == axes
-    assert bn.input_spec == client.InputSpec(ndim=len(shape), axes={a: shape[a] for a in axes})
+    assert bn.input_spec == layerserve.InputSpec(ndim=len(shape), axes={a: shape[a] for a in axes})
 
 
-def test_running_updates_composes_and_respects_trainable(conn: client.Connection) -> None:
+def test_running_updates_composes_and_respects_trainable(conn: layerserve.Connection) -> None:
     bn = conn.layers.BatchNormalization(momentum=0.75)
     x1, x2 = _rand((5, 3), "float32", 1), _rand((5, 3), "float32", 2) + 1
     bn(x1, training=True)
@@ -177,7 +177,7 @@ def test_running_updates_composes_and_respects_trainable(conn: client.Connection
     np.testing.assert_allclose(bn.get_weights()[3], mv, rtol=1e-6, atol=1e-6)
 
 
-def test_batch_normalization_errors(conn: client.Connection) -> None:
+def test_batch_normalization_errors(conn: layerserve.Connection) -> None:
     bn = conn.layers.BatchNormalization(axis=3)
     with pytest.raises(ValueError, match="Invalid value for `axis` argument"):
         bn(np.zeros((2, 3, 4), np.float32))
@@ -188,7 +188,7 @@ def test_batch_normalization_errors(conn: client.Connection) -> None:
         assert info.value.status == 422  # type: ignore[attr-defined]
 
 
-def test_functional_batch_normalization_defaults_to_inference(conn: client.Connection) -> None:
+def test_functional_batch_normalization_defaults_to_inference(conn: layerserve.Connection) -> None:
     x = _rand((4, 3), "float32")
     y = conn.layers.batch_normalization(x, name="bn")
     _close(y, x / np.sqrt(1 + 1e-3), "float32")
@@ -196,7 +196,7 @@ def test_functional_batch_normalization_defaults_to_inference(conn: client.Conne
 
 
 # ---- Dropout and Flatten ----------------------------------------------------------------
-def test_dropout_masks(conn: client.Connection) -> None:
+def test_dropout_masks(conn: layerserve.Connection) -> None:
     x = np.ones((20, 50), np.float64)
     seeded = conn.layers.Dropout(0.25, seed=7)
     first = seeded(x, training=True)
@@ -212,7 +212,7 @@ def test_dropout_masks(conn: client.Connection) -> None:
     assert (y == y[:, :1, :]).all() and 0 < (y == 0).mean() < 1
 
 
-def test_dropout_errors(conn: client.Connection) -> None:
+def test_dropout_errors(conn: layerserve.Connection) -> None:
     with pytest.raises(ValueError, match="rate"):
         conn.layers.Dropout(1.5)
     layer = conn.layers.Dropout(1.0)
@@ -223,7 +223,7 @@ def test_dropout_errors(conn: client.Connection) -> None:
         conn.layers.Dropout(0.5, noise_shape=[None, 3])(np.ones((2, 2), np.float32), training=True)
 
 
-def test_flatten(conn: client.Connection) -> None:
+def test_flatten(conn: layerserve.Connection) -> None:
     x = _rand((2, 3, 4, 5), "float64")
     layer = conn.layers.Flatten(data_format="channels_first")
     np.testing.assert_array_equal(layer(x), x.transpose(0, 2, 3, 1).reshape(2, -1))
@@ -242,7 +242,7 @@ def test_flatten(conn: client.Connection) -> None:
     ("Dropout", {"rate": 0.5}, _rand((1, 4), "float32")),
     ("Flatten", {}, _rand((1, 2, 3), "float32")),
 ], ids=lambda v: v if isinstance(v, str) else "")
-def test_exported_model_runs_standalone(conn: client.Connection, cls: str, kwargs: dict[str, Any],
+def test_exported_model_runs_standalone(conn: layerserve.Connection, cls: str, kwargs: dict[str, Any],
                                         x: np.ndarray) -> None:
     layer = getattr(conn.layers, cls)(**kwargs)
     y = layer(x)

@@ -9,9 +9,9 @@ import httpx
 import numpy as np
 import pytest
 
-import client
-from service.cli import _parser
-from service.config import Settings
+import layerserve
+from layerserve.server.cli import _parser
+from layerserve.server.config import Settings
 from tests.server import ServerProcess
 from tests.test_hostile import assert_error, tensor
 
@@ -106,8 +106,8 @@ def test_layers_per_graph_limit(limited: ServerProcess) -> None:
 def test_records_per_layer_are_bounded_oldest_first(limited: ServerProcess) -> None:
     """Activity losses are per-input records: only the newest ``max_records_per_layer`` stay,
     in memory and across a restart."""
-    conn = client.connect(limited.url, graph="records")
-    dense = conn.layers.Dense(2, activity_regularizer=client.regularizers.l2(1.0), name="fc")
+    conn = layerserve.connect(limited.url, graph="records")
+    dense = conn.layers.Dense(2, activity_regularizer=layerserve.regularizers.l2(1.0), name="fc")
     inputs = [np.full((1, 3), i, np.float32) for i in range(1, 11)]
     for x in inputs:
         dense.apply(x)
@@ -118,7 +118,7 @@ def test_records_per_layer_are_bounded_oldest_first(limited: ServerProcess) -> N
     conn.close()
     limited.stop()
     limited.start()
-    conn = client.connect(limited.url, graph="records")
+    conn = layerserve.connect(limited.url, graph="records")
     (again,) = [layer for layer in conn.list_layers() if layer.name == "fc"]
     assert len(again.losses) == limit and len(again.get_losses_for(inputs[-1])) == 1
     conn.close()

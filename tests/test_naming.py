@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-import client
+import layerserve
 from tests.conformance.runner import EXTRA, HERE, SHARED
 
 IMPLEMENTED = {
@@ -35,7 +35,7 @@ def _input(shape: list[int | None]) -> np.ndarray:
     return np.random.default_rng(0).standard_normal([2 if d is None else d for d in shape]).astype(np.float32)
 
 
-def _step(conn: client.Connection, refs: dict[str, Any], step: dict[str, Any]) -> Any:
+def _step(conn: layerserve.Connection, refs: dict[str, Any], step: dict[str, Any]) -> Any:
     """Runs one step; returns what TF's result describes."""
     if step["op"] == "new":
         refs[step["ref"]] = getattr(conn.layers, step["class"])(**step["kwargs"])
@@ -50,7 +50,7 @@ def _step(conn: client.Connection, refs: dict[str, Any], step: dict[str, Any]) -
     return {"new_variables": [n for n in (v.name for v in conn.global_variables()) if n not in before]}
 
 
-def _run_step(conn: client.Connection, refs: dict[str, Any], step: dict[str, Any]) -> None:
+def _run_step(conn: layerserve.Connection, refs: dict[str, Any], step: dict[str, Any]) -> None:
     if "error" in step:
         with pytest.raises(getattr(builtins, step["error"]["type"])) as info:
             _step(conn, refs, step)
@@ -60,7 +60,7 @@ def _run_step(conn: client.Connection, refs: dict[str, Any], step: dict[str, Any
 
 
 @pytest.mark.parametrize("path", _naming_files(), ids=lambda p: p.parent.name)
-def test_naming_sequence(conn: client.Connection, path: Path) -> None:
+def test_naming_sequence(conn: layerserve.Connection, path: Path) -> None:
     data = json.loads(path.read_text())
     steps = data["steps"]
     classes = {s.get("class") or s.get("fn") for s in steps if s["op"] != "call"}

@@ -14,8 +14,8 @@ import httpx
 import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
-import client
-from client._protocol import FRAME_CONTENT_TYPE, encode_frame
+import layerserve
+from layerserve.protocol import FRAME_CONTENT_TYPE, encode_frame
 from tests.redis_server import RedisProcess
 from tests.server import ServerProcess, free_port
 from tests.test_hostile import assert_error
@@ -33,7 +33,7 @@ def _value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: s
 
 
 def test_metrics_count_requests_latency_errors_bytes_and_sessions(server: ServerProcess) -> None:
-    conn = client.connect(server.url, graph="metrics")
+    conn = layerserve.connect(server.url, graph="metrics")
     dense = conn.layers.Dense(3, name="fc")
     before = _samples(server.url)
     for _ in range(3):

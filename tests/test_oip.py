@@ -10,7 +10,7 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-import client
+import layerserve
 from tests.server import ServerProcess
 
 DATATYPES = {"float16": "FP16", "float32": "FP32", "float64": "FP64"}
@@ -38,7 +38,7 @@ def test_server_health_and_metadata(v2: triton.InferenceServerClient) -> None:
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
-def test_infer_json_and_binary_match_the_native_apply(conn: client.Connection, v2: triton.InferenceServerClient,
+def test_infer_json_and_binary_match_the_native_apply(conn: layerserve.Connection, v2: triton.InferenceServerClient,
                                                       dtype: str) -> None:
     dense = conn.layers.Dense(7, activation="tanh", dtype=dtype)
     x = np.random.default_rng(1).standard_normal((5, 3)).astype(dtype)
@@ -55,7 +55,7 @@ def test_infer_json_and_binary_match_the_native_apply(conn: client.Connection, v
 
 def test_default_graph_model_name_and_first_infer_builds(server: ServerProcess,
                                                          v2: triton.InferenceServerClient) -> None:
-    conn = client.connect(server.url)  # the default graph: {model} is the bare layer name
+    conn = layerserve.connect(server.url)  # the default graph: {model} is the bare layer name
     dense = conn.layers.Dense(2, name="oip.first")
     meta = v2.get_model_metadata("default.oip.first")
     assert meta["parameters"]["built"] is False and meta["inputs"][0]["shape"][0] == -1
@@ -69,7 +69,7 @@ def test_default_graph_model_name_and_first_infer_builds(server: ServerProcess,
     conn.close()
 
 
-def test_training_parameter_is_passed_through(conn: client.Connection, v2: triton.InferenceServerClient) -> None:
+def test_training_parameter_is_passed_through(conn: layerserve.Connection, v2: triton.InferenceServerClient) -> None:
     dense = conn.layers.Dense(3)
     x = np.ones((2, 2), np.float32)
     y = _infer(v2, f"{conn.graph}.{dense.name}", x, binary=True, parameters={"training": True})
@@ -78,7 +78,7 @@ def test_training_parameter_is_passed_through(conn: client.Connection, v2: trito
         _infer(v2, f"{conn.graph}.{dense.name}", x, binary=True, parameters={"training": "yes"})
 
 
-def test_errors_use_the_protocol_body(conn: client.Connection, server: ServerProcess,
+def test_errors_use_the_protocol_body(conn: layerserve.Connection, server: ServerProcess,
                                       v2: triton.InferenceServerClient) -> None:
     dense = conn.layers.Dense(3)
     model = f"{conn.graph}.{dense.name}"

@@ -10,8 +10,8 @@ import httpx
 import onnxruntime as ort
 import pytest
 
-from service.runtime.provider_options import ProviderOptionError, normalize_options, parse_size
-from service.runtime.providers import PROVIDER_NAMES, ProviderError, select_providers
+from layerserve.server.runtime.provider_options import ProviderOptionError, normalize_options, parse_size
+from layerserve.server.runtime.providers import PROVIDER_NAMES, ProviderError, select_providers
 from tests.server import ROOT, ServerProcess
 
 # A GPU provider this machine cannot use (CUDA on a CPU-only box), so the tests run everywhere.
@@ -87,7 +87,7 @@ def test_server_reports_active_providers(tmp_path_factory: pytest.TempPathFactor
 ])
 def test_startup_errors(tmp_path_factory: pytest.TempPathFactory, args: list[str], message: str) -> None:
     state = tmp_path_factory.mktemp("fail") / "state"
-    done = subprocess.run([sys.executable, "-m", "service", "serve", "--port", "9", "--state-dir", str(state), *args],
+    done = subprocess.run([sys.executable, "-m", "layerserve.server", "serve", "--port", "9", "--state-dir", str(state), *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr

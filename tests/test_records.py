@@ -1,4 +1,4 @@
-"""How a layer's records are stored (``service.store.records``): what a commit writes stays small
+"""How a layer's records are stored (``layerserve.server.store.records``): what a commit writes stays small
 whatever the record count, and the stored form always reads back as the layer's records."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from collections import deque
 
 import numpy as np
 
-from service.core.layer import ConditionalLoss, PendingUpdate
-from service.store.codec import loss_to_json, update_to_json
-from service.store.records import EMPTY, MAX_OBJECTS, TAIL_RECORDS, decode_object, from_index, plan
+from layerserve.server.core.layer import ConditionalLoss, PendingUpdate
+from layerserve.server.store.codec import loss_to_json, update_to_json
+from layerserve.server.store.records import EMPTY, MAX_OBJECTS, TAIL_RECORDS, decode_object, from_index, plan
 
 
 class _Layer:

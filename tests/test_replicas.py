@@ -11,8 +11,8 @@ import httpx
 import numpy as np
 import pytest
 
-import client
-from client.exceptions import LayerServeError
+import layerserve
+from layerserve.exceptions import LayerServeError
 from tests.redis_server import RedisProcess, redis_process  # noqa: F401 - fixture
 from tests.server import ServerProcess
 
@@ -37,8 +37,8 @@ def graph() -> str:
     return f"r{next(_graphs)}"
 
 
-def _conns(replicas: list[ServerProcess], graph: str) -> list[client.Connection]:
-    return [client.Connection(r.url, graph=graph) for r in replicas]
+def _conns(replicas: list[ServerProcess], graph: str) -> list[layerserve.Connection]:
+    return [layerserve.Connection(r.url, graph=graph) for r in replicas]
 
 
 def _parallel(*jobs: Callable[[], None]) -> None:
@@ -60,7 +60,7 @@ def _parallel(*jobs: Callable[[], None]) -> None:
 
 def test_a_layer_made_on_one_replica_is_served_by_the_other(replicas: list[ServerProcess], graph: str) -> None:
     a, b = _conns(replicas, graph)
-    made = a.layers.Dense(3, kernel_regularizer=client.regularizers.l2(0.1))
+    made = a.layers.Dense(3, kernel_regularizer=layerserve.regularizers.l2(0.1))
     y = made(X)
     seen = {layer.name: layer for layer in b.list_layers()}
     assert list(seen) == ["dense_1"]
@@ -87,11 +87,11 @@ def test_concurrent_writes_on_both_replicas_lose_nothing(replicas: list[ServerPr
     a, b = _conns(replicas, graph)
     per_replica = 6
     x_for = lambda i: np.full((1, 4), i, np.float32)  # distinct inputs, so distinct records
-    layer = a.layers.Dense(1, activity_regularizer=client.regularizers.l1(1.0))
+    layer = a.layers.Dense(1, activity_regularizer=layerserve.regularizers.l1(1.0))
     layer(x_for(0))
     on_b = b.list_layers()[0]
 
-    def work(conn: client.Connection, handle: client.layers.Layer, first: int) -> Callable[[], None]:
+    def work(conn: layerserve.Connection, handle: layerserve.layers.Layer, first: int) -> Callable[[], None]:
         def job() -> None:
             for i in range(first, first + per_replica):
                 conn.layers.Dense(1)
@@ -115,7 +115,7 @@ def test_concurrent_run_updates_on_both_replicas_apply_every_update(
     bn(base)
     on_b = b.list_layers()[0]
 
-    def train(handle: client.layers.Layer, mine: list[np.ndarray]) -> Callable[[], None]:
+    def train(handle: layerserve.layers.Layer, mine: list[np.ndarray]) -> Callable[[], None]:
         def job() -> None:
             for x in mine:
                 handle.apply(x, training=True)
@@ -146,7 +146,7 @@ def _put(url: str, graph: str, layer: str, arrays: list[np.ndarray], version: in
 def test_if_match_read_modify_write_from_both_replicas_loses_no_increment(
         replicas: list[ServerProcess], graph: str) -> None:
     a, _ = _conns(replicas, graph)
-    layer = a.layers.Dense(1, kernel_initializer=client.initializers.Zeros())
+    layer = a.layers.Dense(1, kernel_initializer=layerserve.initializers.Zeros())
     layer(X)
     per_replica, conflicts = 8, []
 
@@ -188,7 +188,7 @@ def test_a_stale_if_match_gets_409_and_changes_nothing(replicas: list[ServerProc
 def test_killing_a_replica_mid_write_leaves_no_torn_version(
         tmp_path: Path, replicas: list[ServerProcess], redis_process: RedisProcess, graph: str) -> None:  # noqa: F811
     victim = _replica(tmp_path, redis_process).start()
-    layer = client.Connection(victim.url, graph=graph).layers.Dense(64)
+    layer = layerserve.Connection(victim.url, graph=graph).layers.Dense(64)
     layer(np.ones((1, 256), np.float32))
     written = threading.Event()
     writer = threading.Thread(target=_write_until_failure, args=(layer, (256, 64), [0], written))
@@ -200,7 +200,7 @@ def test_killing_a_replica_mid_write_leaves_no_torn_version(
     assert kernel.min() == kernel.max() == bias.min() == bias.max() >= 1
 
 
-def _write_until_failure(layer: client.layers.Layer, shape: tuple[int, int], acknowledged: list[int],
+def _write_until_failure(layer: layerserve.layers.Layer, shape: tuple[int, int], acknowledged: list[int],
                         written: threading.Event) -> None:
     """set_weights with every array all `step`, step 1, 2, ...; the last acknowledged step is kept."""
     for step in itertools.count(1):
@@ -216,7 +216,7 @@ def test_a_redis_crash_with_persistence_loses_no_acknowledged_write(tmp_path: Pa
     redis = RedisProcess(tmp_path / "redis", persistent=True).start()
     replica = _replica(tmp_path, redis).start()
     try:
-        layer = client.Connection(replica.url, graph="durable").layers.Dense(8)
+        layer = layerserve.Connection(replica.url, graph="durable").layers.Dense(8)
         layer(np.ones((1, 16), np.float32))
         acknowledged, written = [0], threading.Event()
         writer = threading.Thread(target=_write_until_failure, args=(layer, (16, 8), acknowledged, written))

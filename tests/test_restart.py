@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-import client
+import layerserve
 from tests.server import ServerProcess
 
 
@@ -15,9 +15,9 @@ def test_restart_keeps_everything(tmp_path: Path) -> None:
     x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
     server = ServerProcess(state).start()
     try:
-        conn = client.connect(server.url, graph="restart")
-        a = conn.layers.Dense(3, activity_regularizer=client.regularizers.l1(0.1),
-                              kernel_regularizer=client.regularizers.l2(0.01))
+        conn = layerserve.connect(server.url, graph="restart")
+        a = conn.layers.Dense(3, activity_regularizer=layerserve.regularizers.l1(0.1),
+                              kernel_regularizer=layerserve.regularizers.l2(0.01))
         b = conn.layers.Dense(2, name="head")
         conn.layers.dense(x, 2, name="Dense")  # TF's op names ignore case: Dense/kernel_1:0
         y_a = a(x)
@@ -31,7 +31,7 @@ def test_restart_keeps_everything(tmp_path: Path) -> None:
         server.stop()
     server = ServerProcess(state).start()
     try:
-        conn = client.connect(server.url, graph="restart")
+        conn = layerserve.connect(server.url, graph="restart")
         layers = {layer.name: layer for layer in conn.list_layers()}
         assert sorted(layers) == ["Dense", "dense_1", "head"]
         again = layers["dense_1"]

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from service.core.layer import ConditionalLoss, PendingUpdate
-from service.store.codec import array_from_json, array_to_json
-from service.store.filesystem import FilesystemStore
+from layerserve.server.core.layer import ConditionalLoss, PendingUpdate
+from layerserve.server.store.codec import array_from_json, array_to_json
+from layerserve.server.store.filesystem import FilesystemStore
 from tests.server import ROOT, ServerProcess
 from tests.test_hostile import assert_error, tensor
 
@@ -47,7 +47,7 @@ def test_a_second_process_waits_for_the_first(tmp_path: Path) -> None:
 
 _HOLD = """
 import sys
-from service.store.filesystem import FilesystemStore
+from layerserve.server.store.filesystem import FilesystemStore
 store = FilesystemStore(sys.argv[1])
 store.load()
 print("held", flush=True)

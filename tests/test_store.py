@@ -18,16 +18,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from client._protocol import input_ref
-from service.config import Settings
-from service.core.dataplane import DataPlane
-from service.errors import Conflict
-from service.runtime.executor import Executor
-from service.runtime.providers import select_providers
-from service.runtime.sessions import SessionCache
-from service.store.base import StaleGraph, StateStore
-from service.store.codec import layer_to_json, records_to_json
-from service.store.filesystem import FilesystemStore
+from layerserve.protocol import input_ref
+from layerserve.server.config import Settings
+from layerserve.server.core.dataplane import DataPlane
+from layerserve.server.errors import Conflict
+from layerserve.server.runtime.executor import Executor
+from layerserve.server.runtime.providers import select_providers
+from layerserve.server.runtime.sessions import SessionCache
+from layerserve.server.store.base import StaleGraph, StateStore
+from layerserve.server.store.codec import layer_to_json, records_to_json
+from layerserve.server.store.filesystem import FilesystemStore
 from tests.redis_server import RedisProcess, redis_process  # noqa: F401 - fixture
 from tests.test_custom_layers import _config, _model_bytes
 
@@ -49,7 +49,7 @@ def planes(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Planes]:
         if request.param == "filesystem":
             store: StateStore = FilesystemStore(tmp_path / "state")
         else:
-            from service.store.redis import RedisStore
+            from layerserve.server.store.redis import RedisStore
 
             redis: RedisProcess = request.getfixturevalue("redis_process")
             store = RedisStore(redis.url, keep_versions=2)

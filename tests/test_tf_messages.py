@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import client
+import layerserve
 
 
-def test_layer_api_messages(conn: client.Connection) -> None:
+def test_layer_api_messages(conn: layerserve.Connection) -> None:
     dense = conn.layers.Dense(2)
     with pytest.raises(ValueError, match=r"^You tried to call `count_params` on dense_1, but the layer isn't built"):
         dense.count_params()
@@ -28,7 +28,7 @@ def test_layer_api_messages(conn: client.Connection) -> None:
         _ = dense.output
 
 
-def test_op_errors_come_after_the_build(conn: client.Connection) -> None:
+def test_op_errors_come_after_the_build(conn: layerserve.Connection) -> None:
     """TF builds the layer (variables and all) before the op it then creates refuses the input."""
     separable = conn.layers.SeparableConv2D(1, 1)
     with pytest.raises(ValueError, match=r"^Shape must be rank 4 but is rank 5 for 'DepthwiseConv2dNative'"):

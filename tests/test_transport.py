@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-import client
-from client._transport import LeanHTTP, usable_for
-from client.exceptions import TransportError
+import layerserve
+from layerserve._transport import LeanHTTP, usable_for
+from layerserve.exceptions import TransportError
 
 Answer = Callable[[bytes], tuple[bytes, bool]]  # request bytes -> (response bytes, close after it)
 
@@ -115,7 +115,7 @@ def test_chunked_answers_and_paths_that_need_escaping(scripted: Callable[[Answer
 
 def test_transport_failures_are_transport_errors(scripted: Callable[[Answer], _Server]) -> None:
     server = scripted(lambda request: (b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort", True))
-    conn = client.Connection(server.url)
+    conn = layerserve.Connection(server.url)
     with pytest.raises(TransportError):
         conn.call("POST", "/v1/graphs/g/layers", {"class": "Dense"})  # not retried: the server may have acted
     assert len(server.requests) == 1
@@ -127,7 +127,7 @@ def test_transport_failures_are_transport_errors(scripted: Callable[[Answer], _S
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
     with pytest.raises(TransportError):
-        client.Connection(f"http://127.0.0.1:{port}").call("POST", "/v1/graphs/g/layers", {})
+        layerserve.Connection(f"http://127.0.0.1:{port}").call("POST", "/v1/graphs/g/layers", {})
 
 
 def test_proxies_from_the_environment_keep_httpx(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -138,7 +138,7 @@ def test_proxies_from_the_environment_keep_httpx(monkeypatch: pytest.MonkeyPatch
     assert not usable_for("http://10.0.0.5:8000")
     monkeypatch.setenv("NO_PROXY", "10.0.0.5")
     assert usable_for("http://10.0.0.5:8000")
-    assert client.Connection("http://10.1.0.9:8000")._lean is None
+    assert layerserve.Connection("http://10.1.0.9:8000")._lean is None
 
 
 def test_a_line_break_in_the_token_is_refused() -> None:
@@ -146,7 +146,7 @@ def test_a_line_break_in_the_token_is_refused() -> None:
         LeanHTTP("http://127.0.0.1:1", {"authorization": "Bearer a\r\nx-evil: 1"}, 1.0)
 
 
-def test_applies_through_the_lean_transport_match_httpx(conn: client.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_applies_through_the_lean_transport_match_httpx(conn: layerserve.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
     dense = conn.layers.Dense(3)
     x = np.random.default_rng(3).standard_normal((4, 5)).astype(np.float32)
     assert conn._lean is not None

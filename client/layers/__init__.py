@@ -1,12 +1,12 @@
-"""``client.layers`` mirrors ``tf.compat.v1.layers``: the same classes and functional forms."""
+"""``layerserve.layers`` mirrors ``tf.compat.v1.layers``: the same classes and functional forms."""
 
 from __future__ import annotations
 
 import functools
 from typing import TYPE_CHECKING, Any
 
-from client.layers.base import InputSpec, Layer, RemoteUpdate, RemoteVariable
-from client.layers.convolutional import (
+from layerserve.layers.base import InputSpec, Layer, RemoteUpdate, RemoteVariable
+from layerserve.layers.convolutional import (
     Conv1D,
     Conv2D,
     Conv2DTranspose,
@@ -22,9 +22,9 @@ from client.layers.convolutional import (
     separable_conv1d,
     separable_conv2d,
 )
-from client.layers.core import Dense, Dropout, Flatten, dense, dropout, flatten
-from client.layers.normalization import BatchNormalization, batch_normalization
-from client.layers.pooling import (
+from layerserve.layers.core import Dense, Dropout, Flatten, dense, dropout, flatten
+from layerserve.layers.normalization import BatchNormalization, batch_normalization
+from layerserve.layers.pooling import (
     AveragePooling1D,
     AveragePooling2D,
     AveragePooling3D,
@@ -40,7 +40,7 @@ from client.layers.pooling import (
 )
 
 if TYPE_CHECKING:
-    from client.connection import Connection
+    from layerserve.connection import Connection
 
 __all__ = [
     "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "BatchNormalization", "BoundLayers", "Conv1D",
@@ -78,4 +78,4 @@ class BoundLayers:
             return functools.partial(_CLASSES[name], _connection=self._conn)
         if name in _FUNCTIONS:
             return functools.partial(_FUNCTIONS[name], _connection=self._conn)
-        raise AttributeError(f"client.layers has no {name!r}")
+        raise AttributeError(f"layerserve.layers has no {name!r}")

@@ -3,7 +3,7 @@
 A layer is created on the server when it is constructed (so ``name`` is TF's ``dense_1``);
 every property reads the server's current state, so several processes may share a layer.
 A subclass that defines ``call`` is a custom layer: once its ``__init__`` has returned, its
-``build`` and ``call`` are recorded (``client.layers.custom``) and the server creates it.
+``build`` and ``call`` are recorded (``layerserve.layers.custom``) and the server creates it.
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from client._core import Result, layer_path
-from client._protocol import input_ref
-from client._serialize import dtype_name, to_wire
-from client.connection import AsyncConnection, Connection, get_default_connection
+from layerserve._core import Result, layer_path
+from layerserve._serialize import dtype_name, to_wire
+from layerserve.connection import AsyncConnection, Connection, get_default_connection
+from layerserve.protocol import input_ref
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from client.layers.custom import Definition, Variable
+    from layerserve.layers.custom import Definition, Variable
 
 __all__ = ["InputSpec", "Layer", "RemoteUpdate", "RemoteVariable"]
 
@@ -135,7 +135,7 @@ class Layer(metaclass=_LayerMeta):
     """Base class of the remote layers, with TF's ``Layer(trainable, name, dtype, **kwargs)``.
 
     Subclass it as in TF1: create weights in ``build(input_shape)`` with ``add_weight``,
-    compute in ``call(inputs, training=None)`` with ``client.ops``, register ``add_loss`` and
+    compute in ``call(inputs, training=None)`` with ``layerserve.ops``, register ``add_loss`` and
     ``add_update``. See the README's custom-layer example.
     """
 
@@ -170,7 +170,7 @@ class Layer(metaclass=_LayerMeta):
         self._bind(conn, described)
 
     def _create_custom(self) -> None:
-        from client.layers.custom import define_layer
+        from layerserve.layers.custom import define_layer
 
         pending, self._pending = self._pending or {}, None
         specs = self._input_spec_arg
@@ -187,7 +187,7 @@ class Layer(metaclass=_LayerMeta):
     # ---- defining a custom layer (inside build and call) ----------------------------
     def call(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         """Override in a custom layer; runs once, on symbolic tensors, when the layer is defined.
-        TF's base ``Layer`` returns its inputs, and so does ``client.layers.Layer()``."""
+        TF's base ``Layer`` returns its inputs, and so does ``layerserve.layers.Layer()``."""
         return inputs
 
     def _defining(self, what: str) -> Definition:
@@ -200,7 +200,7 @@ class Layer(metaclass=_LayerMeta):
                    regularizer: Any = None, trainable: bool | None = None, constraint: Any = None,
                    **kwargs: Any) -> Variable:
         """TF's ``add_weight``: a variable ``<scope>/<name>:0`` made when the server builds the layer."""
-        from client.layers.custom import add_weight
+        from layerserve.layers.custom import add_weight
 
         if kwargs:
             raise TypeError(f"('Unknown keyword argument:', {sorted(kwargs)[0]!r})")
@@ -211,14 +211,14 @@ class Layer(metaclass=_LayerMeta):
     def add_loss(self, losses: Any, inputs: Any = None) -> None:
         """TF's ``add_loss``: a tensor of the inputs (or with ``inputs``) is conditional; one of the
         weights only, or a zero-argument callable, is unconditional (re-evaluated when read)."""
-        from client.layers.custom import add_loss
+        from layerserve.layers.custom import add_loss
 
         add_loss(self._defining("add_loss"), losses, inputs)
 
     def add_update(self, updates: Any, inputs: Any = None) -> None:
-        """TF's ``add_update`` with ``client.ops.assign`` / ``moving_average_update``: pending after
+        """TF's ``add_update`` with ``layerserve.ops.assign`` / ``moving_average_update``: pending after
         each training apply, applied by ``run_updates``."""
-        from client.layers.custom import add_update
+        from layerserve.layers.custom import add_update
 
         add_update(self._defining("add_update"), updates)
 
@@ -229,7 +229,7 @@ class Layer(metaclass=_LayerMeta):
 
     @classmethod
     def _from_description(cls, conn: Connection, described: dict[str, Any]) -> Layer:
-        from client.layers import class_for
+        from layerserve.layers import class_for
 
         layer = object.__new__(class_for(described["class"]))
         layer._bind(conn, described)

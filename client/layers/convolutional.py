@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from client.initializers import Zeros
-from client.layers.base import Layer, functional
+from layerserve.initializers import Zeros
+from layerserve.layers.base import Layer, functional
 
 if TYPE_CHECKING:
-    from client.connection import Connection
+    from layerserve.connection import Connection
 
 __all__ = [
     "Conv1D", "Conv2D", "Conv2DTranspose", "Conv3D", "Conv3DTranspose", "SeparableConv1D", "SeparableConv2D",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from client.connection import Connection
-from client.initializers import Zeros
-from client.layers.base import Layer, functional
+from layerserve.connection import Connection
+from layerserve.initializers import Zeros
+from layerserve.layers.base import Layer, functional
 
 __all__ = ["Dense", "Dropout", "Flatten", "dense", "dropout", "flatten"]
 

@@ -1,4 +1,4 @@
-"""Custom layers: a ``client.layers.Layer`` subclass's ``build`` and ``call``, recorded as ONNX.
+"""Custom layers: a ``layerserve.layers.Layer`` subclass's ``build`` and ``call``, recorded as ONNX.
 
 When such a layer is constructed, its ``build`` runs once with a symbolic input shape (entries
 are resolved by the server from the real input at the first apply) and its ``call`` once on
@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from client._protocol import tensor_to_json
-from client._serialize import to_wire
-from client._tracing import Tensor, Trace
+from layerserve._serialize import to_wire
+from layerserve._tracing import Tensor, Trace
+from layerserve.protocol import tensor_to_json
 
 if TYPE_CHECKING:
-    from client.layers.base import InputSpec, Layer
-    from client.ops import UpdateOp
+    from layerserve.layers.base import InputSpec, Layer
+    from layerserve.ops import UpdateOp
 
 __all__ = ["Definition", "InputDim", "SymbolicShape", "Variable", "define_layer", "onnx_layer_config"]
 
@@ -122,7 +122,7 @@ def _initial(initializer: Any, shape: list[int | str], dtype: str) -> dict[str, 
         return {"initializer": to_wire(initializer, "initializer")}
     if callable(initializer) and all(isinstance(d, int) for d in shape):
         return {"value": tensor_to_json(np.asarray(initializer(tuple(shape), dtype), dtype=dtype))}
-    raise TypeError(f"add_weight: initializer {initializer!r} is neither a name, a client.initializers object, "
+    raise TypeError(f"add_weight: initializer {initializer!r} is neither a name, a layerserve.initializers object, "
                     "an array, nor a callable on a fully known shape")
 
 
@@ -156,11 +156,11 @@ def add_loss(d: Definition, losses: Any, inputs: Any) -> None:
 
 
 def add_update(d: Definition, updates: Any) -> None:
-    from client.ops import UpdateOp
+    from layerserve.ops import UpdateOp
 
     for update in updates if isinstance(updates, (list, tuple)) else [updates]:
         if not isinstance(update, UpdateOp) or not isinstance(update.variable, Variable):
-            raise TypeError(f"add_update takes client.ops.assign(...) or moving_average_update(...) of one of "
+            raise TypeError(f"add_update takes layerserve.ops.assign(...) or moving_average_update(...) of one of "
                             f"the layer's weights, got {update!r}")
         if update.variable.trainable:
             raise ValueError(f"add_update: {update.variable.name!r} is trainable; updates assign non-trainable "

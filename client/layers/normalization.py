@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from client.connection import Connection
-from client.initializers import Ones, Zeros
-from client.layers.base import Layer, functional
+from layerserve.connection import Connection
+from layerserve.initializers import Ones, Zeros
+from layerserve.layers.base import Layer, functional
 
 __all__ = ["BatchNormalization", "batch_normalization"]
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from client.connection import Connection
-from client.layers.base import Layer, functional
+from layerserve.connection import Connection
+from layerserve.layers.base import Layer, functional
 
 __all__ = [
     "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D",

@@ -9,8 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.api.wire import json_response
-from service.errors import LayerServeError
+from layerserve.server.api.wire import json_response
+from layerserve.server.errors import LayerServeError
 
 __all__ = ["install_error_handlers"]
 

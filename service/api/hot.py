@@ -17,10 +17,10 @@ from typing import Any, NamedTuple
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.api.native import APPLY_PATH, apply_reply
-from service.api.oip import HEADER_LENGTH, INFER_PATHS, infer_reply
-from service.api.wire import Reply, receive_body
-from service.errors import LayerServeError
+from layerserve.server.api.native import APPLY_PATH, apply_reply
+from layerserve.server.api.oip import HEADER_LENGTH, INFER_PATHS, infer_reply
+from layerserve.server.api.wire import Reply, receive_body
+from layerserve.server.errors import LayerServeError
 
 __all__ = ["HotRoutes"]
 

@@ -28,11 +28,11 @@ from urllib.parse import unquote_to_bytes
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api.auth import TokenRule, authorize, graph_of_path
-from service.config import Settings
-from service.core.dataplane import GRAPH_NAME, LAYER_NAME
-from service.core.graph import LAYER_ID_PREFIX
-from service.errors import (
+from layerserve.server.api.auth import TokenRule, authorize, graph_of_path
+from layerserve.server.config import Settings
+from layerserve.server.core.dataplane import GRAPH_NAME, LAYER_NAME
+from layerserve.server.core.graph import LAYER_ID_PREFIX
+from layerserve.server.errors import (
     Forbidden,
     InvalidArgument,
     LayerServeError,
@@ -42,8 +42,8 @@ from service.errors import (
     ServiceUnavailable,
     Unauthorized,
 )
-from service.logs import request_id
-from service.metrics import ServiceMetrics
+from layerserve.server.logs import request_id
+from layerserve.server.metrics import ServiceMetrics
 
 __all__ = ["BearerAuth", "RequestContext", "RequestLimits", "send_error"]
 
@@ -282,7 +282,7 @@ class RequestLimits:
 
         try:
             await _within(self.app(scope, body.receive, send_watched), self.settings.request_timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if started:
                 return  # the answer is partly sent: the connection closes without the rest
             timeout = self.settings.request_timeout_s

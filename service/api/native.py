@@ -10,9 +10,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from client._protocol import FRAME_CONTENT_TYPE, FrameError, input_ref, json_number
-from service.api import dispatch
-from service.api.wire import (
+from layerserve.protocol import FRAME_CONTENT_TYPE, FrameError, input_ref, json_number
+from layerserve.server.api import dispatch
+from layerserve.server.api.wire import (
     ApplyBody,
     BuildBody,
     CreateLayerBody,
@@ -30,10 +30,10 @@ from service.api.wire import (
     tensor_reply,
     tensor_response,
 )
-from service.config import Settings
-from service.core.dataplane import DataPlane
-from service.core.layer import PendingUpdate
-from service.errors import InvalidArgument
+from layerserve.server.config import Settings
+from layerserve.server.core.dataplane import DataPlane
+from layerserve.server.core.layer import PendingUpdate
+from layerserve.server.errors import InvalidArgument
 
 __all__ = ["APPLY_PATH", "apply_reply", "graph_router", "native_router"]
 
@@ -59,7 +59,7 @@ async def _body(request: Request, model: Any, tensor_field: str | None = None) -
 
 def _refs(items: list[Any] | None, max_elements: int) -> list[str] | None:
     """Input references, given as digests or as the tensors themselves."""
-    from client._protocol import tensor_from_json
+    from layerserve.protocol import tensor_from_json
 
     if items is None:
         return None
@@ -151,7 +151,7 @@ async def build_layer(graph: str, layer: str, request: Request) -> Response:
 
 async def apply_reply(plane: DataPlane, settings: Settings, graph: str, layer: str, raw: bytes,
                       content_type: str | None, accept: str) -> Reply:
-    """The whole apply, from the body's bytes to the response (``service.api.hot`` serves it).
+    """The whole apply, from the body's bytes to the response (``layerserve.server.api.hot`` serves it).
     ``input_refs`` is in the response when the body asks for it or when the apply recorded
     losses or updates for its inputs (the digest is computed only then)."""
     body, inputs = await decode_body(raw, content_type, ApplyBody, settings.max_tensor_elements, "inputs")
@@ -165,7 +165,7 @@ async def apply_reply(plane: DataPlane, settings: Settings, graph: str, layer: s
 
 @native_router.post("/{layer}/apply", openapi_extra=body_doc(ApplyBody, {"inputs": "tensors"}, frame=True))
 async def apply_layer(graph: str, layer: str, request: Request) -> Response:
-    """Served by ``service.api.hot`` ahead of this router; kept for the schema and mounted apps."""
+    """Served by ``layerserve.server.api.hot`` ahead of this router; kept for the schema and mounted apps."""
     settings = request.app.state.settings
     raw = await read_body(request, settings.max_body_bytes)
     reply = await apply_reply(_plane(request), settings, graph, layer, raw, request.headers.get("content-type"),

@@ -19,10 +19,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from service.api import dispatch
-from service.api.wire import Reply, json_reply, read_body
-from service.core.dataplane import DataPlane
-from service.errors import BadRequest, LayerServeError
+from layerserve.server.api import dispatch
+from layerserve.server.api.wire import Reply, json_reply, read_body
+from layerserve.server.core.dataplane import DataPlane
+from layerserve.server.errors import BadRequest, LayerServeError
 
 __all__ = ["INFER_PATHS", "InferRequest", "infer_reply", "oip_router", "split_model"]
 
@@ -128,7 +128,7 @@ async def model_ready(model: str, request: Request, version: str | None = None) 
 
 async def infer_reply(plane: DataPlane, settings: Any, model: str, read: Callable[[], Awaitable[bytes]],
                       header_length: str | None) -> Reply:
-    """The whole inference, errors in the protocol's body (``service.api.hot`` serves it);
+    """The whole inference, errors in the protocol's body (``layerserve.server.api.hot`` serves it);
     ``read`` gives the request body, read once the model is known to exist."""
     try:
         graph, layer = split_model(model)
@@ -148,7 +148,7 @@ async def infer_reply(plane: DataPlane, settings: Any, model: str, read: Callabl
 @oip_router.post("/models/{model}/infer")
 @oip_router.post("/models/{model}/versions/{version}/infer")
 async def infer(model: str, request: Request, version: str | None = None) -> Response:
-    """Served by ``service.api.hot`` ahead of this router; kept for the schema and mounted apps."""
+    """Served by ``layerserve.server.api.hot`` ahead of this router; kept for the schema and mounted apps."""
     settings = request.app.state.settings
     reply = await infer_reply(_plane(request), settings, model, lambda: read_body(request, settings.max_body_bytes),
                               request.headers.get(HEADER_LENGTH))

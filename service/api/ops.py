@@ -7,8 +7,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from service.api.wire import json_response
-from service.metrics import CONTENT_TYPE
+from layerserve.server.api.wire import json_response
+from layerserve.server.metrics import CONTENT_TYPE
 
 __all__ = ["ops_router"]
 

@@ -1,7 +1,7 @@
 """Request and response bodies of the native API, and their two encodings.
 
 JSON (``application/json``): tensors are ``{"dtype", "shape", "data"}``. Binary
-(``application/x-layerserve-frame``, see ``client._protocol``): the same fields in the frame
+(``application/x-layerserve-frame``, see ``layerserve.protocol``): the same fields in the frame
 header and the tensors as raw payloads. The response uses the encoding the request's
 ``Accept`` header asks for (JSON by default).
 """
@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.types import Message
 
-from client._protocol import (
+from layerserve.protocol import (
     FRAME_CONTENT_TYPE,
     WIRE_DTYPES,
     FrameError,
@@ -29,7 +29,7 @@ from client._protocol import (
     json_values,
     tensor_from_json,
 )
-from service.errors import BadRequest, InvalidArgument, PayloadTooLarge, UnsupportedMediaType
+from layerserve.server.errors import BadRequest, InvalidArgument, PayloadTooLarge, UnsupportedMediaType
 
 __all__ = [
     "ApplyBody", "BuildBody", "CreateLayerBody", "PatchLayerBody", "RefsBody", "Reply", "ShapeBody", "WeightsBody",

@@ -25,19 +25,19 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from client._protocol import input_ref
-from service.config import Settings
-from service.core.dtypes import check_float_input, dtype_name, normalize_dtype
-from service.core.graph import Graph
-from service.core.layer import ConditionalLoss, Layer, PendingUpdate, short_name
-from service.core.naming import to_snake_case
-from service.core.regularizers import parse_regularizer
-from service.errors import Conflict, IncompatibleInput, InvalidArgument, LayerServeError, NotFound
-from service.layers import kind_for
-from service.layers.base import Signature, VariableSpec
-from service.runtime.batching import parse_batching
-from service.runtime.executor import Executor
-from service.store.base import StaleGraph, StateStore
+from layerserve.protocol import input_ref
+from layerserve.server.config import Settings
+from layerserve.server.core.dtypes import check_float_input, dtype_name, normalize_dtype
+from layerserve.server.core.graph import Graph
+from layerserve.server.core.layer import ConditionalLoss, Layer, PendingUpdate, short_name
+from layerserve.server.core.naming import to_snake_case
+from layerserve.server.core.regularizers import parse_regularizer
+from layerserve.server.errors import Conflict, IncompatibleInput, InvalidArgument, LayerServeError, NotFound
+from layerserve.server.layers import kind_for
+from layerserve.server.layers.base import Signature, VariableSpec
+from layerserve.server.runtime.batching import parse_batching
+from layerserve.server.runtime.executor import Executor
+from layerserve.server.store.base import StaleGraph, StateStore
 
 __all__ = ["ApplyResult", "DataPlane", "GRAPH_NAME", "LAYER_NAME"]
 
@@ -247,7 +247,7 @@ class DataPlane:
         self._commit(g, variables=[full for _, full, new in plan if new])
 
     def _create_variables(self, g: Graph, layer: Layer, plan: list[tuple[VariableSpec, str, bool]]) -> None:
-        from service.core.layer import Variable
+        from layerserve.server.core.layer import Variable
 
         values = {}
         for spec, full, new in plan:

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from service.errors import InvalidArgument
+from layerserve.server.errors import InvalidArgument
 
 __all__ = ["FLOAT_DTYPES", "check_float_input", "dtype_name", "normalize_dtype"]
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from service.core.layer import Layer, Variable
-from service.core.naming import GraphNames
-from service.errors import AmbiguousName, InvalidArgument, NotFound, VariableScopeError
-from service.layers.base import LayerKind, VariableSpec
+from layerserve.server.core.layer import Layer, Variable
+from layerserve.server.core.naming import GraphNames
+from layerserve.server.errors import AmbiguousName, InvalidArgument, NotFound, VariableScopeError
+from layerserve.server.layers.base import LayerKind, VariableSpec
 
 __all__ = ["Graph", "LAYER_ID_PREFIX"]
 

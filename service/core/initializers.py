@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from service.errors import InvalidArgument
+from layerserve.server.errors import InvalidArgument
 
 __all__ = ["Initializer", "parse_initializer"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.errors import IncompatibleInput
+from layerserve.server.errors import IncompatibleInput
 
 __all__ = ["InputSpec"]
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from service.core.input_spec import InputSpec
-from service.core.regularizers import Regularizer
-from service.layers.base import LayerKind
+from layerserve.server.core.input_spec import InputSpec
+from layerserve.server.core.regularizers import Regularizer
+from layerserve.server.layers.base import LayerKind
 
 __all__ = ["ConditionalLoss", "Layer", "PendingUpdate", "Variable", "short_name"]
 

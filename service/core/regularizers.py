@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from service.errors import InvalidArgument
+from layerserve.server.errors import InvalidArgument
 
 __all__ = ["Regularizer", "parse_regularizer"]
 

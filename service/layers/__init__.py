@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from service.errors import InvalidArgument
-from service.layers.base import LayerKind
-from service.layers.conv import Conv1D, Conv2D, Conv3D
-from service.layers.conv_transpose import Conv2DTranspose, Conv3DTranspose
-from service.layers.custom import CustomLayer
-from service.layers.dense import Dense
-from service.layers.dropout import Dropout
-from service.layers.flatten import Flatten
-from service.layers.normalization import BatchNormalization
-from service.layers.pooling import (
+from layerserve.server.errors import InvalidArgument
+from layerserve.server.layers.base import LayerKind
+from layerserve.server.layers.conv import Conv1D, Conv2D, Conv3D
+from layerserve.server.layers.conv_transpose import Conv2DTranspose, Conv3DTranspose
+from layerserve.server.layers.custom import CustomLayer
+from layerserve.server.layers.dense import Dense
+from layerserve.server.layers.dropout import Dropout
+from layerserve.server.layers.flatten import Flatten
+from layerserve.server.layers.normalization import BatchNormalization
+from layerserve.server.layers.pooling import (
     AveragePooling1D,
     AveragePooling2D,
     AveragePooling3D,
@@ -19,7 +19,7 @@ from service.layers.pooling import (
     MaxPooling2D,
     MaxPooling3D,
 )
-from service.layers.separable_conv import SeparableConv1D, SeparableConv2D
+from layerserve.server.layers.separable_conv import SeparableConv1D, SeparableConv2D
 
 __all__ = ["KINDS", "LayerKind", "kind_for"]
 

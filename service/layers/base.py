@@ -1,8 +1,8 @@
 """What a layer class is: its arguments, variables, shapes, config and ONNX graph.
 
-A ``LayerKind`` subclass per TensorFlow class; one module per family under ``service.layers``.
+A ``LayerKind`` subclass per TensorFlow class; one module per family under ``layerserve.server.layers``.
 Kinds are pure: they never touch variable values, the store or ONNX Runtime. The generic
-Layer semantics (naming, build, losses, updates, trainable) live in ``service.core``.
+Layer semantics (naming, build, losses, updates, trainable) live in ``layerserve.server.core``.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import onnx
 
-from service.core.initializers import Initializer, parse_initializer
-from service.core.input_spec import InputSpec
-from service.core.naming import to_snake_case
-from service.core.onnx_graph import GraphBuilder
-from service.core.regularizers import Regularizer, parse_regularizer
-from service.errors import InvalidArgument
-from service.layers.params import REQUIRED, Param, regularizer
+from layerserve.server.core.initializers import Initializer, parse_initializer
+from layerserve.server.core.input_spec import InputSpec
+from layerserve.server.core.naming import to_snake_case
+from layerserve.server.core.onnx_graph import GraphBuilder
+from layerserve.server.core.regularizers import Regularizer, parse_regularizer
+from layerserve.server.errors import InvalidArgument
+from layerserve.server.layers.params import REQUIRED, Param, regularizer
 
 __all__ = ["DtypePolicy", "GraphOutputs", "LayerKind", "Shape", "Signature", "VariableSpec"]
 

@@ -18,15 +18,15 @@ from typing import Any, ClassVar
 import numpy as np
 import onnx
 
-from client._protocol import tensor_from_json
-from service.core.initializers import Initializer, parse_initializer
-from service.core.input_spec import InputSpec
-from service.core.naming import to_snake_case
-from service.core.regularizers import parse_regularizer
-from service.errors import IncompatibleInput, InvalidArgument
-from service.layers.base import LayerKind, Shape, Signature, VariableSpec
-from service.layers.custom_onnx import Frame, data_inputs, extract_outputs, frame_model
-from service.layers.custom_spec import (
+from layerserve.protocol import tensor_from_json
+from layerserve.server.core.initializers import Initializer, parse_initializer
+from layerserve.server.core.input_spec import InputSpec
+from layerserve.server.core.naming import to_snake_case
+from layerserve.server.core.regularizers import parse_regularizer
+from layerserve.server.errors import IncompatibleInput, InvalidArgument
+from layerserve.server.layers.base import LayerKind, Shape, Signature, VariableSpec
+from layerserve.server.layers.custom_onnx import Frame, data_inputs, extract_outputs, frame_model
+from layerserve.server.layers.custom_spec import (
     LossDecl,
     UpdateDecl,
     VariableDecl,
@@ -38,7 +38,7 @@ from service.layers.custom_spec import (
     parse_updates,
     parse_variables,
 )
-from service.layers.custom_validation import check_graph, decode_model, dims, elem_dtype, safe_model
+from layerserve.server.layers.custom_validation import check_graph, decode_model, dims, elem_dtype, safe_model
 
 __all__ = ["CustomLayer", "ExplicitValue"]
 
@@ -173,7 +173,7 @@ class CustomLayer(LayerKind):
         return parse_initializer(decl.initializer, decl.name)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
-        from service.layers.custom_shapes import output_shape
+        from layerserve.server.layers.custom_shapes import output_shape
 
         return output_shape(self, input_shape)
 

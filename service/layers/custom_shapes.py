@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING
 
 import onnx
 
-from service.errors import IncompatibleInput
-from service.layers.custom_onnx import data_inputs
-from service.layers.custom_validation import dims
+from layerserve.server.errors import IncompatibleInput
+from layerserve.server.layers.custom_onnx import data_inputs
+from layerserve.server.layers.custom_validation import dims
 
 if TYPE_CHECKING:
-    from service.layers.custom import CustomLayer
+    from layerserve.server.layers.custom import CustomLayer
 
 __all__ = ["output_shape"]
 

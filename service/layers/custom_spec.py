@@ -21,11 +21,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from client._protocol import FrameError, tensor_from_json
-from service.core.dtypes import FLOAT_DTYPES
-from service.core.input_spec import InputSpec
-from service.errors import InvalidArgument
-from service.layers.params import initializer, regularizer
+from layerserve.protocol import FrameError, tensor_from_json
+from layerserve.server.core.dtypes import FLOAT_DTYPES
+from layerserve.server.core.input_spec import InputSpec
+from layerserve.server.errors import InvalidArgument
+from layerserve.server.layers.params import initializer, regularizer
 
 __all__ = [
     "CONFIG_KEYS", "LossDecl", "UpdateDecl", "VariableDecl", "bad", "input_ref_of", "normalize_config",

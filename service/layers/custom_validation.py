@@ -16,9 +16,9 @@ from collections.abc import Iterator
 import onnx
 from google.protobuf.message import DecodeError
 
-from service.errors import PayloadTooLarge
-from service.layers.custom_onnx import depends_on, subgraphs
-from service.layers.custom_spec import LossDecl, UpdateDecl, VariableDecl, bad, input_ref_of
+from layerserve.server.errors import PayloadTooLarge
+from layerserve.server.layers.custom_onnx import depends_on, subgraphs
+from layerserve.server.layers.custom_spec import LossDecl, UpdateDecl, VariableDecl, bad, input_ref_of
 
 __all__ = ["check_graph", "decode_model", "dims", "elem_dtype", "safe_model"]
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from service.core.activations import apply_activation
-from service.core.initializers import Initializer
-from service.core.input_spec import InputSpec
-from service.core.onnx_graph import GraphBuilder
-from service.errors import InvalidArgument
-from service.layers.base import GraphOutputs, LayerKind, Signature, VariableSpec
-from service.layers.params import (
+from layerserve.server.core.activations import apply_activation
+from layerserve.server.core.initializers import Initializer
+from layerserve.server.core.input_spec import InputSpec
+from layerserve.server.core.onnx_graph import GraphBuilder
+from layerserve.server.errors import InvalidArgument
+from layerserve.server.layers.base import GraphOutputs, LayerKind, Signature, VariableSpec
+from layerserve.server.layers.params import (
     Param,
     kernel_bias_params,
     units_int,

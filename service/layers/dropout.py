@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from service.core.onnx_graph import GraphBuilder
-from service.errors import IncompatibleInput, InvalidArgument
-from service.layers.base import GraphOutputs, LayerKind, Signature
-from service.layers.params import Param
+from layerserve.server.core.onnx_graph import GraphBuilder
+from layerserve.server.errors import IncompatibleInput, InvalidArgument
+from layerserve.server.layers.base import GraphOutputs, LayerKind, Signature
+from layerserve.server.layers.params import Param
 
 __all__ = ["Dropout"]
 

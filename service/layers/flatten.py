@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from service.core.input_spec import InputSpec
-from service.core.onnx_graph import GraphBuilder
-from service.layers.base import GraphOutputs, LayerKind, Signature
-from service.layers.params import Param, data_format
+from layerserve.server.core.input_spec import InputSpec
+from layerserve.server.core.onnx_graph import GraphBuilder
+from layerserve.server.layers.base import GraphOutputs, LayerKind, Signature
+from layerserve.server.layers.params import Param, data_format
 
 __all__ = ["Flatten"]
 

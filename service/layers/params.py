@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from service.core.activations import normalize_activation
-from service.core.initializers import parse_initializer
-from service.core.regularizers import parse_regularizer
-from service.errors import InvalidArgument
+from layerserve.server.core.activations import normalize_activation
+from layerserve.server.core.initializers import parse_initializer
+from layerserve.server.core.regularizers import parse_regularizer
+from layerserve.server.errors import InvalidArgument
 
 __all__ = [
     "REQUIRED", "ZEROS", "Param", "kernel_bias_params", "activation", "boolean", "constraint", "data_format", "initializer",

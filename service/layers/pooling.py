@@ -12,11 +12,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from service.core.input_spec import InputSpec
-from service.core.onnx_graph import GraphBuilder
-from service.errors import IncompatibleInput, InvalidArgument
-from service.layers.base import GraphOutputs, LayerKind, Signature
-from service.layers.params import Param, data_format, int_tuple, padding
+from layerserve.server.core.input_spec import InputSpec
+from layerserve.server.core.onnx_graph import GraphBuilder
+from layerserve.server.errors import IncompatibleInput, InvalidArgument
+from layerserve.server.layers.base import GraphOutputs, LayerKind, Signature
+from layerserve.server.layers.params import Param, data_format, int_tuple, padding
 
 __all__ = [
     "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "MaxPooling1D", "MaxPooling2D", "MaxPooling3D",

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from service.errors import InvalidArgument
+from layerserve.server.errors import InvalidArgument
 
 __all__ = ["BatchPolicy", "BatchStats", "Batcher", "parse_batching", "run_padded"]
 

@@ -15,9 +15,9 @@ import numpy as np
 import onnxruntime as ort
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument as InvalidArgumentError
 
-from service.errors import InvalidArgument
-from service.runtime.providers import ProviderSelection
-from service.runtime.sessions import CompiledLayer
+from layerserve.server.errors import InvalidArgument
+from layerserve.server.runtime.providers import ProviderSelection
+from layerserve.server.runtime.sessions import CompiledLayer
 
 __all__ = ["BINDING_MODES", "ResidentVariables", "binding_enabled", "run_bound"]
 

@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 from onnx import numpy_helper
 
-from service.core.layer import Layer
-from service.errors import IncompatibleInput, LayerServeError
-from service.layers.base import Signature
-from service.runtime.batching import Batcher, BatchPolicy, run_padded
-from service.runtime.binding import ResidentVariables, run_bound
-from service.runtime.compiler import INPUT, OUTPUT, compile_layer, input_name
-from service.runtime.model_check import check_loadable, clean_message
-from service.runtime.sessions import CompiledLayer, SessionCache
+from layerserve.server.core.layer import Layer
+from layerserve.server.errors import IncompatibleInput, LayerServeError
+from layerserve.server.layers.base import Signature
+from layerserve.server.runtime.batching import Batcher, BatchPolicy, run_padded
+from layerserve.server.runtime.binding import ResidentVariables, run_bound
+from layerserve.server.runtime.compiler import INPUT, OUTPUT, compile_layer, input_name
+from layerserve.server.runtime.model_check import check_loadable, clean_message
+from layerserve.server.runtime.sessions import CompiledLayer, SessionCache
 
 __all__ = ["Executor"]
 

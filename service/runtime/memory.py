@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from service.runtime.executor import Executor
+from layerserve.server.runtime.executor import Executor
 
 __all__ = ["device_memory", "memory_report"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import onnxruntime as ort
 
-from service.errors import InvalidArgument
-from service.runtime.sessions import SessionCache
+from layerserve.server.errors import InvalidArgument
+from layerserve.server.runtime.sessions import SessionCache
 
 __all__ = ["check_loadable", "clean_message"]
 

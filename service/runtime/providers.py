@@ -14,7 +14,7 @@ from typing import Any
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from service.runtime.provider_options import ProviderOptionError, device_id_of, normalize_options
+from layerserve.server.runtime.provider_options import ProviderOptionError, device_id_of, normalize_options
 
 __all__ = ["DEVICE_PROVIDERS", "PROVIDER_NAMES", "ProviderError", "ProviderSelection", "select_providers"]
 

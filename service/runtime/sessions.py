@@ -11,10 +11,10 @@ import numpy as np
 import onnxruntime as ort
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument as InvalidArgumentError
 
-from service.errors import InvalidArgument
-from service.layers.base import LayerKind, Signature
-from service.runtime.compiler import compile_layer
-from service.runtime.providers import ProviderSelection
+from layerserve.server.errors import InvalidArgument
+from layerserve.server.layers.base import LayerKind, Signature
+from layerserve.server.runtime.compiler import compile_layer
+from layerserve.server.runtime.providers import ProviderSelection
 
 __all__ = ["CompiledLayer", "SessionCache"]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 
-from service.core.graph import Graph
-from service.store.versions import Changes, StaleGraph, Stamper
+from layerserve.server.core.graph import Graph
+from layerserve.server.store.versions import Changes, StaleGraph, Stamper
 
 __all__ = ["StaleGraph", "StateStore"]
 

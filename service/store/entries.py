@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from service.core.graph import Graph
-from service.core.layer import Variable
-from service.core.naming import GraphNames
-from service.store.codec import layer_blobs, layer_from_json, layer_to_json
+from layerserve.server.core.graph import Graph
+from layerserve.server.core.layer import Variable
+from layerserve.server.core.naming import GraphNames
+from layerserve.server.store.codec import layer_blobs, layer_from_json, layer_to_json
 
 __all__ = ["STRUCTURE", "assemble", "decode_entry", "definition_texts", "dumps", "graph_blobs", "value_bytes",
            "value_from_bytes"]

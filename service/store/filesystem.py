@@ -41,12 +41,20 @@ from typing import Any
 
 import numpy as np
 
-from service.core.graph import Graph
-from service.errors import StoreUnavailable
-from service.store.base import StateStore
-from service.store.codec import blob_name, graph_from_json, graph_to_json
-from service.store.entries import graph_blobs
-from service.store.records import EMPTY, TAIL_BYTES, StoredRecords, decode_object, from_index, index_objects, plan
+from layerserve.server.core.graph import Graph
+from layerserve.server.errors import StoreUnavailable
+from layerserve.server.store.base import StateStore
+from layerserve.server.store.codec import blob_name, graph_from_json, graph_to_json
+from layerserve.server.store.entries import graph_blobs
+from layerserve.server.store.records import (
+    EMPTY,
+    TAIL_BYTES,
+    StoredRecords,
+    decode_object,
+    from_index,
+    index_objects,
+    plan,
+)
 
 __all__ = ["FilesystemStore"]
 

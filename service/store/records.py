@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from service.core.layer import ConditionalLoss, PendingUpdate
-from service.store.codec import decode_records, loss_to_json, update_to_json
+from layerserve.server.core.layer import ConditionalLoss, PendingUpdate
+from layerserve.server.store.codec import decode_records, loss_to_json, update_to_json
 
 __all__ = ["EMPTY", "MAX_OBJECTS", "StoredRecords", "TAIL_BYTES", "TAIL_RECORDS", "decode_object", "from_index",
            "index_objects", "plan"]

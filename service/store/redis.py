@@ -36,13 +36,13 @@ import redis.asyncio
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from service.core.graph import Graph
-from service.errors import StoreUnavailable
-from service.store.base import StaleGraph, StateStore
-from service.store.codec import blob_name, blob_refs
-from service.store.entries import assemble, decode_entry, value_bytes
-from service.store.records import EMPTY, StoredRecords, decode_object, from_index, index_objects, plan
-from service.store.versions import Changes
+from layerserve.server.core.graph import Graph
+from layerserve.server.errors import StoreUnavailable
+from layerserve.server.store.base import StaleGraph, StateStore
+from layerserve.server.store.codec import blob_name, blob_refs
+from layerserve.server.store.entries import assemble, decode_entry, value_bytes
+from layerserve.server.store.records import EMPTY, StoredRecords, decode_object, from_index, index_objects, plan
+from layerserve.server.store.versions import Changes
 
 __all__ = ["CHANNEL", "RedisStore"]
 

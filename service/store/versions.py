@@ -14,8 +14,8 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from service.core.graph import Graph
-from service.store.entries import definition_texts, graph_blobs
+from layerserve.server.core.graph import Graph
+from layerserve.server.store.entries import definition_texts, graph_blobs
 
 __all__ = ["Changes", "StaleGraph", "Stamper"]
 

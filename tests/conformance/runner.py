@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-import client
+import layerserve
 
 __all__ = ["EXTRA", "HERE", "SHARED", "Case", "discover_cases", "run_case", "run_functional"]
 
@@ -87,7 +87,7 @@ def _normalize_config(value: Any) -> Any:
     return value
 
 
-def _make_layer(conn: client.Connection, case: Case) -> client.Layer:
+def _make_layer(conn: layerserve.Connection, case: Case) -> layerserve.Layer:
     cls = getattr(conn.layers, case.data["class"])
     return cls(**case.data["kwargs"])  # type: ignore[no-any-return]
 
@@ -139,7 +139,7 @@ def _check_state(layer: Any, case: Case) -> None:
     assert _normalize_config(layer.get_config()) == _normalize_config(want["config"])
 
 
-def _spec_json(spec: client.InputSpec) -> dict[str, Any]:
+def _spec_json(spec: layerserve.InputSpec) -> dict[str, Any]:
     out: dict[str, Any] = {k: getattr(spec, k) for k in ("ndim", "min_ndim", "max_ndim", "dtype")
                            if getattr(spec, k) is not None}
     if spec.shape is not None:
@@ -199,7 +199,7 @@ def _set_given_weights(layer: Any, case: Case) -> None:
     layer.set_weights([case.arrays[w["array"]] for w in weights])
 
 
-def run_case(conn: client.Connection, case: Case) -> None:
+def run_case(conn: layerserve.Connection, case: Case) -> None:
     layer = _make_layer(conn, case)
     assert layer.name == case.data["layer_name_at_construction"]
     _set_given_weights(layer, case)
@@ -210,7 +210,7 @@ def run_case(conn: client.Connection, case: Case) -> None:
     _check_flip(layer, case)
 
 
-def run_functional(conn: client.Connection, case: Case) -> None:
+def run_functional(conn: layerserve.Connection, case: Case) -> None:
     """The functional form gives the class's outputs (weights set through a shared scope)."""
     kwargs = dict(case.data["kwargs"])
     kwargs.pop("name", None)
