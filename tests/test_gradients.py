@@ -436,3 +436,54 @@ def test_dropout_in_training_mode_uses_the_forward_mask() -> None:
     grads = append_gradients(graph, ys=["y"], xs=["x"], grad_ys=[None], stop=set())
     y, g = _run(graph, {"x": x}, ["y", grads[0]])
     np.testing.assert_allclose(g, np.where(y != 0, 2.0, 0.0))
+
+
+# ---- Gradients nodes of a composed program ----------------------------------------------------
+def test_gradients_node_expands_in_place_for_later_nodes() -> None:
+    """``Gradients(loss; w, x, u)`` where a later node applies the step: one run gives the new w."""
+    from layerserve.server.core.gradients import expand_gradient_nodes
+
+    x, w = rnd((4, 3), "float64", 1), rnd((3, 2), "float64", 2)
+    nodes = [
+        helper.make_node("MatMul", ["x", "w"], ["y"]),
+        helper.make_node("Mul", ["y", "y"], ["sq"]),
+        helper.make_node("ReduceSum", ["sq"], ["loss"], keepdims=0),
+        helper.make_node("Gradients", ["loss", "w", "x", "u", ""], ["gw", "gx", "gu"], domain="ai.layerserve",
+                         num_ys=1),
+        helper.make_node("Mul", ["gw", "lr"], ["step"]),
+        helper.make_node("Sub", ["w", "step"], ["new_w"]),
+    ]
+    graph = graph_of(nodes, {"x": x, "w": w, "u": w}, ["new_w", "gx", "gu"], {"lr": np.asarray(0.1)})
+    assert expand_gradient_nodes(graph, stop=set()) == 1
+    assert not any(n.domain for n in graph.node)
+    new_w, gx, gu = _run(graph, {"x": x, "w": w, "u": w}, ["new_w", "gx", "gu"])
+    y = x @ w
+    np.testing.assert_allclose(new_w, w - 0.1 * (x.T @ (2 * y)), rtol=1e-12)
+    np.testing.assert_allclose(gx, (2 * y) @ w.T, rtol=1e-12)
+    np.testing.assert_array_equal(gu, np.zeros_like(w))  # requested but unconnected: zeros
+
+
+def test_second_gradients_node_differentiates_through_the_first() -> None:
+    """d/dx of (d/dx sum(x^3)) . ones = 6x: the second node sees the first one's backward nodes."""
+    from layerserve.server.core.gradients import expand_gradient_nodes
+
+    x = rnd((5,), "float64", 1)
+    nodes = [
+        helper.make_node("Mul", ["x", "x"], ["x2"]),
+        helper.make_node("Mul", ["x2", "x"], ["x3"]),
+        helper.make_node("Gradients", ["x3", "x", ""], ["g1"], domain="ai.layerserve", num_ys=1),
+        helper.make_node("Gradients", ["g1", "x", ""], ["g2"], domain="ai.layerserve", num_ys=1),
+    ]
+    graph = graph_of(nodes, {"x": x}, ["g2"])
+    assert expand_gradient_nodes(graph, stop=set()) == 2
+    (g2,) = _run(graph, {"x": x}, ["g2"])
+    np.testing.assert_allclose(g2, 6 * x, rtol=1e-12)
+
+
+def test_malformed_gradients_node_is_refused() -> None:
+    from layerserve.server.core.gradients import GradientError, expand_gradient_nodes
+
+    x = rnd((2,), "float64", 1)
+    nodes = [helper.make_node("Gradients", ["x", "x"], ["g", "h"], domain="ai.layerserve", num_ys=1)]
+    with pytest.raises(GradientError, match="num_ys"):
+        expand_gradient_nodes(graph_of(nodes, {"x": x}, ["g"]), stop=set())
