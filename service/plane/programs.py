@@ -27,6 +27,7 @@ from layerserve.server.core.program import Composed, check_program, compose
 from layerserve.server.errors import Conflict, InvalidArgument, NotFound
 from layerserve.server.layers.base import Signature, VariableSpec
 from layerserve.server.runtime.compiler import compile_layer
+from layerserve.server.runtime.model_check import clean_message
 from layerserve.server.runtime.sessions import CompiledLayer
 
 __all__ = ["ProgramPlane", "VARIABLE_NAME"]
@@ -197,7 +198,11 @@ class ProgramPlane:
         for extra in composed.extra_feeds:
             kind = g.layers[extra.layer_id].kind
             inputs[extra.input] = kind.extra_feeds(extra.shape, extra.dtype, True)[extra.name]
-        arrays = compiled.session.run(inputs)
+        try:
+            arrays = compiled.session.session.run(compiled.session.output_names, inputs)
+        except Exception as exc:  # the program failed on these feeds (a shape, an index): TF's InvalidArgumentError
+            raise InvalidArgument(f"the program failed on these feeds: {clean_message(str(exc))}",
+                                  code="run_failed", op_error="InvalidArgumentError") from None
         return dict(zip(compiled.session.output_names, arrays, strict=True))
 
     @staticmethod

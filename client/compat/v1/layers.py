@@ -53,8 +53,10 @@ class _GraphMode:
     _local_regularizers: dict[str, Callable[[Any], Any]]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        sig = inspect.signature(type(self).__mro__[2])  # the hosted class's own signature
-        named = dict(sig.bind_partial(*args, **kwargs).arguments)
+        hosted_class: type = type(self).__mro__[2]
+        sig = inspect.signature(hosted_class.__init__)  # the hosted class's own signature
+        named = dict(sig.bind_partial(None, *args, **kwargs).arguments)
+        named.pop("self", None)
         extra = named.pop("kwargs", {}) if "kwargs" in sig.parameters else {}
         named.update(extra)
         self._local_regularizers = {k: named.pop(k) for k in _REGULARIZER_ARGS if _wire_callable(named.get(k))}
