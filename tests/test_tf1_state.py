@@ -65,7 +65,7 @@ def test_kill_during_update_runs_leaves_a_whole_number_of_runs(tmp_path: Path) -
                     acked[0] += 1
             except (layerserve.exceptions.TransportError, OSError, ConnectionError):
                 return
-            except BaseException as exc:  # noqa: BLE001 - reported by the test
+            except BaseException as exc:
                 failures.append(exc)
 
         worker = threading.Thread(target=loop)
@@ -106,7 +106,7 @@ def test_two_clients_running_one_program_apply_each_update_once(server: ServerPr
                 for _ in range(runs_each):
                     conn.call("POST", f"/v1/graphs/{graph}/programs/{program}:run", {"feeds": ["img:0"],
                               "fetches": []}, tensors=[DATA], accept_tensors=True, request_key="values")
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:
             failures.append(exc)
 
     threads = [threading.Thread(target=client) for _ in range(2)]

@@ -53,8 +53,8 @@ class _GraphMode:
     _local_regularizers: dict[str, Callable[[Any], Any]]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        hosted_class: type = type(self).__mro__[2]
-        sig = inspect.signature(hosted_class.__init__)  # the hosted class's own signature
+        init = next(c.__dict__["__init__"] for c in type(self).__mro__[2:] if "__init__" in c.__dict__)
+        sig = inspect.signature(init)  # the hosted class's own signature
         named = dict(sig.bind_partial(None, *args, **kwargs).arguments)
         named.pop("self", None)
         extra = named.pop("kwargs", {}) if "kwargs" in sig.parameters else {}
