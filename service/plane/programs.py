@@ -121,7 +121,7 @@ class ProgramPlane:
         except Exception:
             raise InvalidArgument("the program is not an ONNX model", code="invalid_program") from None
         check_program(model, max_nodes=_MAX_NODES, has_layer=lambda ref: _has_layer(g, ref),
-                      has_variable=lambda name: name in g.variables, gradients=False)
+                      has_variable=lambda name: name in g.variables, gradients=_gradients_available())
         program = _Program(program_id, model, [o.name for o in model.graph.output])
         with self._lock:
             table = self._programs.setdefault(graph, OrderedDict())
@@ -222,6 +222,14 @@ class ProgramPlane:
               fetches: list[str]) -> list[np.ndarray]:
         index = {name: compiled.composed.fetch_outputs[k] for k, name in enumerate(program.outputs)}
         return [outputs[index[f]] for f in fetches]
+
+
+def _gradients_available() -> bool:
+    try:
+        import layerserve.server.core.gradients  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _has_layer(g: Graph, ref: str) -> bool:

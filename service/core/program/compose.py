@@ -70,6 +70,8 @@ class _Composer:
         self.inits: list[onnx.TensorProto] = list(program.graph.initializer)
         self.known: dict[str, tuple[int, ...]] = {}
         self.calls: dict[str, _Call] = {}
+        self.var_tensors: dict[str, str] = {}  # variable -> the program tensor holding its value
+        self.gradients = False
         self.out = Composed(onnx.ModelProto(), [])
         self._count = 0
         declared = {i.name for i in program.graph.input}
@@ -143,6 +145,8 @@ class _Composer:
                 self.expand(node)
             else:
                 self.nodes.append(node)
+        if self.gradients:
+            self.expand_gradients()
         outputs = []
         for k, name in enumerate(fetches):
             outputs.append(self.output(name, f"~fetch/{k}"))
@@ -151,6 +155,17 @@ class _Composer:
             self.out.writes[variable] = self.output(value, f"~write/{k}")
         self.out.model = self.typed_model([*self.out.fetch_outputs, *self.out.writes.values()])
         return self.out
+
+    def expand_gradients(self) -> None:
+        try:
+            from layerserve.server.core.gradients import expand_gradient_nodes
+        except ImportError:
+            raise InvalidArgument("gradients not available: this server cannot form gradients",
+                                  code="gradients_unavailable", op="Gradients") from None
+        model = self.model([])
+        expand_gradient_nodes(model.graph, stop=self.out.stop)
+        self.nodes = list(model.graph.node)
+        self.inits = list(model.graph.initializer)
 
     def output(self, value: str, name: str) -> str:
         self.node("Identity", [value], name)
@@ -171,6 +186,7 @@ class _Composer:
         op = node.op_type
         if op == "ReadVariable":
             self.node("Identity", [self.variable_input(attrs["variable"])], node.output[0])
+            self.var_tensors[attrs["variable"]] = node.output[0]
         elif op == "Assign":
             self.node("Identity", [node.input[0]], node.output[0])
             self.out.writes[attrs["variable"]] = node.output[0]
@@ -181,9 +197,11 @@ class _Composer:
             self.layer_call(node, attrs)
         elif op == "LayerUpdate":
             self.layer_update(node, attrs)
+        elif op == "Gradients":
+            self.nodes.append(node)  # expanded once everything before it is composed
+            self.gradients = True
         else:
-            raise InvalidArgument(f"gradients not available: the server cannot expand {DOMAIN}.{op} yet",
-                                  code="gradients_unavailable", op=op)
+            raise InvalidArgument(f"the server cannot expand {DOMAIN}.{op}", code="unsupported_op", op=op)
 
     def layer_call(self, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         layer = self.source.layer(attrs["layer"])
@@ -248,6 +266,10 @@ class _Composer:
             self.inputs.append(copy)
             self.out.extra_feeds.append(ExtraFeed(name, layer.id, info.name, shape, dtype))
             return name
+        if _feeds_as_stored(layer):  # the variable itself: gradients reach the program's variable reads
+            full = next((n for n in layer.variables if layer.short_name(n) == info.name), None)
+            if full is not None:
+                return self.var_tensors.get(full) or self.variable_input(full)
         name = f"~layer/{layer.id}/{info.name}"
         if name not in self.out.layer_inputs:
             copy = onnx.ValueInfoProto()
@@ -279,6 +301,13 @@ class _Composer:
             new = self.node("Where", [node.input[1], new, current])
         self.node("Identity", [new], node.output[0])
         self.out.writes[variable] = node.output[0]
+
+
+def _feeds_as_stored(layer: Any) -> bool:
+    """Whether the layer's graph takes its variables as stored (no layout change on the host)."""
+    from layerserve.server.layers.base import LayerKind
+
+    return type(layer.kind).runtime_feeds is LayerKind.runtime_feeds
 
 
 def compose(program: onnx.ModelProto, feeds: dict[str, tuple[str, tuple[int, ...]]], fetches: list[str],
