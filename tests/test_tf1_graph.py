@@ -290,3 +290,42 @@ def test_an_op_the_server_cannot_run_is_refused_at_registration(graph: layerserv
     error = answer.json()["error"]
     assert error["code"] == "unsupported_op" and "NoSuchOp" in error["message"]
     assert graph.list_layers() == [] and graph.global_variables() == []
+
+
+# ---- gradients (expanded on the server) -------------------------------------------------------------
+def test_gradients_of_a_dense_layer_and_a_variable(graph: layerserve.Connection) -> None:
+    rng = np.random.default_rng(3)
+    k0, x0 = rng.standard_normal((3, 2)).astype(np.float32), rng.standard_normal((4, 3)).astype(np.float32)
+    x = tf.placeholder(tf.float32, [None, 3])
+    scale = tf.get_variable("scale", initializer=tf.constant([2.0, -1.0]))
+    y = tf.layers.dense(x, 2, kernel_initializer=tf.constant_initializer(k0), name="fc") * scale
+    loss = tf.reduce_sum(tf.square(y))
+    kernel, bias = tf.global_variables()[1:3]
+    blocked = tf.stop_gradient(scale) * 3.0
+    grads = tf.gradients(loss, [kernel, bias, scale, x])
+    assert tf.gradients(tf.reduce_sum(blocked), [scale]) == [None]
+    with tf.Session() as sess:
+        gk, gb, gs, gx = sess.run(grads, {x: x0})
+    s = np.array([2.0, -1.0], np.float32)
+    pre = x0 @ k0
+    dy = 2 * pre * s
+    np.testing.assert_allclose(gk, x0.T @ (dy * s), rtol=1e-5)
+    np.testing.assert_allclose(gb, (dy * s).sum(0), rtol=1e-5)
+    np.testing.assert_allclose(gs, (2 * pre * s * pre).sum(0), rtol=1e-5)
+    np.testing.assert_allclose(gx, (dy * s) @ k0.T, rtol=1e-5)
+
+
+def test_gradients_reach_a_convolution_kernel_stored_in_tf_layout(graph: layerserve.Connection) -> None:
+    rng = np.random.default_rng(4)
+    x0 = rng.standard_normal((2, 4, 4, 1)).astype(np.float32)
+    k0 = rng.standard_normal((2, 2, 1, 3)).astype(np.float32)
+    x = tf.placeholder(tf.float32, [None, 4, 4, 1])
+    y = tf.layers.conv2d(x, 3, 2, kernel_initializer=tf.constant_initializer(k0), use_bias=False)
+    loss = tf.reduce_sum(tf.square(y))
+    (kernel,) = tf.trainable_variables()
+    with tf.Session() as sess:
+        (grad,) = sess.run(tf.gradients(loss, [kernel]), {x: x0})
+    patches = np.stack([x0[:, i:i + 2, j:j + 2, :] for i in range(3) for j in range(3)], axis=1)  # b, 9, 2, 2, 1
+    out = np.einsum("bpijc,ijco->bpo", patches, k0)
+    expected = np.einsum("bpijc,bpo->ijco", patches, 2 * out)
+    np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-5)

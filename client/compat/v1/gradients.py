@@ -22,7 +22,7 @@ def _reaching(ys: list[Tensor], stop: set[str]) -> set[str]:
         op = t.op
         if op is None or op.type == "StopGradient":
             continue
-        stack.extend(i for i in op.inputs if i.dtype.is_floating)
+        stack.extend(i for i in [*op.inputs, *op.deps] if i.dtype.is_floating)
     return seen
 
 

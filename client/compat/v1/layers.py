@@ -204,6 +204,8 @@ def _graph_call(layer: Any, x: Tensor, training: Any) -> Tensor:
         y = math_ops.op("LayerCall", [x] + ([flag] if flag is not None else []),
                         _final_op_name(layer, config, mode == 1), type(layer).__mro__[2].__name__, domain=DOMAIN,
                         out=(dtype, TensorShape(shape["output_shape"])), layer=layer.id, training=mode)
+        assert y.op is not None
+        y.op.deps = [v for v in state.variables if v.trainable]
         if type(layer).__mro__[2].__name__ == "BatchNormalization" and mode != 0:
             _batch_norm_updates(g, state, x, y, flag)
     _activity_loss(layer, g, state, x, y)

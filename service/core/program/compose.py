@@ -16,6 +16,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from layerserve.server.core.onnx_graph import OPSET, onnx_dtype
+from layerserve.server.core.program.feeds import graph_feeds
 from layerserve.server.core.program.validate import DOMAIN
 from layerserve.server.errors import InvalidArgument
 
@@ -72,6 +73,8 @@ class _Composer:
         self.calls: dict[str, _Call] = {}
         self.var_tensors: dict[str, str] = {}  # variable -> the program tensor holding its value
         self.gradients = False
+        self.differentiates = any(n.domain == DOMAIN and n.op_type == "Gradients" for n in program.graph.node)
+        self.layouts: dict[str, dict[str, str] | None] = {}
         self.out = Composed(onnx.ModelProto(), [])
         self._count = 0
         declared = {i.name for i in program.graph.input}
@@ -266,10 +269,9 @@ class _Composer:
             self.inputs.append(copy)
             self.out.extra_feeds.append(ExtraFeed(name, layer.id, info.name, shape, dtype))
             return name
-        if _feeds_as_stored(layer):  # the variable itself: gradients reach the program's variable reads
-            full = next((n for n in layer.variables if layer.short_name(n) == info.name), None)
-            if full is not None:
-                return self.var_tensors.get(full) or self.variable_input(full)
+        graph_layout = self.graph_layout(layer)
+        if graph_layout is not None and info.name in graph_layout:
+            return graph_layout[info.name]
         name = f"~layer/{layer.id}/{info.name}"
         if name not in self.out.layer_inputs:
             copy = onnx.ValueInfoProto()
@@ -278,6 +280,28 @@ class _Composer:
             self.inputs.append(copy)
             self.out.layer_inputs[name] = (layer.id, info.name)
         return name
+
+    def graph_layout(self, layer: Any) -> dict[str, str] | None:
+        """The layer's graph inputs computed from the program's variable values (so that gradients
+        reach them): as stored, or through the layout change a program that differentiates needs."""
+        if layer.id in self.layouts:
+            return self.layouts[layer.id]
+        values = {}
+        for full in layer.variables:
+            dtype, shape = self.source.variable(full)
+            values[layer.short_name(full)] = (self.var_tensors.get(full) or self.variable_input(full), shape, dtype)
+        found: dict[str, str] | None = {k: v[0] for k, v in values.items()}
+        if not _feeds_as_stored(layer):
+            found = graph_feeds(layer.kind.class_name, values, self.node_with, self.ints) if self.differentiates \
+                else None
+        self.layouts[layer.id] = found
+        return found
+
+    def node_with(self, op_type: str, inputs: list[str], **attrs: Any) -> str:
+        return self.node(op_type, inputs, **attrs)
+
+    def ints(self, values: list[int]) -> str:
+        return self.const(np.asarray(values, np.int64), "int64")
 
     def layer_update(self, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         call = self.calls.get(node.input[0])
