@@ -1,0 +1,1 @@
+"""The application service floor: graph cache, transactions, lifecycle, apply, records, programs."""
