@@ -166,3 +166,25 @@ def test_public_training_programs_pass(server: ServerProcess) -> None:
 def test_more_training_programs_pass(server: ServerProcess) -> None:
     """Every optimizer and schedule, recorded from TensorFlow (tests/tf1_training)."""
     _run_programs(server, ROOT / "tf1_training")
+
+
+def test_gradient_through_an_op_without_a_rule_is_refused_at_registration(server: ServerProcess) -> None:
+    """TF's LookupError ("No gradient defined for operation ..."), a 422 naming the op, before any run."""
+    import layerserve
+    from layerserve.compat.v1.graph import get_default_graph
+
+    layerserve.connect(server.url, graph="train-norule")
+    tf.reset_default_graph()
+    x = tf.placeholder(tf.float32, [None, 3], name="x")
+    w = tf.get_variable("w", [3], initializer=tf.ones_initializer())
+    g = get_default_graph()
+    h = x * w
+    op = g.new_operation("TopK", "top", [h])
+    values = g.add_output(op, tf.float32, tf.TensorShape([None, 1]))
+    g.record(op, "TopK", [h, tf.constant(np.array([1], np.int64))], [values.name, values.name + "_indices"], axis=-1)
+    loss = tf.reduce_sum(values)
+    grad = tf.gradients(loss, [w])[0]
+    with tf.Session() as sess, pytest.raises(Exception) as caught:
+        sess.run(grad, {x: np.ones((2, 3), np.float32)})
+    assert isinstance(caught.value, LookupError), type(caught.value)
+    assert "TopK" in str(caught.value) and "No gradient defined" in str(caught.value)
