@@ -127,18 +127,24 @@ def _scope_for(layer: Any, g: Graph) -> tuple[str, str, bool]:
     return full, short, bool(reuse)
 
 
-def _final_op_name(layer: Any, config: dict[str, Any], training: Any) -> str:
+def _final_op_name(layer: Any, config: dict[str, Any], training: Any, rank: int | None) -> str:
+    """The name TF gives the op computing a layer's output (``dense/BiasAdd``)."""
     activation = config.get("activation")
     if isinstance(activation, str) and activation in _ACTIVATION_OPS:
         return _ACTIVATION_OPS[activation]
     cls = type(layer).__mro__[2].__name__
-    table = {"Dense": "BiasAdd" if config.get("use_bias") else "Tensordot", "Flatten": "Reshape",
-             "BatchNormalization": "FusedBatchNormV3", "Dropout": "dropout/SelectV2" if training else "Identity"}
-    if cls in table:
-        return table[cls]
+    if cls.endswith("1D") and ("Pooling" in cls or not config.get("use_bias")):
+        return "Squeeze"
     if "Pooling" in cls:
         return ("MaxPool" if cls.startswith("Max") else "AvgPool") + ("3D" if cls.endswith("3D") else "")
-    return "BiasAdd" if config.get("use_bias") else cls
+    if config.get("use_bias"):
+        return "BiasAdd"
+    table = {"Dense": "MatMul" if rank == 2 else "Tensordot", "Flatten": "Reshape",
+             "BatchNormalization": "FusedBatchNormV3" if rank in (4, 5) and config.get("fused") is not False
+             else "batchnorm/add_1", "Dropout": "dropout/SelectV2" if training else "Identity",
+             "Conv2D": "Conv2D", "Conv3D": "Conv3D", "Conv2DTranspose": "conv2d_transpose",
+             "Conv3DTranspose": "conv3d_transpose", "SeparableConv2D": "separable_conv2d"}
+    return table.get(cls, cls)
 
 
 def _first_call(layer: Any, x: Tensor) -> _CallState:
@@ -202,7 +208,7 @@ def _graph_call(layer: Any, x: Tensor, training: Any) -> Tensor:
     dtype = as_dtype(described["dtype"] or x.dtype)
     with g.name_scope(state.name_scope):
         y = math_ops.op("LayerCall", [x] + ([flag] if flag is not None else []),
-                        _final_op_name(layer, config, mode == 1), type(layer).__mro__[2].__name__, domain=DOMAIN,
+                        _final_op_name(layer, config, mode == 1, x.shape.ndims), type(layer).__mro__[2].__name__, domain=DOMAIN,
                         out=(dtype, TensorShape(shape["output_shape"])), layer=layer.id, training=mode)
         assert y.op is not None
         y.op.deps = [v for v in state.variables if v.trainable]

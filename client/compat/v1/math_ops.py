@@ -124,15 +124,15 @@ def binary(op_type: str, x: Any, y: Any, name: str | None = None) -> Tensor:
 
 
 def add(x: Any, y: Any, name: str | None = None) -> Tensor:
-    return binary("Add", x, y, name or "add")
+    return binary("Add", x, y, name or "Add")
 
 
 def subtract(x: Any, y: Any, name: str | None = None) -> Tensor:
-    return binary("Sub", x, y, name or "sub")
+    return binary("Sub", x, y, name or "Sub")
 
 
 def multiply(x: Any, y: Any, name: str | None = None) -> Tensor:
-    return binary("Mul", x, y, name or "mul")
+    return binary("Mul", x, y, name or "Mul")
 
 
 def truediv(x: Any, y: Any, name: str | None = None) -> Tensor:
@@ -172,7 +172,7 @@ def floormod(x: Any, y: Any, name: str | None = None) -> Tensor:
 
 
 def pow(x: Any, y: Any, name: str | None = None) -> Tensor:
-    return binary("Pow", x, y, name or "pow")
+    return binary("Pow", x, y, name or "Pow")
 
 
 def maximum(x: Any, y: Any, name: str | None = None) -> Tensor:
