@@ -100,7 +100,7 @@ class _GraphMode:
         state = self._state()
         if state is None:
             return super().get_updates_for(inputs)  # type: ignore[misc]
-        return [op for x, op in state.updates if x is inputs]
+        return [op for x, op in state.updates if _depends_on(x, inputs)]
 
     @property
     def losses(self) -> Any:
@@ -111,7 +111,24 @@ class _GraphMode:
         state = self._state()
         if state is None:
             return super().get_losses_for(inputs)  # type: ignore[misc]
-        return [loss for x, loss in state.losses if x is inputs]
+        return [loss for x, loss in state.losses if _depends_on(x, inputs)]
+
+
+def _depends_on(t: Tensor | None, inputs: Any) -> bool:
+    """Whether ``t`` is computed from ``inputs`` (TF's rule for conditional losses and updates)."""
+    if t is None or inputs is None:
+        return t is None and inputs is None
+    wanted = {id(i) for i in (inputs if isinstance(inputs, (list, tuple)) else [inputs])}
+    stack, seen = [t], set()
+    while stack:
+        cur = stack.pop()
+        if id(cur) in wanted:
+            return True
+        if id(cur) in seen or cur.op is None:
+            continue
+        seen.add(id(cur))
+        stack.extend(cur.op.inputs)
+    return False
 
 
 def _scope_for(layer: Any, g: Graph) -> tuple[str, str, bool]:
@@ -225,7 +242,7 @@ def _batch_norm_updates(g: Graph, state: _CallState, x: Tensor, y: Tensor, flag:
         value = math_ops.op("LayerUpdate", [y] + ([flag] if flag is not None else []), name, "AssignSubVariableOp",
                             domain=DOMAIN, out=(var.dtype, var.shape), variable=var.name)
         assert value.op is not None
-        value.op.stateful = True
+        value.op.stateful, value.op.writes = True, var.name
         state.updates.append((x, value.op))
         g.add_to_collection(GraphKeys.UPDATE_OPS, value.op)
 
