@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 import onnx
 
-from layerserve.server.core.dataplane import DataPlane, _retried
-from layerserve.server.core.dtypes import dtype_name
 from layerserve.server.core.graph import Graph
 from layerserve.server.core.layer import Layer, Variable
 from layerserve.server.core.program import Composed, check_program, compose
 from layerserve.server.errors import Conflict, InvalidArgument, NotFound
 from layerserve.server.layers.base import Signature, VariableSpec
+from layerserve.server.layers.kit.dtypes import dtype_name
+from layerserve.server.plane.dataplane import DataPlane
+from layerserve.server.plane.transactions import retried
 from layerserve.server.runtime.compiler import compile_layer
 from layerserve.server.runtime.model_check import clean_message
 from layerserve.server.runtime.sessions import CompiledLayer
@@ -90,7 +91,7 @@ class ProgramPlane:
         self._lock = threading.Lock()
 
     # ---- variables not owned by a layer ------------------------------------------------------
-    @_retried
+    @retried
     def create_variable(self, graph: str, name: str, value: np.ndarray, *, trainable: bool) -> dict[str, Any]:
         if not isinstance(name, str) or not VARIABLE_NAME.fullmatch(name):
             raise InvalidArgument(f"variable name must match {VARIABLE_NAME.pattern}, got {str(name)[:80]!r}",
@@ -110,7 +111,7 @@ class ProgramPlane:
         return g.variables[name].to_json()
 
     # ---- registration ------------------------------------------------------------------------
-    @_retried
+    @retried
     def register(self, graph: str, data: bytes) -> str:
         """Store the program (once per content); its id is the sha256 of its bytes."""
         program_id = hashlib.sha256(data).hexdigest()
@@ -156,7 +157,7 @@ class ProgramPlane:
             return self._pick(program, compiled, outputs, fetches)
         return self._run_and_commit(graph, program, feeds, fetches)
 
-    @_retried
+    @retried
     def _run_and_commit(self, graph: str, program: _Program, feeds: dict[str, np.ndarray],
                         fetches: list[str]) -> list[np.ndarray]:
         g = self.plane.graph(graph)

@@ -15,10 +15,10 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from layerserve.server.core.onnx_graph import OPSET, onnx_dtype
 from layerserve.server.core.program.feeds import graph_feeds
 from layerserve.server.core.program.validate import DOMAIN
 from layerserve.server.errors import InvalidArgument
+from layerserve.server.layers.kit.onnx_graph import OPSET, onnx_dtype
 
 __all__ = ["Composed", "ExtraFeed", "LayerSource", "compose"]
 
@@ -317,7 +317,8 @@ class _Composer:
             n = int(np.prod(call.x_shape)) // max(param, 1)
             factor = np.float32(n) / np.float32(max(n - 1, 1))
             stat = self.node("Mul", [stat, self.const(factor, var_dtype)])
-        current = self.variable_input(variable)
+        # Two calls' updates of one variable in a run apply one after the other, in call order.
+        current = self.out.writes.get(variable) or self.variable_input(variable)
         decay = self.const(1.0 - kind.config["momentum"], var_dtype)
         step = self.node("Mul", [self.node("Sub", [current, stat]), decay])
         new = self.node("Sub", [current, step])
