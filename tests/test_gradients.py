@@ -488,3 +488,31 @@ def test_malformed_gradients_node_is_refused() -> None:
     nodes = [helper.make_node("Gradients", ["x", "x"], ["g", "h"], domain="ai.layerserve", num_ys=1)]
     with pytest.raises(GradientError, match="num_ys"):
         expand_gradient_nodes(graph_of(nodes, {"x": x}, ["g"]), stop=set())
+
+
+FLOAT16_LAYERS = [entry for entry in LAYERS if entry[0] in (
+    "Conv2D", "Conv2DTranspose", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D", "BatchNormalization",
+    "Flatten")] + [("Dense", {"units": 3, "activation": "tanh"}, (4, 5), False),
+                   ("Dense", {"units": 3, "activation": "gelu"}, (4, 5), False)]
+
+
+@pytest.mark.parametrize("entry", FLOAT16_LAYERS, ids=_layer_id)
+def test_layer_graph_gradient_in_float16_matches_float32(entry: tuple[str, dict[str, Any], tuple[int, ...], bool]
+                                                         ) -> None:
+    """float16 graphs (ONNX Runtime has every kernel) give the float32 gradients to float16 precision."""
+    from tests.gradient_check import analytic
+
+    cls, kwargs, shape, training = entry
+    half = layer_case(cls, kwargs, shape, training, "float16")
+    full = layer_case(cls, kwargs, shape, training, "float32")
+    full.feeds = {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in half.feeds.items()}
+    got, _ = analytic(half)
+    want, _ = analytic(full)
+    for x, g16, g32 in zip(half.xs, got, want, strict=True):
+        if x in half.unconnected:
+            assert g16 is None and g32 is None
+            continue
+        assert g16 is not None and g32 is not None
+        assert g16.dtype == half.feeds[x].dtype, x
+        scale = max(1.0, float(np.max(np.abs(g32))))
+        np.testing.assert_allclose(g16.astype(np.float32), g32, rtol=3e-2, atol=3e-2 * scale, err_msg=x)

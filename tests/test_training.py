@@ -188,3 +188,23 @@ def test_gradient_through_an_op_without_a_rule_is_refused_at_registration(server
         sess.run(grad, {x: np.ones((2, 3), np.float32)})
     assert isinstance(caught.value, LookupError), type(caught.value)
     assert "TopK" in str(caught.value) and "No gradient defined" in str(caught.value)
+
+
+def test_dropout_gradient_uses_the_mask_of_the_same_run(server: ServerProcess) -> None:
+    """In training mode the gradient through Dropout is the forward run's mask over (1 - rate)."""
+    import layerserve
+
+    layerserve.connect(server.url, graph="train-dropout")
+    tf.reset_default_graph()
+    x = tf.placeholder(tf.float32, [None, 50], name="x")
+    y = tf.layers.dropout(x, rate=0.4, training=True)
+    weights = np.linspace(-1.0, 1.0, 50, dtype=np.float32)
+    grad = tf.gradients(tf.reduce_sum(y * tf.constant(weights)), x)[0]
+    data = np.random.default_rng(1).uniform(0.5, 1.5, (8, 50)).astype(np.float32)
+    with tf.Session() as sess:
+        for _ in range(3):  # each run draws a new mask; value and gradient agree within a run
+            out, g = sess.run([y, grad], {x: data})
+            kept = out != 0
+            assert 0 < kept.mean() < 1
+            np.testing.assert_allclose(out[kept], data[kept] / 0.6, rtol=1e-6)
+            np.testing.assert_allclose(g, np.where(kept, weights / 0.6, 0.0), rtol=1e-6, atol=1e-7)
