@@ -80,6 +80,7 @@ class _Source:
 class _Compiled:
     composed: Composed
     session: CompiledLayer
+    layers: tuple[str, ...]  # the hosted layers it inlines (a deleted one means composing again)
 
 
 class ProgramPlane:
@@ -87,6 +88,7 @@ class ProgramPlane:
         self.plane = plane
         self.settings = plane.settings
         self._parsed: OrderedDict[str, onnx.ModelProto] = OrderedDict()
+        self._loaded: OrderedDict[str, _Program] = OrderedDict()
         self._compiled: OrderedDict[tuple[Any, ...], _Compiled] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -174,23 +176,30 @@ class ProgramPlane:
         if text is None:
             raise NotFound(f"graph {g.name!r} has no program {program_id[:80]!r}; register it first",
                            code="program_not_found")
-        model = self._parse(program_id, base64.b64decode(text))
-        return _Program(program_id, model, [o.name for o in model.graph.output])
+        with self._lock:
+            found = self._loaded.get(program_id)
+        if found is None:
+            model = self._parse(program_id, base64.b64decode(text))
+            found = _Program(program_id, model, [o.name for o in model.graph.output])
+            with self._lock:
+                self._loaded[program_id] = found
+                while len(self._loaded) > _MAX_COMPILED:
+                    self._loaded.popitem(last=False)
+        return found
 
     def _compile(self, g: Graph, program: _Program, feeds: dict[str, np.ndarray]) -> _Compiled:
-        signature = tuple(sorted((k, v.dtype.name, v.shape) for k, v in feeds.items()))
-        layers = tuple(sorted((lid, g.versions.get(f"L:{lid}", 0)) for lid in g.layers))
-        key = (g.name, program.id, signature, layers)
+        key = (g.name, program.id, tuple((k, v.dtype.char, v.shape) for k, v in feeds.items()))
         with self._lock:
             found = self._compiled.get(key)
             if found is not None:
                 self._compiled.move_to_end(key)
-                return found
+        if found is not None and all(lid in g.layers for lid in found.layers):
+            return found
         shapes = {k: (dtype_name(v.dtype), tuple(v.shape)) for k, v in feeds.items()}
         composed = compose(program.model, shapes, program.outputs, _Source(g))
         session = self.plane.executor.sessions.session(composed.model.SerializeToString())
         outputs = [*composed.fetch_outputs, *composed.writes.values()]
-        compiled = _Compiled(composed, CompiledLayer(session, outputs))
+        compiled = _Compiled(composed, CompiledLayer(session, outputs), tuple(composed.layers))
         with self._lock:
             self._compiled[key] = compiled
             while len(self._compiled) > _MAX_COMPILED:
