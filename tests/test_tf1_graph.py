@@ -329,3 +329,29 @@ def test_gradients_reach_a_convolution_kernel_stored_in_tf_layout(graph: layerse
     out = np.einsum("bpijc,ijco->bpo", patches, k0)
     expected = np.einsum("bpijc,bpo->ijco", patches, 2 * out)
     np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-5)
+
+
+def _bytes_counters(server: ServerProcess) -> tuple[float, float]:
+    import httpx
+
+    text = httpx.get(f"{server.url}/metrics").text
+    route = 'route="/v1/graphs/{graph}/programs/{program}:run"'
+    found = {}
+    for line in text.splitlines():
+        if route in line and line.startswith(("layerserve_request_bytes_total", "layerserve_response_bytes_total")):
+            found[line.split("{")[0]] = float(line.rsplit(" ", 1)[1])
+    return found.get("layerserve_request_bytes_total", 0.0), found.get("layerserve_response_bytes_total", 0.0)
+
+
+def test_a_repeated_run_sends_the_feeds_and_at_most_1kb(graph: layerserve.Connection, server: ServerProcess) -> None:
+    x = tf.placeholder(tf.float32, [None, 256], name="x")
+    with tf.variable_scope("a_rather_long_scope_name_for_the_fetches"):
+        y = tf.layers.dense(tf.layers.dense(x, 256, name="first"), 64, name="second")
+    batch = np.ones((64, 256), np.float32)
+    with tf.Session() as sess:
+        sess.run(y, {x: batch})  # registers the program
+        sent, answered = _bytes_counters(server)
+        sess.run(y, {x: batch})
+        sent_after, answered_after = _bytes_counters(server)
+    assert 0 < sent_after - sent <= batch.nbytes + 1024
+    assert 0 < answered_after - answered <= 64 * 64 * 4 + 1024
