@@ -23,7 +23,7 @@ import onnx
 from layerserve.server.core.graph import Graph
 from layerserve.server.core.layer import Layer, Variable
 from layerserve.server.core.program import Composed, check_program, compose
-from layerserve.server.errors import Conflict, InvalidArgument, NotFound
+from layerserve.server.errors import Conflict, InvalidArgument, LayerServeError, NotFound
 from layerserve.server.layers.base import Signature, VariableSpec
 from layerserve.server.layers.kit.dtypes import dtype_name
 from layerserve.server.plane.dataplane import DataPlane
@@ -196,7 +196,13 @@ class ProgramPlane:
         if found is not None and all(lid in g.layers for lid in found.layers):
             return found
         shapes = {k: (dtype_name(v.dtype), tuple(v.shape)) for k, v in feeds.items()}
-        composed = compose(program.model, shapes, program.outputs, _Source(g))
+        try:
+            composed = compose(program.model, shapes, program.outputs, _Source(g))
+        except LayerServeError:
+            raise
+        except Exception as exc:  # onnx refused the composed graph: the program does not fit these feeds
+            raise InvalidArgument(f"the program cannot run on these feeds: {clean_message(str(exc))}",
+                                  code="invalid_program", op_error="InvalidArgumentError") from None
         session = self.plane.executor.sessions.session(composed.model.SerializeToString())
         outputs = [*composed.fetch_outputs, *composed.writes.values()]
         compiled = _Compiled(composed, CompiledLayer(session, outputs), tuple(composed.layers))

@@ -8,6 +8,7 @@ server, where the layers and variables are hosted. See the README's "TF1 graph m
 from __future__ import annotations
 
 import builtins
+import types
 from typing import Any
 
 import numpy as np
@@ -145,7 +146,7 @@ __all__ = [
     "get_default_session", "get_variable", "get_variable_scope", "global_variables", "global_variables_initializer",
     "glorot_normal_initializer", "glorot_uniform_initializer", "gradients", "greater", "greater_equal", "group", "identity",
     "initializers", "int32", "int64", "layers", "less", "less_equal", "local_variables_initializer", "log", "log1p",
-    "logical_and", "logical_not", "logical_or", "losses", "matmul", "maximum", "minimum", "multiply", "name_scope",
+    "logical_and", "logical_not", "logical_or", "losses", "math", "matmul", "maximum", "minimum", "multiply", "name_scope",
     "negative", "newaxis", "nn", "no_op", "not_equal", "one_hot", "ones", "ones_initializer", "ones_like",
     "placeholder", "placeholder_with_default", "pow", "random_normal_initializer", "random_uniform_initializer",
     "range", "reciprocal", "reduce_all", "reduce_any", "reduce_max", "reduce_mean", "reduce_min", "reduce_prod",
@@ -157,6 +158,15 @@ __all__ = [
 ]
 
 newaxis = None
+
+# ``tf.math``: the same ops under their tf.math names.
+math = types.SimpleNamespace(**{name: globals()[name] for name in (
+    "abs", "add", "add_n", "argmax", "argmin", "ceil", "cos", "divide", "equal", "exp", "floor", "floordiv",
+    "floormod", "greater", "greater_equal", "less", "less_equal", "log", "log1p", "logical_and", "logical_not",
+    "logical_or", "maximum", "minimum", "multiply", "negative", "not_equal", "pow", "reciprocal", "reduce_all",
+    "reduce_any", "reduce_max", "reduce_mean", "reduce_min", "reduce_prod", "reduce_sum", "round", "rsqrt",
+    "sigmoid", "sign", "sin", "sqrt", "square", "squared_difference", "subtract", "tanh", "truediv")},
+    softplus=nn.softplus, l2_normalize=nn.l2_normalize)
 
 
 def placeholder(dtype: Any, shape: Any = None, name: str | None = None) -> Tensor:
