@@ -54,5 +54,5 @@ def program(tf, data):
         out["d64"], out["d3"], out["math"] = sess.run([d64, d3, math_ops], feed)
         out["flat_infer"] = sess.run(flat, feed)
         out["flat_train"], _ = sess.run([flat, updates], {**feed, training: True})
-        out["moving"] = sess.run([v for v in tf.global_variables() if "moving_mean" in v.name][0])
+        out["moving"] = sess.run(next(v for v in tf.global_variables() if "moving_mean" in v.name))
     return out
