@@ -23,7 +23,7 @@ from layerserve.server.api.wire import (
     tensor_reply,
 )
 from layerserve.server.errors import InvalidArgument
-from layerserve.server.plane.programs import ProgramPlane
+from layerserve.server.plane.program_models import ProgramModels, programs_of
 
 __all__ = ["RUN_PATH", "programs_for", "programs_router", "run_reply"]
 
@@ -38,6 +38,9 @@ class CreateVariableBody(_Body):
 
 class RegisterProgramBody(_Body):
     model: str = Field(description="the program: an ONNX model, base64")
+    name: str | None = Field(None, description="a model name: the program is then the OIP v2 model {graph}.{name}")
+    inputs: dict[str, str] | None = Field(None, description="named programs: input name -> program input")
+    outputs: dict[str, str] | None = Field(None, description="named programs: output name -> program output")
 
 
 class RunProgramBody(_Body):
@@ -47,17 +50,12 @@ class RunProgramBody(_Body):
     values: list[dict[str, object]] | None = Field(None, description="JSON: the fed tensors")
 
 
-def programs_for(state: Any) -> ProgramPlane:
+def programs_for(state: Any) -> ProgramModels:
     """The app's program plane, over its current data plane."""
-    plane = state.plane
-    found = getattr(state, "programs", None)
-    if found is None or found.plane is not plane:
-        found = ProgramPlane(plane)
-        state.programs = found
-    return found  # type: ignore[no-any-return]
+    return programs_of(state.plane)
 
 
-def _programs(request: Request) -> ProgramPlane:
+def _programs(request: Request) -> ProgramModels:
     return programs_for(request.app.state)
 
 
@@ -83,14 +81,27 @@ async def register_program(graph: str, request: Request) -> Response:
         data = base64.b64decode(body.model, validate=True)  # type: ignore[attr-defined]
     except (binascii.Error, ValueError):
         raise InvalidArgument("model must be base64 text", code="invalid_program") from None
-    program_id = await run_in_threadpool(_programs(request).register, graph, data)
-    return json_response({"id": program_id}, 201)
+    programs = _programs(request)
+    program_id = await run_in_threadpool(programs.register, graph, data)
+    reply: dict[str, Any] = {"id": program_id}
+    if body.name is not None:  # type: ignore[attr-defined]
+        reply["named"] = await run_in_threadpool(programs.name_program, graph, program_id, body.name,  # type: ignore[attr-defined]
+                                                 body.inputs, body.outputs)  # type: ignore[attr-defined]
+        reply["model"] = f"{graph}.{body.name}"  # type: ignore[attr-defined]
+    return json_response(reply, 201)
+
+
+@programs_router.get("/{graph}/programs/{name}/onnx")
+async def export_program(graph: str, name: str, request: Request) -> Response:
+    """A named program as one ONNX model with the current variable values."""
+    data = await run_in_threadpool(_programs(request).export_onnx, graph, name)
+    return Response(data, media_type="application/x-onnx")
 
 
 RUN_PATH = "/v1/graphs/{graph}/programs/{program}:run"
 
 
-async def run_reply(programs: ProgramPlane, settings: Any, graph: str, program: str, raw: bytes,
+async def run_reply(programs: ProgramModels, settings: Any, graph: str, program: str, raw: bytes,
                     content_type: str | None, accept: str) -> Reply:
     """A whole run, from the body's bytes to the answer (``layerserve.server.api.hot`` serves it)."""
     body, tensors = await decode_body(raw, content_type, RunProgramBody, settings.max_tensor_elements, "values")

@@ -125,8 +125,10 @@ class ProgramPlane:
                       has_variable=lambda name: name in g.variables, gradients=_gradients_available())
         with self.plane._mutation(g):
             g.programs[program_id] = base64.b64encode(data).decode()
-            while len(g.programs) > _MAX_PROGRAMS:  # the oldest registered goes first
-                del g.programs[next(iter(g.programs))]
+            named = {entry["id"] for entry in g.named_programs.values()}
+            unnamed = [p for p in g.programs if p not in named]
+            for old in unnamed[:max(0, len(g.programs) - _MAX_PROGRAMS)]:  # the oldest unnamed go first
+                del g.programs[old]
             self.plane._commit(g)
         return program_id
 

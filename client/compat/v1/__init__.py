@@ -117,7 +117,7 @@ from layerserve.compat.v1.math_ops import (
     zeros,
     zeros_like,
 )
-from layerserve.compat.v1.session import InteractiveSession, Session, get_default_session
+from layerserve.compat.v1.session import InteractiveSession, Session, export, get_default_session
 from layerserve.compat.v1.variables import (
     AUTO_REUSE,
     Variable,
@@ -141,7 +141,7 @@ __all__ = [
     "TensorShape", "Variable", "VariableScope", "abs", "add", "add_n", "add_to_collection", "add_to_collections",
     "argmax", "argmin", "as_dtype", "assign", "assign_add", "assign_sub", "bool", "cast", "ceil", "clip_by_value",
     "concat", "connect", "constant", "constant_initializer", "control_dependencies", "convert_to_tensor", "cos",
-    "divide", "dtypes", "equal", "errors", "exp", "expand_dims", "fill", "float16", "float32", "float64", "floor",
+    "divide", "dtypes", "equal", "errors", "exp", "export", "expand_dims", "fill", "float16", "float32", "float64", "floor",
     "floordiv", "floormod", "gather", "get_collection", "get_collection_ref", "get_default_graph",
     "get_default_session", "get_variable", "get_variable_scope", "global_variables", "global_variables_initializer",
     "glorot_normal_initializer", "glorot_uniform_initializer", "gradients", "greater", "greater_equal", "group", "identity",
