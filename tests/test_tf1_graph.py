@@ -392,3 +392,15 @@ def test_an_exported_program_is_an_oip_model_and_an_onnx_file(graph: layerserve.
     got_probs, got_label = session.run(["probs", "label"], {"features": batch[:3]})
     np.testing.assert_allclose(got_probs, want_probs[:3], rtol=1e-5)
     np.testing.assert_array_equal(got_label, want_label[:3])
+
+
+def test_runs_see_weights_written_elsewhere(graph: layerserve.Connection) -> None:
+    x = tf.placeholder(tf.float32, [None, 2])
+    layer = tf.layers.Dense(1, kernel_initializer=tf.ones_initializer())
+    y = layer(x)
+    batch = np.ones((1, 2), np.float32)
+    with tf.Session() as sess:
+        for k in range(6):  # more weight versions than a program bakes before it feeds them again
+            layer.set_weights([np.full((2, 1), float(k), np.float32), np.zeros(1, np.float32)])
+            assert sess.run(y, {x: batch})[0, 0] == 2.0 * k
+            assert sess.run(y, {x: batch})[0, 0] == 2.0 * k

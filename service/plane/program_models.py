@@ -13,6 +13,7 @@ from layerserve.server.core.graph import Graph
 from layerserve.server.core.naming import LAYER_NAME, check_name
 from layerserve.server.errors import InvalidArgument, NotFound
 from layerserve.server.plane.dataplane import DataPlane
+from layerserve.server.plane.program_baking import resident_inputs
 from layerserve.server.plane.programs import ProgramPlane
 from layerserve.server.plane.transactions import retried
 
@@ -106,19 +107,12 @@ class ProgramModels(ProgramPlane):
         compiled = self._compile(g, program, feeds)
         model = onnx.ModelProto()
         model.CopyFrom(compiled.composed.model)
-        _bake(model, self._resident_inputs(g, compiled, dict(g.values)))
-        _rename(model, entry, compiled.composed.fetch_outputs, program.outputs, declared)
-        return bytes(model.SerializeToString())
-
-    def _resident_inputs(self, g: Graph, compiled: Any, values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        composed = compiled.composed
-        out = {name: values[variable] for name, variable in composed.variable_inputs.items()}
-        for name, (layer_id, feed) in composed.layer_inputs.items():
-            out[name] = self.plane.executor.variable_feeds(g.layers[layer_id], values)[feed]
-        if composed.extra_feeds:
+        if compiled.composed.extra_feeds:
             raise InvalidArgument("a program that draws random numbers per run (dropout in training mode) cannot "
                                   "be exported", code="not_exportable")
-        return out
+        _bake(model, resident_inputs(g, compiled.composed, g.values, self.plane.executor))
+        _rename(model, entry, compiled.composed.fetch_outputs, program.outputs, declared)
+        return bytes(model.SerializeToString())
 
 
 def _bake(model: onnx.ModelProto, resident: dict[str, np.ndarray]) -> None:

@@ -27,6 +27,7 @@ from layerserve.server.errors import Conflict, InvalidArgument, LayerServeError,
 from layerserve.server.layers.base import Signature, VariableSpec
 from layerserve.server.layers.kit.dtypes import dtype_name
 from layerserve.server.plane.dataplane import DataPlane
+from layerserve.server.plane.program_baking import MAX_REBAKES, Baked, bake, resident_inputs, weight_versions
 from layerserve.server.plane.transactions import retried
 from layerserve.server.runtime.compiler import compile_layer
 from layerserve.server.runtime.model_check import clean_message
@@ -81,6 +82,8 @@ class _Compiled:
     composed: Composed
     session: CompiledLayer
     layers: tuple[str, ...]  # the hosted layers it inlines (a deleted one means composing again)
+    baked: Baked | None = None  # weights baked in, for programs without writes
+    rebakes: int = 0
 
 
 class ProgramPlane:
@@ -218,22 +221,36 @@ class ProgramPlane:
                  ) -> dict[str, np.ndarray]:
         composed = compiled.composed
         inputs = dict(feeds)
-        for name, variable in composed.variable_inputs.items():
-            inputs[name] = values[variable]
-        by_layer: dict[str, dict[str, np.ndarray]] = {}
-        for name, (layer_id, feed) in composed.layer_inputs.items():
-            if layer_id not in by_layer:
-                by_layer[layer_id] = self.plane.executor.variable_feeds(g.layers[layer_id], dict(values))
-            inputs[name] = by_layer[layer_id][feed]
+        session = None if composed.writes else self._baked(g, compiled)
+        if session is None:
+            session = compiled.session
+            inputs.update(resident_inputs(g, composed, values, self.plane.executor))
         for extra in composed.extra_feeds:
             kind = g.layers[extra.layer_id].kind
             inputs[extra.input] = kind.extra_feeds(extra.shape, extra.dtype, True)[extra.name]
         try:
-            arrays = compiled.session.session.run(compiled.session.output_names, inputs)
+            arrays = session.session.run(session.output_names, inputs)
         except Exception as exc:  # the program failed on these feeds (a shape, an index): TF's InvalidArgumentError
             raise InvalidArgument(f"the program failed on these feeds: {clean_message(str(exc))}",
                                   code="run_failed", op_error="InvalidArgumentError") from None
-        return dict(zip(compiled.session.output_names, arrays, strict=True))
+        return dict(zip(session.output_names, arrays, strict=True))
+
+    def _baked(self, g: Graph, compiled: _Compiled) -> CompiledLayer | None:
+        """The session with the current weights baked in, made once per weight version (see program_baking)."""
+        versions = weight_versions(g, compiled.composed)
+        baked = compiled.baked
+        if baked is not None and baked.versions == versions:
+            return baked.session
+        if compiled.rebakes > MAX_REBAKES:
+            return None
+        values = g.values
+        session = bake(self.plane.executor.sessions, compiled.composed,
+                       resident_inputs(g, compiled.composed, values, self.plane.executor),
+                       compiled.session.output_names)
+        if weight_versions(g, compiled.composed) == versions:  # no write slipped in while it was made
+            compiled.rebakes += baked is not None
+            compiled.baked = Baked(versions, session)
+        return session
 
     @staticmethod
     def _writes(g: Graph, compiled: _Compiled, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
