@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from layerserve.compat.v1 import dtypes, errors, initializers, layers, losses, nn
+from layerserve.compat.v1 import dtypes, errors, initializers, layers, losses, nn, train
+from layerserve.compat.v1.clip_ops import clip_by_global_norm, clip_by_norm, global_norm
 from layerserve.compat.v1.dtypes import DType, as_dtype, bool, float16, float32, float64, int32, int64, string
 from layerserve.compat.v1.gradients import gradients
 from layerserve.compat.v1.graph import (
@@ -154,7 +155,7 @@ __all__ = [
     "sqrt", "square", "squared_difference", "squeeze", "stack", "stop_gradient", "string", "subtract", "tanh",
     "tile", "trainable_variables", "transpose", "truediv", "truncated_normal_initializer", "tuple",
     "variable_scope", "variables_initializer", "variance_scaling_initializer", "where", "zeros", "zeros_initializer",
-    "zeros_like",
+    "zeros_like", "train", "clip_by_global_norm", "clip_by_norm", "global_norm",
 ]
 
 newaxis = None

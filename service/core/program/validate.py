@@ -31,6 +31,10 @@ def check_program(model: onnx.ModelProto, *, max_nodes: int, has_layer: Callable
         else:
             raise InvalidArgument(f"the program uses the op {node.domain}.{node.op_type}, which the server cannot run",
                                   code="unsupported_op", op=node.op_type)
+    if gradients:  # an op without a gradient rule between a Gradients node's xs and ys: refused now
+        from layerserve.server.core.gradients import check_gradient_nodes
+
+        check_gradient_nodes(model.graph, domain=DOMAIN)
 
 
 def _attr(node: onnx.NodeProto, name: str) -> str:
