@@ -23,6 +23,7 @@ from layerserve.server.api.wire import (
     tensor_reply,
 )
 from layerserve.server.errors import InvalidArgument
+from layerserve.server.plane import dispatch
 from layerserve.server.plane.program_models import ProgramModels, programs_of
 
 __all__ = ["RUN_PATH", "programs_for", "programs_router", "run_reply"]
@@ -108,7 +109,7 @@ async def run_reply(programs: ProgramModels, settings: Any, graph: str, program:
     if len(body.feeds) != len(tensors):
         raise InvalidArgument(f"{len(body.feeds)} feed names for {len(tensors)} tensors", code="invalid_feeds")
     feeds = dict(zip(body.feeds, tensors, strict=True))
-    outputs = await run_in_threadpool(programs.run, graph, program, feeds, list(body.fetches))
+    outputs = await dispatch.in_thread(programs.run, graph, program, feeds, list(body.fetches))
     return tensor_reply(FRAME_CONTENT_TYPE in accept, {}, outputs, "outputs")
 
 
