@@ -23,10 +23,11 @@ import onnx
 from layerserve.server.core.graph import Graph
 from layerserve.server.core.layer import Layer, Variable
 from layerserve.server.core.program import Composed, check_program, compose
-from layerserve.server.errors import Conflict, InvalidArgument, NotFound
+from layerserve.server.errors import Conflict, InvalidArgument, LayerServeError, NotFound
 from layerserve.server.layers.base import Signature, VariableSpec
 from layerserve.server.layers.kit.dtypes import dtype_name
 from layerserve.server.plane.dataplane import DataPlane
+from layerserve.server.plane.program_baking import MAX_REBAKES, Baked, bake, resident_inputs, weight_versions
 from layerserve.server.plane.transactions import retried
 from layerserve.server.runtime.compiler import compile_layer
 from layerserve.server.runtime.model_check import clean_message
@@ -80,6 +81,9 @@ class _Source:
 class _Compiled:
     composed: Composed
     session: CompiledLayer
+    layers: tuple[str, ...]  # the hosted layers it inlines (a deleted one means composing again)
+    baked: Baked | None = None  # weights baked in, for programs without writes
+    rebakes: int = 0
 
 
 class ProgramPlane:
@@ -87,6 +91,7 @@ class ProgramPlane:
         self.plane = plane
         self.settings = plane.settings
         self._parsed: OrderedDict[str, onnx.ModelProto] = OrderedDict()
+        self._loaded: OrderedDict[str, _Program] = OrderedDict()
         self._compiled: OrderedDict[tuple[Any, ...], _Compiled] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -123,8 +128,10 @@ class ProgramPlane:
                       has_variable=lambda name: name in g.variables, gradients=_gradients_available())
         with self.plane._mutation(g):
             g.programs[program_id] = base64.b64encode(data).decode()
-            while len(g.programs) > _MAX_PROGRAMS:  # the oldest registered goes first
-                del g.programs[next(iter(g.programs))]
+            named = {entry["id"] for entry in g.named_programs.values()}
+            unnamed = [p for p in g.programs if p not in named]
+            for old in unnamed[:max(0, len(g.programs) - _MAX_PROGRAMS)]:  # the oldest unnamed go first
+                del g.programs[old]
             self.plane._commit(g)
         return program_id
 
@@ -174,23 +181,36 @@ class ProgramPlane:
         if text is None:
             raise NotFound(f"graph {g.name!r} has no program {program_id[:80]!r}; register it first",
                            code="program_not_found")
-        model = self._parse(program_id, base64.b64decode(text))
-        return _Program(program_id, model, [o.name for o in model.graph.output])
+        with self._lock:
+            found = self._loaded.get(program_id)
+        if found is None:
+            model = self._parse(program_id, base64.b64decode(text))
+            found = _Program(program_id, model, [o.name for o in model.graph.output])
+            with self._lock:
+                self._loaded[program_id] = found
+                while len(self._loaded) > _MAX_COMPILED:
+                    self._loaded.popitem(last=False)
+        return found
 
     def _compile(self, g: Graph, program: _Program, feeds: dict[str, np.ndarray]) -> _Compiled:
-        signature = tuple(sorted((k, v.dtype.name, v.shape) for k, v in feeds.items()))
-        layers = tuple(sorted((lid, g.versions.get(f"L:{lid}", 0)) for lid in g.layers))
-        key = (g.name, program.id, signature, layers)
+        key = (g.name, program.id, tuple((k, v.dtype.char, v.shape) for k, v in feeds.items()))
         with self._lock:
             found = self._compiled.get(key)
             if found is not None:
                 self._compiled.move_to_end(key)
-                return found
+        if found is not None and all(lid in g.layers for lid in found.layers):
+            return found
         shapes = {k: (dtype_name(v.dtype), tuple(v.shape)) for k, v in feeds.items()}
-        composed = compose(program.model, shapes, program.outputs, _Source(g))
+        try:
+            composed = compose(program.model, shapes, program.outputs, _Source(g))
+        except LayerServeError:
+            raise
+        except Exception as exc:  # onnx refused the composed graph: the program does not fit these feeds
+            raise InvalidArgument(f"the program cannot run on these feeds: {clean_message(str(exc))}",
+                                  code="invalid_program", op_error="InvalidArgumentError") from None
         session = self.plane.executor.sessions.session(composed.model.SerializeToString())
         outputs = [*composed.fetch_outputs, *composed.writes.values()]
-        compiled = _Compiled(composed, CompiledLayer(session, outputs))
+        compiled = _Compiled(composed, CompiledLayer(session, outputs), tuple(composed.layers))
         with self._lock:
             self._compiled[key] = compiled
             while len(self._compiled) > _MAX_COMPILED:
@@ -201,22 +221,36 @@ class ProgramPlane:
                  ) -> dict[str, np.ndarray]:
         composed = compiled.composed
         inputs = dict(feeds)
-        for name, variable in composed.variable_inputs.items():
-            inputs[name] = values[variable]
-        by_layer: dict[str, dict[str, np.ndarray]] = {}
-        for name, (layer_id, feed) in composed.layer_inputs.items():
-            if layer_id not in by_layer:
-                by_layer[layer_id] = self.plane.executor.variable_feeds(g.layers[layer_id], dict(values))
-            inputs[name] = by_layer[layer_id][feed]
+        session = None if composed.writes else self._baked(g, compiled)
+        if session is None:
+            session = compiled.session
+            inputs.update(resident_inputs(g, composed, values, self.plane.executor))
         for extra in composed.extra_feeds:
             kind = g.layers[extra.layer_id].kind
             inputs[extra.input] = kind.extra_feeds(extra.shape, extra.dtype, True)[extra.name]
         try:
-            arrays = compiled.session.session.run(compiled.session.output_names, inputs)
+            arrays = session.session.run(session.output_names, inputs)
         except Exception as exc:  # the program failed on these feeds (a shape, an index): TF's InvalidArgumentError
             raise InvalidArgument(f"the program failed on these feeds: {clean_message(str(exc))}",
                                   code="run_failed", op_error="InvalidArgumentError") from None
-        return dict(zip(compiled.session.output_names, arrays, strict=True))
+        return dict(zip(session.output_names, arrays, strict=True))
+
+    def _baked(self, g: Graph, compiled: _Compiled) -> CompiledLayer | None:
+        """The session with the current weights baked in, made once per weight version (see program_baking)."""
+        versions = weight_versions(g, compiled.composed)
+        baked = compiled.baked
+        if baked is not None and baked.versions == versions:
+            return baked.session
+        if compiled.rebakes > MAX_REBAKES:
+            return None
+        values = g.values
+        session = bake(self.plane.executor.sessions, compiled.composed,
+                       resident_inputs(g, compiled.composed, values, self.plane.executor),
+                       compiled.session.output_names)
+        if weight_versions(g, compiled.composed) == versions:  # no write slipped in while it was made
+            compiled.rebakes += baked is not None
+            compiled.baked = Baked(versions, session)
+        return session
 
     @staticmethod
     def _writes(g: Graph, compiled: _Compiled, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
