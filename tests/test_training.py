@@ -208,3 +208,24 @@ def test_dropout_gradient_uses_the_mask_of_the_same_run(server: ServerProcess) -
             assert 0 < kept.mean() < 1
             np.testing.assert_allclose(out[kept], data[kept] / 0.6, rtol=1e-6)
             np.testing.assert_allclose(g, np.where(kept, weights / 0.6, 0.0), rtol=1e-6, atol=1e-7)
+
+
+def test_gradients_are_none_exactly_where_tf_gives_none(server: ServerProcess) -> None:
+    """TF registers no gradient for floor, ceil, round and floordiv (None); sign and floormod have one."""
+    import layerserve
+
+    layerserve.connect(server.url, graph="train-none")
+    tf.reset_default_graph()
+    x = tf.placeholder(tf.float32, [3], name="x")
+    cases = {"floor": tf.floor(x), "ceil": tf.ceil(x), "round": tf.round(x), "floordiv": x // 2.0,
+             "stop": tf.stop_gradient(x), "cast_int": tf.cast(tf.cast(x, tf.int32), tf.float32),
+             "argmax": tf.cast(tf.argmax(x), tf.float32), "sign": tf.sign(x), "floormod": tf.floormod(x, 2.0),
+             "where": tf.where(x > 0, x, x * 2)}
+    grads = {k: tf.gradients(tf.reduce_sum(y), x)[0] for k, y in cases.items()}
+    assert [k for k, g in grads.items() if g is None] == ["floor", "ceil", "round", "floordiv", "stop", "cast_int",
+                                                           "argmax"]
+    with tf.Session() as sess:
+        values = sess.run({k: g for k, g in grads.items() if g is not None}, {x: np.array([-1.5, 0.5, 2.5], np.float32)})
+    np.testing.assert_array_equal(values["sign"], np.zeros(3, np.float32))
+    np.testing.assert_array_equal(values["floormod"], np.ones(3, np.float32))
+    np.testing.assert_array_equal(values["where"], np.array([2.0, 1.0, 1.0], np.float32))
