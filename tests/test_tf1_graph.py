@@ -404,3 +404,21 @@ def test_runs_see_weights_written_elsewhere(graph: layerserve.Connection) -> Non
             layer.set_weights([np.full((2, 1), float(k), np.float32), np.zeros(1, np.float32)])
             assert sess.run(y, {x: batch})[0, 0] == 2.0 * k
             assert sess.run(y, {x: batch})[0, 0] == 2.0 * k
+
+
+def test_initializers_set_variables_back(graph: layerserve.Connection) -> None:
+    x = tf.placeholder(tf.float32, [None, 2])
+    y = tf.layers.dense(x, 1, kernel_initializer=tf.ones_initializer(), bias_initializer=tf.constant_initializer(0.5))
+    v = tf.Variable(3.0)
+    kernel = tf.trainable_variables()[0]
+    batch = np.ones((1, 2), np.float32)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run([v.assign(10.0), kernel.assign(kernel * 5.0)])
+        assert sess.run([v, y], {x: batch})[1][0, 0] == 10.5
+        sess.run(tf.global_variables_initializer())
+        got_v, got_y = sess.run([v, y], {x: batch})
+        assert got_v == 3.0 and got_y[0, 0] == 2.5
+        sess.run(v.assign(7.0))
+        sess.run(tf.variables_initializer([v]))
+        assert sess.run(v) == 3.0
