@@ -422,3 +422,22 @@ def test_initializers_set_variables_back(graph: layerserve.Connection) -> None:
         sess.run(v.assign(7.0))
         sess.run(tf.variables_initializer([v]))
         assert sess.run(v) == 3.0
+
+
+def test_programs_are_bounded_like_uploaded_models(tmp_path: Any) -> None:
+    import base64
+
+    import httpx
+    from onnx import TensorProto, helper
+
+    small = ServerProcess(tmp_path / "state", "--max-model-bytes", "2000").start()
+    try:
+        big = helper.make_tensor("w", TensorProto.FLOAT, [1000], np.ones(1000, np.float32).tobytes(), raw=True)
+        node = helper.make_node("Add", ["x", "w"], ["y"])
+        graph = helper.make_graph([node], "p", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1000])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1000])], [big])
+        body = {"model": base64.b64encode(helper.make_model(graph).SerializeToString()).decode()}
+        answer = httpx.post(f"{small.url}/v1/graphs/g/programs", json=body)
+        assert answer.status_code == 422 and answer.json()["error"]["code"] == "program_too_large"
+    finally:
+        small.stop()

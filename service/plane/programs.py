@@ -126,6 +126,9 @@ class ProgramPlane:
     @retried
     def register(self, graph: str, data: bytes) -> str:
         """Store the program (once per content); its id is the sha256 of its bytes."""
+        if len(data) > self.settings.max_model_bytes:
+            raise InvalidArgument(f"the program is {len(data)} bytes, more than the limit of "
+                                  f"{self.settings.max_model_bytes} (--max-model-bytes)", code="program_too_large")
         program_id = hashlib.sha256(data).hexdigest()
         g = self.plane.graph(graph, create=True)
         if program_id in g.programs:
