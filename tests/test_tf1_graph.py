@@ -136,6 +136,8 @@ def test_reuse_rules_and_their_errors(graph: layerserve.Connection) -> None:
         with pytest.raises(ValueError, match=r"^Variable a/v already exists, disallowed. Did you mean to set "
                                              r"reuse=True or reuse=tf.AUTO_REUSE in VarScope\?"):
             tf.get_variable("v", [2])
+    assert _names(tf.global_variables()) == ["a/v:0"]
+    assert [v.name for v in graph.global_variables()] == ["a/v:0"]
     with tf.variable_scope("auto", reuse=tf.AUTO_REUSE):
         first = tf.get_variable("w", [1])
     with tf.variable_scope("auto", reuse=tf.AUTO_REUSE):
@@ -148,7 +150,11 @@ def test_named_layer_reuse_shares_hosted_variables(graph: layerserve.Connection)
     y2 = tf.layers.dense(x, 2, name="fc", reuse=True)
     with pytest.raises(ValueError, match="Variable fc/kernel already exists, disallowed"):
         tf.layers.dense(x, 2, name="fc")
-    assert _names(tf.global_variables()) == ["fc/kernel:0", "fc/bias:0"]
+    with pytest.raises(ValueError, match=r"^Variable other/kernel does not exist, or was not created with "
+                                         r"tf.get_variable\(\)"):
+        tf.layers.dense(x, 2, name="other", reuse=True)
+    assert _names(tf.global_variables()) == ["fc/kernel:0", "fc/bias:0"]  # nothing made by the failed calls
+    assert [v.name for v in graph.global_variables()] == ["fc/kernel:0", "fc/bias:0"]
     with tf.Session() as sess:
         a, b = sess.run([y1, y2], {x: np.ones((1, 3), np.float32)})
     np.testing.assert_array_equal(a, b)
