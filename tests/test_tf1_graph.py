@@ -136,6 +136,8 @@ def test_reuse_rules_and_their_errors(graph: layerserve.Connection) -> None:
         with pytest.raises(ValueError, match=r"^Variable a/v already exists, disallowed. Did you mean to set "
                                              r"reuse=True or reuse=tf.AUTO_REUSE in VarScope\?"):
             tf.get_variable("v", [2])
+    assert _names(tf.global_variables()) == ["a/v:0"]
+    assert [v.name for v in graph.global_variables()] == ["a/v:0"]
     with tf.variable_scope("auto", reuse=tf.AUTO_REUSE):
         first = tf.get_variable("w", [1])
     with tf.variable_scope("auto", reuse=tf.AUTO_REUSE):
@@ -148,7 +150,11 @@ def test_named_layer_reuse_shares_hosted_variables(graph: layerserve.Connection)
     y2 = tf.layers.dense(x, 2, name="fc", reuse=True)
     with pytest.raises(ValueError, match="Variable fc/kernel already exists, disallowed"):
         tf.layers.dense(x, 2, name="fc")
-    assert _names(tf.global_variables()) == ["fc/kernel:0", "fc/bias:0"]
+    with pytest.raises(ValueError, match=r"^Variable other/kernel does not exist, or was not created with "
+                                         r"tf.get_variable\(\)"):
+        tf.layers.dense(x, 2, name="other", reuse=True)
+    assert _names(tf.global_variables()) == ["fc/kernel:0", "fc/bias:0"]  # nothing made by the failed calls
+    assert [v.name for v in graph.global_variables()] == ["fc/kernel:0", "fc/bias:0"]
     with tf.Session() as sess:
         a, b = sess.run([y1, y2], {x: np.ones((1, 3), np.float32)})
     np.testing.assert_array_equal(a, b)
@@ -404,3 +410,40 @@ def test_runs_see_weights_written_elsewhere(graph: layerserve.Connection) -> Non
             layer.set_weights([np.full((2, 1), float(k), np.float32), np.zeros(1, np.float32)])
             assert sess.run(y, {x: batch})[0, 0] == 2.0 * k
             assert sess.run(y, {x: batch})[0, 0] == 2.0 * k
+
+
+def test_initializers_set_variables_back(graph: layerserve.Connection) -> None:
+    x = tf.placeholder(tf.float32, [None, 2])
+    y = tf.layers.dense(x, 1, kernel_initializer=tf.ones_initializer(), bias_initializer=tf.constant_initializer(0.5))
+    v = tf.Variable(3.0)
+    kernel = tf.trainable_variables()[0]
+    batch = np.ones((1, 2), np.float32)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run([v.assign(10.0), kernel.assign(kernel * 5.0)])
+        assert sess.run([v, y], {x: batch})[1][0, 0] == 10.5
+        sess.run(tf.global_variables_initializer())
+        got_v, got_y = sess.run([v, y], {x: batch})
+        assert got_v == 3.0 and got_y[0, 0] == 2.5
+        sess.run(v.assign(7.0))
+        sess.run(tf.variables_initializer([v]))
+        assert sess.run(v) == 3.0
+
+
+def test_programs_are_bounded_like_uploaded_models(tmp_path: Any) -> None:
+    import base64
+
+    import httpx
+    from onnx import TensorProto, helper
+
+    small = ServerProcess(tmp_path / "state", "--max-model-bytes", "2000").start()
+    try:
+        big = helper.make_tensor("w", TensorProto.FLOAT, [1000], np.ones(1000, np.float32).tobytes(), raw=True)
+        node = helper.make_node("Add", ["x", "w"], ["y"])
+        graph = helper.make_graph([node], "p", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1000])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1000])], [big])
+        body = {"model": base64.b64encode(helper.make_model(graph).SerializeToString()).decode()}
+        answer = httpx.post(f"{small.url}/v1/graphs/g/programs", json=body)
+        assert answer.status_code == 422 and answer.json()["error"]["code"] == "program_too_large"
+    finally:
+        small.stop()

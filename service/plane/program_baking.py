@@ -19,7 +19,7 @@ from layerserve.server.core.graph import Graph
 from layerserve.server.core.program import Composed
 from layerserve.server.runtime.sessions import CompiledLayer, SessionCache
 
-__all__ = ["MAX_REBAKES", "Baked", "bake", "resident_inputs", "weight_versions"]
+__all__ = ["MAX_REBAKES", "Baked", "bake", "initial_value", "resident_inputs", "weight_versions"]
 
 MAX_REBAKES = 3
 
@@ -62,3 +62,20 @@ def bake(sessions: SessionCache, composed: Composed, resident: dict[str, np.ndar
     model.graph.input.extend(kept)
     model.graph.initializer.extend(numpy_helper.from_array(np.asarray(v), k) for k, v in resident.items())
     return CompiledLayer(sessions.session(model.SerializeToString()), output_names)
+
+
+def initial_value(g: Graph, variable: str, values: Any) -> np.ndarray:
+    """A layer variable's initial value from its layer's initializer (a random one drawn again, as TF
+    does); a variable no layer owns keeps its value (its creator sent the initial value itself)."""
+    for layer in g.owners(variable):
+        if not layer.built or layer.build_shape is None or layer.dtype is None:
+            continue
+        short = layer.short_name(variable)
+        try:
+            specs = layer.kind.build_variables([layer.build_shape], layer.dtype)
+        except Exception:  # a kind that needs more than its first input's shape: keep the value
+            continue
+        for spec in specs:
+            if spec.name == short:
+                return np.asarray(spec.initial_value(), dtype=g.variables[variable].dtype)
+    return np.asarray(values[variable])

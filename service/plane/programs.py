@@ -27,7 +27,14 @@ from layerserve.server.errors import Conflict, InvalidArgument, LayerServeError,
 from layerserve.server.layers.base import Signature, VariableSpec
 from layerserve.server.layers.kit.dtypes import dtype_name
 from layerserve.server.plane.dataplane import DataPlane
-from layerserve.server.plane.program_baking import MAX_REBAKES, Baked, bake, resident_inputs, weight_versions
+from layerserve.server.plane.program_baking import (
+    MAX_REBAKES,
+    Baked,
+    bake,
+    initial_value,
+    resident_inputs,
+    weight_versions,
+)
 from layerserve.server.plane.transactions import retried
 from layerserve.server.runtime.compiler import compile_layer
 from layerserve.server.runtime.model_check import clean_message
@@ -119,6 +126,9 @@ class ProgramPlane:
     @retried
     def register(self, graph: str, data: bytes) -> str:
         """Store the program (once per content); its id is the sha256 of its bytes."""
+        if len(data) > self.settings.max_model_bytes:
+            raise InvalidArgument(f"the program is {len(data)} bytes, more than the limit of "
+                                  f"{self.settings.max_model_bytes} (--max-model-bytes)", code="program_too_large")
         program_id = hashlib.sha256(data).hexdigest()
         g = self.plane.graph(graph, create=True)
         if program_id in g.programs:
@@ -225,6 +235,8 @@ class ProgramPlane:
         if session is None:
             session = compiled.session
             inputs.update(resident_inputs(g, composed, values, self.plane.executor))
+        for name, variable in composed.init_inputs.items():
+            inputs[name] = initial_value(g, variable, values)
         for extra in composed.extra_feeds:
             kind = g.layers[extra.layer_id].kind
             inputs[extra.input] = kind.extra_feeds(extra.shape, extra.dtype, True)[extra.name]

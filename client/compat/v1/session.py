@@ -128,13 +128,11 @@ class Session:
             tensor = self.graph.as_graph_element(key)
             if not isinstance(tensor, Tensor):
                 raise TypeError(f"The value of a feed cannot be a tf.Operation object: {key!r}")
-            array = np.asarray(value)
             if tensor.dtype == "string":
                 raise TypeError("string feeds are not supported")
-            if array.dtype.kind not in "biuf" or (array.dtype.kind == "f" and not tensor.dtype.is_floating
-                                                  and tensor.dtype != "bool" and not np.all(np.mod(array, 1) == 0)):
-                raise ValueError(f"could not convert the feed of {tensor.name} to {tensor.dtype}")
-            array = np.asarray(array.astype(tensor.dtype.as_numpy_dtype, copy=False), order="C")
+            # numpy's conversion, as TF's feed does (a float fed to an int placeholder is truncated;
+            # text raises ValueError)
+            array = np.asarray(np.asarray(value, dtype=tensor.dtype.as_numpy_dtype), order="C")
             if not tensor.shape.is_compatible_with(array.shape):
                 raise ValueError(f"Cannot feed value of shape {array.shape} for Tensor {tensor.name}, which has "
                                  f"shape {_shape_text(tensor)}")

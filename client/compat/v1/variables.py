@@ -175,11 +175,15 @@ class Variable(Tensor):
         graph.record(operation, "ReadVariable", [], [self.name], domain=DOMAIN, variable=self.name)
         self.trainable = trainable
         self._initial = initial_value
-        self.initializer = math_ops.no_op(name=f"{name}/Assign")
+        self._initializer_op: Operation | None = None
 
     @property
     def shape(self) -> TensorShape:
         return self._shape
+
+    @property
+    def initializer(self) -> Operation:
+        return _initializer(self.graph, self)
 
     def _as_graph_element(self) -> Tensor:
         return self
@@ -354,11 +358,31 @@ def local_variables(scope: str | None = None) -> list[Any]:
 
 
 def variables_initializer(var_list: Any, name: str = "init") -> Operation:
-    """Variables are created with their initial value on the server: running this is a no-op
-    (it does not reset them)."""
+    """An op that sets each variable to its initial value: the value it was created with, or, for a
+    layer's variable, its initializer's (drawn again when random, as TF does)."""
     g = get_default_graph()
-    with g.control_dependencies(None):
-        return math_ops.no_op(name=name)
+    with g.control_dependencies(None), g.name_scope(None):
+        ops = [_initializer(g, v) for v in var_list if isinstance(v, Variable)]
+        with g.control_dependencies(ops):
+            return math_ops.no_op(name=name)
+
+
+def _initializer(g: Graph, var: Variable) -> Operation:
+    """One variable's initializing assign (cached: every initializer op of the graph shares it)."""
+    found = g.initializers.get(var.name)
+    if found is not None:
+        return found
+    if var._initial is not None:
+        value = math_ops.constant(var._initial, _hidden=True, _graph=g)
+        t = math_ops.op("Assign", [value], f"{var.name[:-2]}/Assign", "AssignVariableOp", domain=DOMAIN,
+                        out=(var.dtype, var.shape), variable=var.name)
+    else:  # a layer's variable: the server knows its initializer
+        t = math_ops.op("InitVariable", [], f"{var.name[:-2]}/Assign", "AssignVariableOp", domain=DOMAIN,
+                        out=(var.dtype, var.shape), variable=var.name)
+    assert t.op is not None
+    t.op.stateful, t.op.writes = True, var.name
+    g.initializers[var.name] = t.op
+    return t.op
 
 
 def global_variables_initializer() -> Operation:
