@@ -46,9 +46,13 @@ async def in_thread(fn: Callable[..., T], *args: object) -> T:
 
 
 async def apply(plane: DataPlane, graph: str, layer: str, inputs: list[np.ndarray], training: bool | None,
-                refs: bool = True) -> ApplyResult:
-    """``plane.apply``, inline or in the pool (see the module's docstring)."""
+                refs: bool = True, checkpoint: str | None = None) -> ApplyResult:
+    """``plane.apply``, inline or in the pool (see the module's docstring); an apply pinned to a
+    ``checkpoint`` always in the pool (it may read the checkpoint from the store)."""
     global _in_flight
+    if checkpoint is not None:
+        return await in_thread(functools.partial(plane.apply, graph, layer, inputs, training, refs=refs,
+                                                 checkpoint=checkpoint))
     _in_flight += 1
     try:
         revision = await plane.store.head_revision_async(graph)  # a shared store's version check, off the threads

@@ -13,12 +13,13 @@ number of times.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -39,7 +40,14 @@ from layerserve.server.runtime.batching import parse_batching
 from layerserve.server.runtime.executor import Executor
 from layerserve.server.store.base import StaleGraph, StateStore
 
-__all__ = ["ApplyResult", "DataPlane", "GRAPH_NAME", "LAYER_NAME"]
+__all__ = ["ApplyResult", "COMMIT_CAUSE", "CommitListener", "DataPlane", "GRAPH_NAME", "LAYER_NAME", "retried"]
+
+# What the commits of the operation in progress are for, as the version history names it.
+COMMIT_CAUSE: contextvars.ContextVar[str] = contextvars.ContextVar("commit_cause", default="")
+_CAUSES = {"run_updates": "updates:run", "patch_layer": "patch", "create_layer": "create", "delete_layer": "delete",
+           "_use_up_name": "create"}
+# Called after each commit that made a new revision, with the graph and the variables it wrote.
+CommitListener = Callable[[Graph, list[str]], None]
 
 GRAPH_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Argument errors TF raises before the layer takes a name (so no ``dense_N`` is used up).
@@ -69,10 +77,13 @@ def check_name(value: object, pattern: re.Pattern[str], what: str) -> str:
 def _retried(method: F) -> F:
     """Run a write again on the store's fresh copy when another replica committed first."""
 
+    cause = _CAUSES.get(method.__name__, method.__name__)
+
     @functools.wraps(method)
-    def wrapper(self: DataPlane, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         attempts = max(1, self.settings.write_retries)
         for attempt in range(attempts):
+            token = COMMIT_CAUSE.set(COMMIT_CAUSE.get() or cause)
             try:
                 return method(self, *args, **kwargs)
             except StaleGraph:
@@ -80,9 +91,14 @@ def _retried(method: F) -> F:
                     raise Conflict(f"the graph kept changing under this write ({attempts} attempts); retry it",
                                    code="write_conflict") from None
                 time.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))  # desynchronise the racers
+            finally:
+                COMMIT_CAUSE.reset(token)
         raise AssertionError("unreachable")
 
     return wrapper  # type: ignore[return-value]
+
+
+retried = _retried  # for writes kept in other modules (``settings`` and the graph's store as here)
 
 
 def check_version(g: Graph, layer: Layer, expected: int | None) -> None:
@@ -99,6 +115,9 @@ class DataPlane:
         self.executor = executor
         self.graphs: dict[str, Graph] = store.load()
         self._graphs_lock = threading.Lock()
+        self.commit_listeners: list[CommitListener] = []
+        # name -> values of a named checkpoint, for applies pinned to it (set by the checkpoints' service)
+        self.pinned_values: Callable[[str, str], Mapping[str, np.ndarray]] | None = None
         store.watch(self._warm)
 
     # ---- graphs ------------------------------------------------------------------------
@@ -265,11 +284,15 @@ class DataPlane:
     # ---- apply -------------------------------------------------------------------------
     @_retried
     def apply(self, graph: str, ref: str, inputs: list[np.ndarray], training: bool | None = None,
-              batch: bool = True, revision: int | None = None, refs: bool = True) -> ApplyResult:
+              batch: bool = True, revision: int | None = None, refs: bool = True,
+              checkpoint: str | None = None) -> ApplyResult:
         """Forward pass; ``batch=False`` runs it alone in the calling thread (see ``runs_inline``);
         ``revision``: the store's, just read (``StateStore.head_revision_async``). The input
         references (a sha256 of each input) are computed when ``refs`` asks for them or when
-        the apply records losses or updates, which are keyed by them."""
+        the apply records losses or updates, which are keyed by them. ``checkpoint``: compute
+        with that named checkpoint's values instead (read-only: nothing is built or recorded)."""
+        if checkpoint is not None:
+            return self._apply_pinned(graph, ref, inputs, training, checkpoint, batch, refs)
         g, layer = self.layer(graph, ref, revision)
         n = layer.kind.num_inputs
         if len(inputs) != n:
@@ -306,6 +329,33 @@ class DataPlane:
             input_refs = [input_ref(each) for each in inputs]
         ys = [outputs.pop("y"), *(outputs.pop(f"y{k}") for k in range(1, layer.kind.num_outputs))]
         return ApplyResult(ys, input_refs, layer, version)
+
+    def _apply_pinned(self, graph: str, ref: str, inputs: list[np.ndarray], training: bool | None,
+                      checkpoint: str, batch: bool, refs: bool) -> ApplyResult:
+        if self.pinned_values is None:
+            raise NotFound(f"no checkpoint {checkpoint!r}", code="checkpoint_not_found")
+        values = self.pinned_values(graph, checkpoint)
+        g, layer = self.layer(graph, ref)
+        missing = [n for n in layer.variables if n not in values]
+        if not layer.built or missing:
+            raise Conflict(f"checkpoint {checkpoint!r} holds no value for layer {layer.name!r}"
+                           + (f" (variable {missing[0]})" if missing else " (the layer is not built)"),
+                           code="checkpoint_mismatch")
+        if len(inputs) != layer.kind.num_inputs:
+            raise InvalidArgument(f"layer {layer.name!r} takes {layer.kind.num_inputs} input(s), got {len(inputs)}",
+                                  code="wrong_input_count")
+        for each in inputs:
+            check_float_input(each, layer.class_name)
+        training = bool(training) and layer.kind.takes_training
+        xs = [self._check_input(layer, each, spec, k) for k, (each, spec) in enumerate(zip(inputs, _input_specs(layer),
+                                                                                           strict=False))]
+        layer.kind.check_op(tuple(xs[0].shape), dtype_name(xs[0].dtype), training)
+        sig = Signature(dtype_name(xs[0].dtype), tuple(xs[0].shape), training, self._var_specs(g, layer),
+                        tuple(tuple(each.shape) for each in xs[1:]))
+        self._check_output_size(layer, tuple(xs[0].shape))
+        outputs = self.executor.run(layer, sig, xs[0], {n: values[n] for n in layer.variables}, batch, xs[1:])
+        ys = [outputs.pop("y"), *(outputs.pop(f"y{k}") for k in range(1, layer.kind.num_outputs))]
+        return ApplyResult(ys, [input_ref(each) for each in inputs] if refs else None, layer, g.layer_version(layer))
 
     def runs_inline(self, graph: str, ref: str, inputs: list[np.ndarray], training: bool | None,
                     budget_s: float, revision: int | None = None) -> bool:
@@ -554,7 +604,11 @@ class DataPlane:
                 raise
 
     def _commit(self, g: Graph, variables: list[str] | None = None, layers: list[str] | None = None) -> None:
+        before = g.revision
         self.store.commit(g, variables or (), layers or ())
+        if g.revision != before:
+            for listener in self.commit_listeners:
+                listener(g, list(variables or ()))
 
 
 def _hoist(config: dict[str, Any], key: str, value: Any) -> Any:

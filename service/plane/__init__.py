@@ -1,0 +1,1 @@
+"""The application service: operations on graphs beyond one layer (checkpoints, history)."""

@@ -1,0 +1,256 @@
+"""Server-side named checkpoints: snapshot, list, describe, delete, restore, download and upload
+as TensorFlow's files, hostile uploads, pinned serving and the version history, through a real
+server (state directory, and Redis for persistence)."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+import layerserve
+from layerserve import checkpoint
+from layerserve.checkpoint import BundleEntry
+from layerserve.exceptions import InvalidArgumentError, NotFoundError
+from tests.redis_server import RedisProcess, redis_process  # noqa: F401 - fixture
+from tests.server import ServerProcess
+
+DATA = Path(__file__).parent / "data" / "checkpoints"
+TF_PREFIX = DATA / "mlp_adam-3"
+
+
+def _mlp(conn: layerserve.Connection, x: np.ndarray) -> tuple[Any, Any]:
+    """The layers of tests/checkpoints/generate.py's program, built by one apply."""
+    fc = conn.layers.Dense(4, activation="relu", name="fc")
+    out = conn.layers.Dense(2, name="out")
+    out.apply(fc.apply(x))
+    return fc, out
+
+
+def _forward(fc: Any, out: Any, x: np.ndarray) -> np.ndarray:
+    return np.asarray(out.apply(fc.apply(x)))
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def _tf_files() -> tuple[bytes, bytes]:
+    return (Path(str(TF_PREFIX) + checkpoint.INDEX_SUFFIX).read_bytes(),
+            Path(str(TF_PREFIX) + checkpoint.DATA_SUFFIX).read_bytes())
+
+
+def _weights(conn: layerserve.Connection) -> dict[str, np.ndarray]:
+    return {v.name: np.asarray(v.numpy()) for v in conn.global_variables()}
+
+
+def test_snapshot_restore_download(conn: layerserve.Connection, tmp_path: Path) -> None:
+    x = np.random.default_rng(1).normal(size=(5, 3)).astype(np.float32)
+    fc, out = _mlp(conn, x)
+    before, y_before = _weights(conn), _forward(fc, out, x)
+    meta = conn.create_checkpoint("base")
+    assert meta["name"] == "base" and {v["name"] for v in meta["variables"]} == set(before)
+    fc.set_weights([np.zeros((3, 4), np.float32), np.ones(4, np.float32)])
+    assert not np.allclose(_forward(fc, out, x), y_before)
+    assert [c["name"] for c in conn.list_checkpoints()] == ["base"]
+    assert conn.describe_checkpoint("base")["version"] == meta["version"]
+
+    restored = conn.restore_checkpoint("base")
+    assert sorted(restored["variables"]) == sorted(before)
+    np.testing.assert_array_equal(_forward(fc, out, x), y_before)
+    for name, value in _weights(conn).items():
+        np.testing.assert_array_equal(value, before[name])
+
+    prefix = conn.download_checkpoint("base", tmp_path / "base")
+    assert {k + ":0": v for k, v in checkpoint.read_checkpoint(prefix).items()}.keys() == before.keys()
+    history = conn.versions()
+    causes = [v["cause"] for v in history["versions"]]
+    assert causes[-2:] == ["set_weights", "restore"] and history["versions"][-1]["checkpoint"] == "base"
+    assert history["version"] == restored["version"] == history["versions"][-1]["version"]
+    assert history["checkpoints"] == [{"name": "base", "version": meta["version"]}]
+
+
+def test_checkpoints_are_immutable_and_named(conn: layerserve.Connection, server: ServerProcess) -> None:
+    _mlp(conn, np.ones((1, 3), np.float32))
+    conn.create_checkpoint("a")
+    with pytest.raises(layerserve.exceptions.LayerServeError) as exists:
+        conn.create_checkpoint("a")
+    assert exists.value.status == 409 and exists.value.code == "checkpoint_exists"
+    for bad in ("..", ".hidden", "1", "live", "a" * 200, "sp ace"):
+        response = httpx.post(f"{server.url}/v1/graphs/{conn.graph}/checkpoints", json={"name": bad})
+        assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_name", bad
+    conn.delete_checkpoint("a")
+    with pytest.raises(NotFoundError):
+        conn.describe_checkpoint("a")
+    with pytest.raises(NotFoundError):
+        conn.restore_checkpoint("a")
+    assert conn.list_checkpoints() == []
+
+
+def test_tensorflow_checkpoint_gives_tensorflows_outputs(conn: layerserve.Connection) -> None:
+    """A checkpoint TF1's Saver wrote (with Adam slots and global_step) restored into the same layers."""
+    recorded = np.load(DATA / "mlp_adam.npz")
+    fc, out = _mlp(conn, recorded["x"])
+    uploaded = conn.upload_checkpoint("trained", TF_PREFIX)
+    assert {v["name"] for v in uploaded["variables"]} >= {"fc/kernel/Adam:0", "global_step:0"}
+    conn.restore_checkpoint("trained")
+    np.testing.assert_allclose(_forward(fc, out, recorded["x"]), recorded["y"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(fc.get_weights()[0], recorded["var:fc/kernel"])
+
+
+def test_restore_errors_are_tensorflows_and_change_nothing(conn: layerserve.Connection) -> None:
+    recorded = np.load(DATA / "mlp_adam.npz")
+    fc, out = _mlp(conn, recorded["x"])
+    extra = conn.layers.Dense(3, name="extra_layer")
+    extra.apply(recorded["x"])
+    conn.upload_checkpoint("trained", TF_PREFIX)
+    before = _weights(conn)
+    version = conn.versions()["version"]
+    with pytest.raises(NotFoundError) as missing:
+        conn.restore_checkpoint("trained")
+    assert "Key extra_layer/bias not found in checkpoint" in str(missing.value) or \
+        "Key extra_layer/kernel not found in checkpoint" in str(missing.value)
+    assert str(missing.value).startswith("Restoring from checkpoint failed. This is most likely due to a Variable")
+    assert missing.value.details["exception"] == "NotFoundError"
+
+    index, data = _tf_files()
+    entries = checkpoint.read_index(index)
+    tensors = checkpoint.decode_bundle(index, data)
+    tensors["fc/kernel"] = np.zeros((3, 5), np.float32)
+    tensors.update({"extra_layer/kernel": np.zeros((3, 3), np.float32), "extra_layer/bias": np.zeros(3, np.float32)})
+    checkpoint.write_checkpoint(Path(conn.graph + "-wide"), tensors)
+    try:
+        conn.upload_checkpoint("wide", Path(conn.graph + "-wide"))
+    finally:
+        for suffix in (checkpoint.INDEX_SUFFIX, checkpoint.DATA_SUFFIX):
+            Path(conn.graph + "-wide" + suffix).unlink()
+    with pytest.raises(InvalidArgumentError) as shape:
+        conn.restore_checkpoint("wide")
+    assert "fc/kernel:0" in str(shape.value) and "[3, 4]" in str(shape.value) and "[3, 5]" in str(shape.value)
+    assert entries["fc/kernel"].shape == (3, 4)
+    after = _weights(conn)
+    assert after.keys() == before.keys() and all(np.array_equal(after[k], before[k]) for k in before)
+    assert conn.versions()["version"] == version
+
+
+def _hostile_uploads() -> dict[str, tuple[bytes, str]]:
+    index, data = _tf_files()
+    broken = bytearray(data)
+    broken[0] ^= 1
+    huge = BundleEntry("fc/kernel", "float32", (2**40, 2**40), 0, 16, checkpoint.masked_crc32c(bytes(16)))
+    bad_name = {"../../etc/passwd": np.zeros(2, np.float32)}
+    bad_index, bad_data = checkpoint.encode_bundle(bad_name)
+    return {
+        "truncated index": (_tar({"m.index": index[:-10], "m.data-00000-of-00001": data}), "invalid_checkpoint"),
+        "wrong crc": (_tar({"m.index": index, "m.data-00000-of-00001": bytes(broken)}), "invalid_checkpoint"),
+        "terabyte shape": (_tar({"m.index": checkpoint.encode_index([huge]), "m.data-00000-of-00001": bytes(16)}),
+                           "invalid_checkpoint"),
+        "bad name": (_tar({"m.index": bad_index, "m.data-00000-of-00001": bad_data}), "invalid_checkpoint"),
+        "no data file": (_tar({"m.index": index}), "invalid_checkpoint"),
+        "extra member": (_tar({"m.index": index, "m.data-00000-of-00001": data, "x.sh": b"!"}), "invalid_checkpoint"),
+        "not a tar": (b"\x00garbage" * 100, "invalid_checkpoint"),
+    }
+
+
+def test_hostile_uploads_change_nothing(conn: layerserve.Connection, server: ServerProcess) -> None:
+    _mlp(conn, np.ones((2, 3), np.float32))
+    before, version = _weights(conn), conn.versions()["version"]
+    for case, (body, code) in _hostile_uploads().items():
+        response = httpx.put(f"{server.url}/v1/graphs/{conn.graph}/checkpoints/up",
+                             content=body, headers={"content-type": "application/x-tar"})
+        assert 400 <= response.status_code < 500, (case, response.status_code, response.text)
+        assert response.json()["error"]["code"] == code, case
+        assert response.json()["error"]["message"], case
+    wrong_type = httpx.put(f"{server.url}/v1/graphs/{conn.graph}/checkpoints/up", content=b"{}",
+                           headers={"content-type": "application/json"})
+    assert wrong_type.status_code == 415
+    assert conn.list_checkpoints() == []
+    after = _weights(conn)
+    assert all(np.array_equal(after[k], before[k]) for k in before) and conn.versions()["version"] == version
+
+
+def test_pinned_serving_beside_the_live_weights(conn: layerserve.Connection, server: ServerProcess) -> None:
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    layer = conn.layers.Dense(2, name="canary", kernel_initializer="ones")
+    y_old = np.asarray(layer.apply(x))
+    conn.create_checkpoint("v1")
+    layer.set_weights([np.full((3, 2), 2.0, np.float32), np.zeros(2, np.float32)])
+    y_new = np.asarray(layer.apply(x))
+    assert not np.allclose(y_old, y_new)
+    tensor = {"dtype": "float32", "shape": [2, 3], "data": x.ravel().tolist()}
+    base = f"{server.url}/v1/graphs/{conn.graph}/layers/canary/apply"
+    pinned = httpx.post(base, json={"inputs": [tensor], "checkpoint": "v1"})
+    assert pinned.status_code == 200, pinned.text
+    np.testing.assert_allclose(np.asarray(pinned.json()["outputs"][0]["data"]).reshape(2, 2), y_old)
+    live = httpx.post(base, json={"inputs": [tensor]})
+    np.testing.assert_allclose(np.asarray(live.json()["outputs"][0]["data"]).reshape(2, 2), y_new)
+
+    model = f"{conn.graph}.canary"
+    oip = {"inputs": [{"name": "input_0", "shape": [2, 3], "datatype": "FP32", "data": x.ravel().tolist()}]}
+    for version, expected in (("v1", y_old), ("1", y_new)):
+        answer = httpx.post(f"{server.url}/v2/models/{model}/versions/{version}/infer", json=oip)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["model_version"] == version
+        np.testing.assert_allclose(np.asarray(answer.json()["outputs"][0]["data"]).reshape(2, 2), expected)
+    assert httpx.get(f"{server.url}/v2/models/{model}").json()["versions"] == ["1", "v1"]
+    missing = httpx.post(f"{server.url}/v2/models/{model}/versions/nope/infer", json=oip)
+    assert missing.status_code == 404 and "nope" in missing.json()["error"]
+    np.testing.assert_allclose(np.asarray(layer.apply(x)), y_new)  # pinned applies changed nothing
+
+
+def test_history_retention_keeps_checkpointed_versions(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "state", "--keep-history", "3").start()
+    try:
+        conn = layerserve.Connection(server.url, graph="hist")
+        layer = conn.layers.Dense(1, name="d")
+        layer.apply(np.ones((1, 2), np.float32))
+        conn.create_checkpoint("early")
+        early = conn.describe_checkpoint("early")["version"]
+        for k in range(40):
+            layer.set_weights([np.full((2, 1), k, np.float32), np.zeros(1, np.float32)])
+        history = conn.versions()
+        versions = [v["version"] for v in history["versions"]]
+        assert versions == [early, history["version"] - 2, history["version"] - 1, history["version"]]
+        assert [v["cause"] for v in history["versions"][1:]] == ["set_weights"] * 3
+        conn.close()
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("store", ["filesystem", "redis"])
+def test_checkpoints_survive_restart(tmp_path: Path, store: str, redis_process: RedisProcess) -> None:  # noqa: F811
+    args = ["--store", redis_process.url] if store == "redis" else []
+    graph = f"persist_{store}"
+    server = ServerProcess(tmp_path / "state", *args).start()
+    try:
+        conn = layerserve.Connection(server.url, graph=graph)
+        layer = conn.layers.Dense(2, name="d", kernel_initializer="ones")
+        layer.apply(np.ones((1, 2), np.float32))
+        conn.create_checkpoint("kept")
+        layer.set_weights([np.zeros((2, 2), np.float32), np.zeros(2, np.float32)])
+        conn.close()
+    finally:
+        server.kill()
+    server = ServerProcess(tmp_path / "state", *args).start()
+    try:
+        conn = layerserve.Connection(server.url, graph=graph)
+        assert [c["name"] for c in conn.list_checkpoints()] == ["kept"]
+        conn.restore_checkpoint("kept")
+        weights = {v.name: v.numpy() for v in conn.global_variables()}
+        np.testing.assert_array_equal(weights["d/kernel:0"], np.ones((2, 2), np.float32))
+        assert json.dumps(conn.versions()["versions"][-1]["cause"]) == '"restore"'
+        conn.close()
+    finally:
+        server.stop()
