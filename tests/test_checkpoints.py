@@ -110,9 +110,9 @@ def test_tensorflow_checkpoint_gives_tensorflows_outputs(conn: layerserve.Connec
     np.testing.assert_array_equal(fc.get_weights()[0], recorded["var:fc/kernel"])
 
 
-def test_restore_errors_are_tensorflows_and_change_nothing(conn: layerserve.Connection) -> None:
+def test_restore_errors_are_tensorflows_and_change_nothing(conn: layerserve.Connection, tmp_path: Path) -> None:
     recorded = np.load(DATA / "mlp_adam.npz")
-    fc, out = _mlp(conn, recorded["x"])
+    _mlp(conn, recorded["x"])
     extra = conn.layers.Dense(3, name="extra_layer")
     extra.apply(recorded["x"])
     conn.upload_checkpoint("trained", TF_PREFIX)
@@ -130,12 +130,8 @@ def test_restore_errors_are_tensorflows_and_change_nothing(conn: layerserve.Conn
     tensors = checkpoint.decode_bundle(index, data)
     tensors["fc/kernel"] = np.zeros((3, 5), np.float32)
     tensors.update({"extra_layer/kernel": np.zeros((3, 3), np.float32), "extra_layer/bias": np.zeros(3, np.float32)})
-    checkpoint.write_checkpoint(Path(conn.graph + "-wide"), tensors)
-    try:
-        conn.upload_checkpoint("wide", Path(conn.graph + "-wide"))
-    finally:
-        for suffix in (checkpoint.INDEX_SUFFIX, checkpoint.DATA_SUFFIX):
-            Path(conn.graph + "-wide" + suffix).unlink()
+    checkpoint.write_checkpoint(tmp_path / "wide", tensors)
+    conn.upload_checkpoint("wide", tmp_path / "wide")
     with pytest.raises(InvalidArgumentError) as shape:
         conn.restore_checkpoint("wide")
     assert "fc/kernel:0" in str(shape.value) and "[3, 4]" in str(shape.value) and "[3, 5]" in str(shape.value)
