@@ -250,3 +250,92 @@ def test_checkpoints_survive_restart(tmp_path: Path, store: str, redis_process: 
         conn.close()
     finally:
         server.stop()
+
+
+def _uniform_value(weights: dict[str, np.ndarray]) -> float:
+    """The one value every variable holds everywhere; fails on a mix of two checkpoints."""
+    values = {float(v) for array in weights.values() for v in np.unique(array)}
+    assert len(values) == 1, f"variables mix checkpoints: {sorted(values)}"
+    return values.pop()
+
+
+def _restore_loop(url: str, graph: str, acked: list[float], errors: list[BaseException], stop: Any) -> None:
+    """Restore A and B in turn until the server dies; ``acked``: the value of each acknowledged restore."""
+    with httpx.Client(base_url=url, timeout=10) as client:
+        k = 0
+        while not stop.is_set():
+            name, value = ("A", 1.0) if k % 2 == 0 else ("B", 2.0)
+            try:
+                response = client.post(f"/v1/graphs/{graph}/checkpoints/{name}:restore")
+            except httpx.TransportError:
+                return
+            except BaseException as exc:
+                errors.append(exc)
+                return
+            if response.status_code != 200:
+                errors.append(AssertionError(response.text))
+                return
+            acked.append(value)
+            k += 1
+
+
+def _apply_loop(url: str, graph: str, seen: set[float], errors: list[BaseException], stop: Any) -> None:
+    """Applies while restores run: each sees all of A (8*1 + 1) or all of B (8*2 + 2)."""
+    body = {"inputs": [{"dtype": "float32", "shape": [1, 8], "data": [1.0] * 8}]}
+    with httpx.Client(base_url=url, timeout=10) as client:
+        while not stop.is_set():
+            try:
+                response = client.post(f"/v1/graphs/{graph}/layers/w/apply", json=body)
+            except httpx.TransportError:
+                return
+            try:
+                outputs = set(response.json()["outputs"][0]["data"])
+                assert outputs <= {9.0, 18.0} and len(outputs) == 1, f"an apply mixed weights: {outputs}"
+                seen |= outputs
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+
+@pytest.mark.parametrize("store", ["filesystem", "redis"])
+def test_sigkill_during_restore_loops(tmp_path: Path, store: str, redis_process: RedisProcess) -> None:  # noqa: F811
+    """kill -9 while restores of two checkpoints alternate: after the restart every variable is
+    from one checkpoint or the other, at least the last acknowledged one's successor or itself."""
+    import random
+    import threading
+    import time
+
+    args = ["--store", redis_process.url] if store == "redis" else []
+    graph, rng = f"kill_{store}", random.Random(5)
+    server = ServerProcess(tmp_path / "state", *args).start()
+    conn = layerserve.Connection(server.url, graph=graph)
+    w, v = conn.layers.Dense(4, name="w"), conn.layers.Dense(3, name="v")
+    w.apply(np.ones((1, 8), np.float32))
+    v.apply(np.ones((1, 2), np.float32))
+    for name, value in (("A", 1.0), ("B", 2.0)):
+        for layer in (w, v):
+            layer.set_weights([np.full(a.shape, value, np.float32) for a in layer.get_weights()])
+        conn.create_checkpoint(name)
+    conn.close()
+    seen: set[float] = set()
+    for _ in range(4):
+        acked: list[float] = []
+        errors: list[BaseException] = []
+        stop = threading.Event()
+        threads = [threading.Thread(target=_restore_loop, args=(server.url, graph, acked, errors, stop)),
+                   threading.Thread(target=_apply_loop, args=(server.url, graph, seen, errors, stop))]
+        for thread in threads:
+            thread.start()
+        time.sleep(rng.uniform(0.3, 1.0))
+        server.kill()
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+        assert not errors, errors
+        assert acked, "no restore was acknowledged before the kill"
+        server = ServerProcess(tmp_path / "state", *args).start()
+        with layerserve.Connection(server.url, graph=graph) as check:
+            value = _uniform_value({x.name: np.asarray(x.numpy()) for x in check.global_variables()})
+        assert value in (acked[-1], 3.0 - acked[-1])
+    server.stop()
+    assert seen == {9.0, 18.0}
