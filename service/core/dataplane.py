@@ -284,15 +284,11 @@ class DataPlane:
     # ---- apply -------------------------------------------------------------------------
     @_retried
     def apply(self, graph: str, ref: str, inputs: list[np.ndarray], training: bool | None = None,
-              batch: bool = True, revision: int | None = None, refs: bool = True,
-              checkpoint: str | None = None) -> ApplyResult:
+              batch: bool = True, revision: int | None = None, refs: bool = True) -> ApplyResult:
         """Forward pass; ``batch=False`` runs it alone in the calling thread (see ``runs_inline``);
         ``revision``: the store's, just read (``StateStore.head_revision_async``). The input
         references (a sha256 of each input) are computed when ``refs`` asks for them or when
-        the apply records losses or updates, which are keyed by them. ``checkpoint``: compute
-        with that named checkpoint's values instead (read-only: nothing is built or recorded)."""
-        if checkpoint is not None:
-            return self._apply_pinned(graph, ref, inputs, training, checkpoint, batch, refs)
+        the apply records losses or updates, which are keyed by them."""
         g, layer = self.layer(graph, ref, revision)
         n = layer.kind.num_inputs
         if len(inputs) != n:
@@ -329,33 +325,6 @@ class DataPlane:
             input_refs = [input_ref(each) for each in inputs]
         ys = [outputs.pop("y"), *(outputs.pop(f"y{k}") for k in range(1, layer.kind.num_outputs))]
         return ApplyResult(ys, input_refs, layer, version)
-
-    def _apply_pinned(self, graph: str, ref: str, inputs: list[np.ndarray], training: bool | None,
-                      checkpoint: str, batch: bool, refs: bool) -> ApplyResult:
-        if self.pinned_values is None:
-            raise NotFound(f"no checkpoint {checkpoint!r}", code="checkpoint_not_found")
-        values = self.pinned_values(graph, checkpoint)
-        g, layer = self.layer(graph, ref)
-        missing = [n for n in layer.variables if n not in values]
-        if not layer.built or missing:
-            raise Conflict(f"checkpoint {checkpoint!r} holds no value for layer {layer.name!r}"
-                           + (f" (variable {missing[0]})" if missing else " (the layer is not built)"),
-                           code="checkpoint_mismatch")
-        if len(inputs) != layer.kind.num_inputs:
-            raise InvalidArgument(f"layer {layer.name!r} takes {layer.kind.num_inputs} input(s), got {len(inputs)}",
-                                  code="wrong_input_count")
-        for each in inputs:
-            check_float_input(each, layer.class_name)
-        training = bool(training) and layer.kind.takes_training
-        xs = [self._check_input(layer, each, spec, k) for k, (each, spec) in enumerate(zip(inputs, _input_specs(layer),
-                                                                                           strict=False))]
-        layer.kind.check_op(tuple(xs[0].shape), dtype_name(xs[0].dtype), training)
-        sig = Signature(dtype_name(xs[0].dtype), tuple(xs[0].shape), training, self._var_specs(g, layer),
-                        tuple(tuple(each.shape) for each in xs[1:]))
-        self._check_output_size(layer, tuple(xs[0].shape))
-        outputs = self.executor.run(layer, sig, xs[0], {n: values[n] for n in layer.variables}, batch, xs[1:])
-        ys = [outputs.pop("y"), *(outputs.pop(f"y{k}") for k in range(1, layer.kind.num_outputs))]
-        return ApplyResult(ys, [input_ref(each) for each in inputs] if refs else None, layer, g.layer_version(layer))
 
     def runs_inline(self, graph: str, ref: str, inputs: list[np.ndarray], training: bool | None,
                     budget_s: float, revision: int | None = None) -> bool:
