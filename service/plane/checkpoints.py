@@ -229,7 +229,7 @@ class Checkpoints:
         if restored is not None:
             record["checkpoint"] = restored
         try:
-            self.history.append(g.name, record, self._protected(g.name))
+            self.history.append(g.name, record, lambda: self._protected(g.name))
         except Exception:  # the commit stands; only its history record is lost
             log.exception("could not record version %s of graph %r", g.revision, g.name)
 

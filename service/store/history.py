@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +48,15 @@ class History(ABC):
         self._appended: dict[str, int] = {}  # graph -> records appended since the last prune
         self._lock = threading.Lock()
 
-    def append(self, graph: str, record: dict[str, Any], protected: set[int]) -> None:
+    def append(self, graph: str, record: dict[str, Any], protected: Callable[[], set[int]]) -> None:
+        """Add ``record``; now and then prune, keeping the ``protected()`` versions."""
         self._append(graph, json.dumps(record, separators=(",", ":")))
         with self._lock:
             count = self._appended[graph] = self._appended.get(graph, 0) + 1
         if count >= max(16, self.retention.keep // 4):  # amortised: prune now and then, reads filter anyway
             with self._lock:
                 self._appended[graph] = 0
-            self.prune(graph, protected)
+            self.prune(graph, protected())
 
     def records(self, graph: str, protected: set[int]) -> list[dict[str, Any]]:
         """The retained records, oldest first."""
@@ -97,8 +99,10 @@ class FilesystemHistory(History):
         return self.root / f"{graph}.jsonl"
 
     def _append(self, graph: str, line: str) -> None:
-        with self._file_lock, open(self._path(graph), "ab") as handle:
-            handle.write(line.encode() + b"\n")
+        with self._file_lock, open(self._path(graph), "a+b") as handle:
+            end = handle.seek(0, os.SEEK_END)
+            torn = end > 0 and handle.seek(end - 1) >= 0 and handle.read(1) != b"\n"
+            handle.write((b"\n" if torn else b"") + line.encode() + b"\n")  # a torn line stays alone
 
     def _read(self, graph: str) -> list[dict[str, Any]]:
         try:
