@@ -339,3 +339,39 @@ def test_sigkill_during_restore_loops(tmp_path: Path, store: str, redis_process:
         assert value in (acked[-1], 3.0 - acked[-1])
     server.stop()
     assert seen == {9.0, 18.0}
+
+
+def test_tensorflow_saver_restores_a_download(conn: layerserve.Connection, tmp_path: Path) -> None:
+    """The reverse direction: weights set on the server, downloaded, restored by TF1's own
+    ``Saver`` into the same program, give the server's outputs."""
+    import os
+    import subprocess
+    import textwrap
+
+    from tests.test_checkpoint_format import _tensorflow_python
+
+    python = _tensorflow_python()
+    if python is None:
+        pytest.skip("TensorFlow is not importable here; set LAYERSERVE_TF_PYTHON to a Python that has it")
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4, 3)).astype(np.float32)
+    fc, out = _mlp(conn, x)
+    fc.set_weights([rng.normal(size=(3, 4)).astype(np.float32), rng.normal(size=4).astype(np.float32)])
+    served = _forward(fc, out, x)
+    conn.create_checkpoint("export")
+    prefix = conn.download_checkpoint("export", tmp_path / "export")
+    np.save(tmp_path / "x.npy", x)
+    script = textwrap.dedent(f"""
+        import numpy as np, tensorflow as tf
+        V1 = tf.compat.v1
+        V1.disable_eager_execution()
+        x = V1.placeholder(tf.float32, [None, 3])
+        y = V1.layers.dense(V1.layers.dense(x, 4, activation=tf.nn.relu, name="fc"), 2, name="out")
+        with V1.Session() as sess:
+            V1.train.Saver().restore(sess, {prefix!r})
+            np.save({str(tmp_path / 'y.npy')!r}, sess.run(y, {{x: np.load({str(tmp_path / 'x.npy')!r})}}))
+    """)
+    done = subprocess.run([python, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_USE_LEGACY_KERAS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), served, rtol=1e-5, atol=1e-6)
