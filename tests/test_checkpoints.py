@@ -375,3 +375,25 @@ def test_tensorflow_saver_restores_a_download(conn: layerserve.Connection, tmp_p
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_USE_LEGACY_KERAS": "1"})
     assert done.returncode == 0, done.stderr[-2000:]
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), served, rtol=1e-5, atol=1e-6)
+
+
+async def test_async_connection_checkpoints(server: ServerProcess, tmp_path: Path) -> None:
+    sync = layerserve.Connection(server.url, graph="async_ckpt")
+    layer = sync.layers.Dense(2, name="d", kernel_initializer="ones")
+    layer.apply(np.ones((1, 2), np.float32))
+    async with layerserve.AsyncConnection(server.url, graph="async_ckpt") as conn:
+        created = await conn.create_checkpoint("a")
+        layer.set_weights([np.zeros((2, 2), np.float32), np.zeros(2, np.float32)])
+        assert [c["name"] for c in await conn.list_checkpoints()] == ["a"]
+        assert (await conn.describe_checkpoint("a"))["version"] == created["version"]
+        prefix = await conn.download_checkpoint("a", tmp_path / "a")
+        assert (await conn.upload_checkpoint("b", prefix))["source"] == "upload"
+        restored = await conn.restore_checkpoint("b", if_match=(await conn.versions())["version"])
+        assert (await conn.versions())["versions"][-1] == {**(await conn.versions())["versions"][-1],
+                                                           "cause": "restore", "checkpoint": "b",
+                                                           "version": restored["version"]}
+        await conn.delete_checkpoint("a")
+        with pytest.raises(NotFoundError):
+            await conn.download_checkpoint("a", tmp_path / "gone")
+    np.testing.assert_array_equal(layer.get_weights()[0], np.ones((2, 2), np.float32))
+    sync.close()
