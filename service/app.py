@@ -15,6 +15,7 @@ from layerserve.server.api.middleware import BearerAuth, RequestContext, Request
 from layerserve.server.api.native import graph_router, native_router
 from layerserve.server.api.oip import oip_router
 from layerserve.server.api.ops import ops_router
+from layerserve.server.api.programs import programs_router
 from layerserve.server.config import Settings
 from layerserve.server.core.dataplane import DataPlane
 from layerserve.server.layers.custom import CustomLayer
@@ -83,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics = ServiceMetrics()
     metrics.install(lambda: app.state.plane, app.state.batch_stats, ready=lambda: float(app.state.ready))
     install_error_handlers(app)
-    for router in (native_router, oip_router, ops_router, graph_router, checkpoint_router):
+    for router in (native_router, oip_router, ops_router, programs_router, graph_router, checkpoint_router):
         app.include_router(router)
     # Added last = outermost: request context, then auth, then limits, then the hot routes
     # (apply, infer: served without FastAPI's routing), then FastAPI's routes.

@@ -131,7 +131,8 @@ async def describe_layer(graph: str, layer: str, request: Request) -> Response:
 async def patch_layer(graph: str, layer: str, request: Request) -> Response:
     body, _ = await _body(request, PatchLayerBody)
     plane = _plane(request)
-    found = await _call(plane.patch_layer, graph, layer, body.trainable, body.batching, _if_match(request))
+    found = await _call(plane.patch_layer, graph, layer, body.trainable, body.batching, _if_match(request),
+                        body.scope, body.reuse)
     return _described(await _call(plane.describe, graph, found.id))
 
 

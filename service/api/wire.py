@@ -61,6 +61,8 @@ class CreateLayerBody(_Body):
 class PatchLayerBody(_Body):
     trainable: bool | None = None
     batching: dict[str, Any] | None = None
+    scope: str | None = Field(None, description="graph mode: the variable scope taken at the first call")
+    reuse: bool | None = Field(None, description="graph mode: share the scope's existing variables")
 
 
 class BuildBody(_Body):

@@ -55,6 +55,8 @@ _CHECKED_BEFORE_NAMING = ("unknown_argument", "missing_argument")
 # The contract's [A-Za-z0-9_.-]{1,128}, less names holding "..": a ".." path segment is
 # rewritten by HTTP clients, so such a layer could never be addressed by name.
 LAYER_NAME = re.compile(r"(?!.*\.\.)[A-Za-z0-9_.-]{1,128}")
+# A variable scope: layer names joined by "/" (graph mode's nested scopes, ``net/hidden``).
+SCOPE_NAME = re.compile(r"(?!.*\.\.)(?!/)(?!.*//)(?!.*/$)[A-Za-z0-9_./-]{1,256}")
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -176,7 +178,7 @@ class DataPlane:
         if name is not None:
             check_name(name, LAYER_NAME, "layer name")
         if scope is not None:
-            check_name(scope, LAYER_NAME, "scope")
+            check_name(scope, SCOPE_NAME, "scope")
         if not isinstance(trainable, bool) and trainable is not None:
             raise InvalidArgument("trainable must be true or false", code="invalid_argument", exception="TypeError")
         cls = kind_for(class_name)
@@ -207,11 +209,16 @@ class DataPlane:
 
     @_retried
     def patch_layer(self, graph: str, ref: str, trainable: bool | None = None,
-                    batching: dict[str, Any] | None = None, if_match: int | None = None) -> Layer:
+                    batching: dict[str, Any] | None = None, if_match: int | None = None,
+                    scope: str | None = None, reuse: bool | None = None) -> Layer:
         g, layer = self.layer(graph, ref)
         overrides = None if batching is None else parse_batching(batching)
+        if scope is not None:
+            check_name(scope, SCOPE_NAME, "scope")
         with self._mutation(g, layer):
             check_version(g, layer, if_match)
+            if scope is not None:
+                _fix_scope(layer, scope, bool(reuse))
             if trainable is not None:
                 layer.trainable = trainable
             if overrides is not None:
@@ -578,6 +585,15 @@ class DataPlane:
         if g.revision != before:
             for listener in self.commit_listeners:
                 listener(g, list(variables or ()))
+
+
+def _fix_scope(layer: Layer, scope: str, reuse: bool) -> None:
+    """Graph mode names a layer's variable scope at its first call (nested scopes, reuse)."""
+    if layer.scope is not None and (layer.scope != scope or layer.built):
+        if layer.scope == scope:
+            return
+        raise Conflict(f"layer {layer.name!r} already has the variable scope {layer.scope!r}", code="scope_taken")
+    layer.scope, layer.base_name, layer.fixed_scope, layer.reuse = scope, scope, True, reuse
 
 
 def _hoist(config: dict[str, Any], key: str, value: Any) -> Any:

@@ -1,1 +1,2 @@
-"""The application service: operations on graphs beyond one layer (checkpoints, history)."""
+"""The application service floor: graph cache, transactions, lifecycle, apply, records, programs,
+checkpoints and the version history."""
