@@ -45,7 +45,7 @@ __all__ = ["ApplyResult", "COMMIT_CAUSE", "CommitListener", "DataPlane", "GRAPH_
 # What the commits of the operation in progress are for, as the version history names it.
 COMMIT_CAUSE: contextvars.ContextVar[str] = contextvars.ContextVar("commit_cause", default="")
 _CAUSES = {"run_updates": "updates:run", "patch_layer": "patch", "create_layer": "create", "delete_layer": "delete",
-           "_use_up_name": "create"}
+           "_use_up_name": "create", "_run_and_commit": "program", "create_variable": "create"}
 # Called after each commit that made a new revision, with the graph and the variables it wrote.
 CommitListener = Callable[[Graph, list[str]], None]
 
