@@ -27,6 +27,7 @@ from layerserve.server.core.program import Composed, check_program, compose
 from layerserve.server.errors import Conflict, InvalidArgument, NotFound
 from layerserve.server.layers.base import Signature, VariableSpec
 from layerserve.server.runtime.compiler import compile_layer
+from layerserve.server.runtime.model_check import clean_message
 from layerserve.server.runtime.sessions import CompiledLayer
 
 __all__ = ["ProgramPlane", "VARIABLE_NAME"]
@@ -120,7 +121,7 @@ class ProgramPlane:
         except Exception:
             raise InvalidArgument("the program is not an ONNX model", code="invalid_program") from None
         check_program(model, max_nodes=_MAX_NODES, has_layer=lambda ref: _has_layer(g, ref),
-                      has_variable=lambda name: name in g.variables, gradients=False)
+                      has_variable=lambda name: name in g.variables, gradients=_gradients_available())
         program = _Program(program_id, model, [o.name for o in model.graph.output])
         with self._lock:
             table = self._programs.setdefault(graph, OrderedDict())
@@ -197,7 +198,11 @@ class ProgramPlane:
         for extra in composed.extra_feeds:
             kind = g.layers[extra.layer_id].kind
             inputs[extra.input] = kind.extra_feeds(extra.shape, extra.dtype, True)[extra.name]
-        arrays = compiled.session.run(inputs)
+        try:
+            arrays = compiled.session.session.run(compiled.session.output_names, inputs)
+        except Exception as exc:  # the program failed on these feeds (a shape, an index): TF's InvalidArgumentError
+            raise InvalidArgument(f"the program failed on these feeds: {clean_message(str(exc))}",
+                                  code="run_failed", op_error="InvalidArgumentError") from None
         return dict(zip(compiled.session.output_names, arrays, strict=True))
 
     @staticmethod
@@ -217,6 +222,14 @@ class ProgramPlane:
               fetches: list[str]) -> list[np.ndarray]:
         index = {name: compiled.composed.fetch_outputs[k] for k, name in enumerate(program.outputs)}
         return [outputs[index[f]] for f in fetches]
+
+
+def _gradients_available() -> bool:
+    try:
+        import layerserve.server.core.gradients  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _has_layer(g: Graph, ref: str) -> bool:

@@ -14,6 +14,7 @@ import numpy as np
 
 from layerserve.compat.v1 import dtypes, errors, initializers, layers, losses, nn, train
 from layerserve.compat.v1.dtypes import DType, as_dtype, bool, float16, float32, float64, int32, int64, string
+from layerserve.compat.v1.gradients import gradients
 from layerserve.compat.v1.graph import (
     Graph,
     GraphKeys,
@@ -142,7 +143,7 @@ __all__ = [
     "divide", "dtypes", "equal", "errors", "exp", "expand_dims", "fill", "float16", "float32", "float64", "floor",
     "floordiv", "floormod", "gather", "get_collection", "get_collection_ref", "get_default_graph",
     "get_default_session", "get_variable", "get_variable_scope", "global_variables", "global_variables_initializer",
-    "glorot_normal_initializer", "glorot_uniform_initializer", "greater", "greater_equal", "group", "identity",
+    "glorot_normal_initializer", "glorot_uniform_initializer", "gradients", "greater", "greater_equal", "group", "identity",
     "initializers", "int32", "int64", "layers", "less", "less_equal", "local_variables_initializer", "log", "log1p",
     "logical_and", "logical_not", "logical_or", "losses", "matmul", "maximum", "minimum", "multiply", "name_scope",
     "negative", "newaxis", "nn", "no_op", "not_equal", "one_hot", "ones", "ones_initializer", "ones_like",

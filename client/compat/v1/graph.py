@@ -83,6 +83,7 @@ class Operation:
         self.outputs: list[Tensor] = []
         self.nodes: list[Node] = []  # the ONNX nodes that compute it
         self.stateful = False  # writes a variable: must run when reached
+        self.deps: list[Tensor] = []  # values it reads besides its inputs (a layer's variables)
 
     def run(self, feed_dict: Any = None, session: Any = None) -> None:
         from layerserve.compat.v1.session import get_default_session

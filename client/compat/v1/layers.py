@@ -53,8 +53,10 @@ class _GraphMode:
     _local_regularizers: dict[str, Callable[[Any], Any]]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        sig = inspect.signature(type(self).__mro__[2])  # the hosted class's own signature
-        named = dict(sig.bind_partial(*args, **kwargs).arguments)
+        init = next(c.__dict__["__init__"] for c in type(self).__mro__[2:] if "__init__" in c.__dict__)
+        sig = inspect.signature(init)  # the hosted class's own signature
+        named = dict(sig.bind_partial(None, *args, **kwargs).arguments)
+        named.pop("self", None)
         extra = named.pop("kwargs", {}) if "kwargs" in sig.parameters else {}
         named.update(extra)
         self._local_regularizers = {k: named.pop(k) for k in _REGULARIZER_ARGS if _wire_callable(named.get(k))}
@@ -202,6 +204,8 @@ def _graph_call(layer: Any, x: Tensor, training: Any) -> Tensor:
         y = math_ops.op("LayerCall", [x] + ([flag] if flag is not None else []),
                         _final_op_name(layer, config, mode == 1), type(layer).__mro__[2].__name__, domain=DOMAIN,
                         out=(dtype, TensorShape(shape["output_shape"])), layer=layer.id, training=mode)
+        assert y.op is not None
+        y.op.deps = [v for v in state.variables if v.trainable]
         if type(layer).__mro__[2].__name__ == "BatchNormalization" and mode != 0:
             _batch_norm_updates(g, state, x, y, flag)
     _activity_loss(layer, g, state, x, y)

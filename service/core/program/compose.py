@@ -16,6 +16,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from layerserve.server.core.onnx_graph import OPSET, onnx_dtype
+from layerserve.server.core.program.feeds import graph_feeds
 from layerserve.server.core.program.validate import DOMAIN
 from layerserve.server.errors import InvalidArgument
 
@@ -70,6 +71,10 @@ class _Composer:
         self.inits: list[onnx.TensorProto] = list(program.graph.initializer)
         self.known: dict[str, tuple[int, ...]] = {}
         self.calls: dict[str, _Call] = {}
+        self.var_tensors: dict[str, str] = {}  # variable -> the program tensor holding its value
+        self.gradients = False
+        self.differentiates = any(n.domain == DOMAIN and n.op_type == "Gradients" for n in program.graph.node)
+        self.layouts: dict[str, dict[str, str] | None] = {}
         self.out = Composed(onnx.ModelProto(), [])
         self._count = 0
         declared = {i.name for i in program.graph.input}
@@ -143,6 +148,8 @@ class _Composer:
                 self.expand(node)
             else:
                 self.nodes.append(node)
+        if self.gradients:
+            self.expand_gradients()
         outputs = []
         for k, name in enumerate(fetches):
             outputs.append(self.output(name, f"~fetch/{k}"))
@@ -151,6 +158,17 @@ class _Composer:
             self.out.writes[variable] = self.output(value, f"~write/{k}")
         self.out.model = self.typed_model([*self.out.fetch_outputs, *self.out.writes.values()])
         return self.out
+
+    def expand_gradients(self) -> None:
+        try:
+            from layerserve.server.core.gradients import expand_gradient_nodes
+        except ImportError:
+            raise InvalidArgument("gradients not available: this server cannot form gradients",
+                                  code="gradients_unavailable", op="Gradients") from None
+        model = self.model([])
+        expand_gradient_nodes(model.graph, stop=self.out.stop)
+        self.nodes = list(model.graph.node)
+        self.inits = list(model.graph.initializer)
 
     def output(self, value: str, name: str) -> str:
         self.node("Identity", [value], name)
@@ -171,6 +189,7 @@ class _Composer:
         op = node.op_type
         if op == "ReadVariable":
             self.node("Identity", [self.variable_input(attrs["variable"])], node.output[0])
+            self.var_tensors[attrs["variable"]] = node.output[0]
         elif op == "Assign":
             self.node("Identity", [node.input[0]], node.output[0])
             self.out.writes[attrs["variable"]] = node.output[0]
@@ -181,9 +200,11 @@ class _Composer:
             self.layer_call(node, attrs)
         elif op == "LayerUpdate":
             self.layer_update(node, attrs)
+        elif op == "Gradients":
+            self.nodes.append(node)  # expanded once everything before it is composed
+            self.gradients = True
         else:
-            raise InvalidArgument(f"gradients not available: the server cannot expand {DOMAIN}.{op} yet",
-                                  code="gradients_unavailable", op=op)
+            raise InvalidArgument(f"the server cannot expand {DOMAIN}.{op}", code="unsupported_op", op=op)
 
     def layer_call(self, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         layer = self.source.layer(attrs["layer"])
@@ -248,6 +269,9 @@ class _Composer:
             self.inputs.append(copy)
             self.out.extra_feeds.append(ExtraFeed(name, layer.id, info.name, shape, dtype))
             return name
+        graph_layout = self.graph_layout(layer)
+        if graph_layout is not None and info.name in graph_layout:
+            return graph_layout[info.name]
         name = f"~layer/{layer.id}/{info.name}"
         if name not in self.out.layer_inputs:
             copy = onnx.ValueInfoProto()
@@ -256,6 +280,28 @@ class _Composer:
             self.inputs.append(copy)
             self.out.layer_inputs[name] = (layer.id, info.name)
         return name
+
+    def graph_layout(self, layer: Any) -> dict[str, str] | None:
+        """The layer's graph inputs computed from the program's variable values (so that gradients
+        reach them): as stored, or through the layout change a program that differentiates needs."""
+        if layer.id in self.layouts:
+            return self.layouts[layer.id]
+        values = {}
+        for full in layer.variables:
+            dtype, shape = self.source.variable(full)
+            values[layer.short_name(full)] = (self.var_tensors.get(full) or self.variable_input(full), shape, dtype)
+        found: dict[str, str] | None = {k: v[0] for k, v in values.items()}
+        if not _feeds_as_stored(layer):
+            found = graph_feeds(layer.kind.class_name, values, self.node_with, self.ints) if self.differentiates \
+                else None
+        self.layouts[layer.id] = found
+        return found
+
+    def node_with(self, op_type: str, inputs: list[str], **attrs: Any) -> str:
+        return self.node(op_type, inputs, **attrs)
+
+    def ints(self, values: list[int]) -> str:
+        return self.const(np.asarray(values, np.int64), "int64")
 
     def layer_update(self, node: onnx.NodeProto, attrs: dict[str, Any]) -> None:
         call = self.calls.get(node.input[0])
@@ -279,6 +325,13 @@ class _Composer:
             new = self.node("Where", [node.input[1], new, current])
         self.node("Identity", [new], node.output[0])
         self.out.writes[variable] = node.output[0]
+
+
+def _feeds_as_stored(layer: Any) -> bool:
+    """Whether the layer's graph takes its variables as stored (no layout change on the host)."""
+    from layerserve.server.layers.base import LayerKind
+
+    return type(layer.kind).runtime_feeds is LayerKind.runtime_feeds
 
 
 def compose(program: onnx.ModelProto, feeds: dict[str, tuple[str, tuple[int, ...]]], fetches: list[str],
