@@ -118,3 +118,46 @@ def test_tensorflow_restores_what_we_saved(graph: Any, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert prefix == str(tmp_path / "ours-12")
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), ours, rtol=1e-5, atol=1e-6)
+
+
+
+def test_training_carries_on_both_ways(graph: Any, tmp_path: Path) -> None:
+    """Trained 3 steps by TensorFlow and saved with its Saver; restored here, 3 more steps give
+    TensorFlow's losses (tests/checkpoints/generate.py recorded them). Then saved here, and
+    TensorFlow's Saver restores it and its next 3 steps give our next 3 losses."""
+    from tests.checkpoints.programs import sgd_mlp
+
+    recorded = np.load(DATA / "sgd_mlp.npz")
+    net = sgd_mlp(tf)
+    feed = {net["x"]: recorded["x"], net["labels"]: recorded["labels"]}
+    with tf.Session() as sess:
+        saver = tf.train.Saver()
+        saver.restore(sess, str(DATA / "sgd_mlp-3"))
+        assert int(sess.run(net["step"])) == 3
+        losses = [sess.run([net["loss"], net["train"]], feed)[0] for _ in range(3)]
+        prefix = saver.save(sess, str(tmp_path / "ours"), global_step=net["step"])
+        ours_next = [sess.run([net["loss"], net["train"]], feed)[0] for _ in range(3)]
+    np.testing.assert_allclose(losses, recorded["losses"], rtol=1e-5)
+    assert prefix == str(tmp_path / "ours-6")
+    python = _tensorflow_python()
+    if python is None:
+        pytest.skip("TensorFlow is not importable here (for the reverse direction); set LAYERSERVE_TF_PYTHON")
+    np.savez(tmp_path / "feed.npz", x=recorded["x"], labels=recorded["labels"])
+    script = textwrap.dedent(f"""
+        import sys, numpy as np, tensorflow as tf
+        sys.path.insert(0, {str(Path(__file__).parent / "checkpoints")!r})
+        from programs import sgd_mlp
+        V1 = tf.compat.v1
+        V1.disable_eager_execution()
+        net = sgd_mlp(V1)
+        data = np.load({str(tmp_path / "feed.npz")!r})
+        feed = {{net["x"]: data["x"], net["labels"]: data["labels"]}}
+        with V1.Session() as sess:
+            V1.train.Saver().restore(sess, V1.train.latest_checkpoint({str(tmp_path)!r}))
+            assert int(sess.run(net["step"])) == 6
+            np.save({str(tmp_path / "tf_losses.npy")!r}, [sess.run([net["loss"], net["train"]], feed)[0] for _ in range(3)])
+    """)
+    done = subprocess.run([python, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_USE_LEGACY_KERAS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "tf_losses.npy"), ours_next, rtol=1e-5)

@@ -22,6 +22,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from programs import sgd_mlp  # beside this script, shared with the tests
+
 V1 = tf.compat.v1
 V1.disable_eager_execution()
 RNG = np.random.default_rng(20261203)
@@ -56,6 +59,23 @@ def _mlp_adam(out: Path) -> None:
     _record(out / "mlp_adam.npz", prefix, {"x": xs, "y": y_after, "labels": ts})
 
 
+def _sgd_mlp(out: Path) -> None:
+    """``programs.sgd_mlp`` trained 3 steps and saved, then 3 steps more: their losses recorded."""
+    V1.reset_default_graph()
+    V1.set_random_seed(7)
+    net = sgd_mlp(V1)
+    xs = RNG.normal(size=(8, 3)).astype(np.float32)
+    ts = RNG.normal(size=(8, 2)).astype(np.float32)
+    feed = {net["x"]: xs, net["labels"]: ts}
+    with V1.Session() as sess:
+        sess.run(V1.global_variables_initializer())
+        for _ in range(3):
+            sess.run(net["train"], feed)
+        prefix = V1.train.Saver().save(sess, str(out / "sgd_mlp"), global_step=net["step"], write_meta_graph=False)
+        losses = [sess.run([net["loss"], net["train"]], feed)[0] for _ in range(3)]
+    _record(out / "sgd_mlp.npz", prefix, {"x": xs, "labels": ts, "losses": np.asarray(losses, np.float32)})
+
+
 def _record(path: Path, prefix: str, extra: dict[str, np.ndarray]) -> None:
     reader = tf.train.load_checkpoint(prefix)
     values = {f"var:{name}": reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
@@ -66,9 +86,10 @@ def _record(path: Path, prefix: str, extra: dict[str, np.ndarray]) -> None:
 def main(argv: list[str]) -> None:
     out = Path(argv[0] if argv else "tests/data/checkpoints").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob("mlp_adam*"):
+    for stale in [*out.glob("mlp_adam*"), *out.glob("sgd_mlp*")]:
         stale.unlink()
     _mlp_adam(out)
+    _sgd_mlp(out)
     (out / "checkpoint").unlink(missing_ok=True)  # it names absolute paths of this machine
 
 
