@@ -91,6 +91,9 @@ def test_checkpoints_are_immutable_and_named(conn: layerserve.Connection, server
     for bad in ("..", ".hidden", "1", "live", "a" * 200, "sp ace"):
         response = httpx.post(f"{server.url}/v1/graphs/{conn.graph}/checkpoints", json={"name": bad})
         assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_name", bad
+    for method in ("GET", "DELETE"):  # a graph name becomes a directory name: checked first
+        odd = httpx.request(method, f"{server.url}/v1/graphs/%2E%2E/checkpoints/a")
+        assert odd.status_code == 422 and odd.json()["error"]["code"] == "invalid_name", method
     conn.delete_checkpoint("a")
     with pytest.raises(NotFoundError):
         conn.describe_checkpoint("a")

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from layerserve.checkpoint import CheckpointFormatError, decode_bundle, encode_bundle, read_index
-from layerserve.server.core.dataplane import COMMIT_CAUSE, DataPlane, retried
+from layerserve.server.core.dataplane import COMMIT_CAUSE, GRAPH_NAME, DataPlane, check_name, retried
 from layerserve.server.core.graph import Graph
 from layerserve.server.errors import Conflict, InvalidArgument, NotFound
 from layerserve.server.store.checkpoints import CheckpointFiles, FilesystemCheckpoints, RedisCheckpoints
@@ -54,6 +54,11 @@ _NOT_FOUND = ("Restoring from checkpoint failed. This is most likely due to a Va
 def tensor_name(variable: str) -> str:
     """A checkpoint's key for a variable: its name without the output index (``dense/kernel``)."""
     return variable.rsplit(":", 1)[0]
+
+
+def _check_graph(graph: object) -> str:
+    """Graph names become file and key names here: checked before any is used."""
+    return check_name(graph, GRAPH_NAME, "graph name")
 
 
 def _check_name(name: object) -> str:
@@ -134,7 +139,7 @@ class Checkpoints:
 
     # ---- read, delete --------------------------------------------------------------------
     def describe(self, graph: str, name: str) -> dict[str, Any]:
-        meta = self.files.meta(graph, _check_name(name))
+        meta = self.files.meta(_check_graph(graph), _check_name(name))
         if meta is None:
             raise NotFound(f"graph {graph!r} has no checkpoint {name!r}", code="checkpoint_not_found")
         return meta
@@ -145,16 +150,16 @@ class Checkpoints:
         return [{k: v for k, v in m.items() if k != "variables"} for m in metas if m is not None]
 
     def names(self, graph: str) -> list[str]:
-        return self.files.names(graph)
+        return self.files.names(_check_graph(graph))
 
     def download(self, graph: str, name: str) -> tuple[bytes, bytes]:
-        files = self.files.files(graph, _check_name(name))
+        files = self.files.files(_check_graph(graph), _check_name(name))
         if files is None:
             raise NotFound(f"graph {graph!r} has no checkpoint {name!r}", code="checkpoint_not_found")
         return files
 
     def delete(self, graph: str, name: str) -> None:
-        if not self.files.delete(graph, _check_name(name)):
+        if not self.files.delete(_check_graph(graph), _check_name(name)):
             raise NotFound(f"graph {graph!r} has no checkpoint {name!r}", code="checkpoint_not_found")
         with self._lock:
             self._cache.pop((graph, name), None)
