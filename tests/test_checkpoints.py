@@ -67,7 +67,10 @@ def test_snapshot_restore_download(conn: layerserve.Connection, tmp_path: Path) 
     assert [c["name"] for c in conn.list_checkpoints()] == ["base"]
     assert conn.describe_checkpoint("base")["version"] == meta["version"]
 
-    restored = conn.restore_checkpoint("base")
+    with pytest.raises(layerserve.exceptions.LayerServeError) as stale:
+        conn.restore_checkpoint("base", if_match=meta["version"])  # set_weights moved the graph on since
+    assert stale.value.status == 409 and stale.value.code == "version_conflict"
+    restored = conn.restore_checkpoint("base", if_match=conn.versions()["version"])
     assert sorted(restored["variables"]) == sorted(before)
     np.testing.assert_array_equal(_forward(fc, out, x), y_before)
     for name, value in _weights(conn).items():
@@ -204,6 +207,8 @@ def test_pinned_serving_beside_the_live_weights(conn: layerserve.Connection, ser
         assert answer.json()["model_version"] == version
         np.testing.assert_allclose(np.asarray(answer.json()["outputs"][0]["data"]).reshape(2, 2), expected)
     assert httpx.get(f"{server.url}/v2/models/{model}").json()["versions"] == ["1", "v1"]
+    assert httpx.get(f"{server.url}/v2/models/{model}/versions/v1").json()["name"] == model
+    assert httpx.get(f"{server.url}/v2/models/{model}/versions/v2").status_code == 404
     missing = httpx.post(f"{server.url}/v2/models/{model}/versions/nope/infer", json=oip)
     assert missing.status_code == 404 and "nope" in missing.json()["error"]
     np.testing.assert_allclose(np.asarray(layer.apply(x)), y_new)  # pinned applies changed nothing
