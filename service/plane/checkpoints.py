@@ -28,9 +28,11 @@ from typing import Any
 import numpy as np
 
 from layerserve.checkpoint import CheckpointFormatError, decode_bundle, encode_bundle, read_index
-from layerserve.server.core.dataplane import COMMIT_CAUSE, GRAPH_NAME, DataPlane, check_name, retried
 from layerserve.server.core.graph import Graph
+from layerserve.server.core.naming import GRAPH_NAME, check_name
 from layerserve.server.errors import Conflict, InvalidArgument, NotFound
+from layerserve.server.plane.dataplane import DataPlane
+from layerserve.server.plane.transactions import COMMIT_CAUSE, retried
 from layerserve.server.store.checkpoints import CheckpointFiles, FilesystemCheckpoints, RedisCheckpoints
 from layerserve.server.store.history import FilesystemHistory, History, RedisHistory, Retention
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 import numpy as np
 
 from layerserve.protocol import input_ref
-from layerserve.server.core.dataplane import ApplyResult, DataPlane, _input_specs
-from layerserve.server.core.dtypes import check_float_input, dtype_name
 from layerserve.server.errors import Conflict, InvalidArgument, NotFound
 from layerserve.server.layers.base import Signature
+from layerserve.server.layers.kit.dtypes import check_float_input, dtype_name
+from layerserve.server.plane.apply import ApplyResult, var_specs
+from layerserve.server.plane.dataplane import DataPlane
+from layerserve.server.plane.lifecycle import input_specs
 
 __all__ = ["apply_pinned"]
 
@@ -33,10 +35,10 @@ def apply_pinned(plane: DataPlane, graph: str, ref: str, inputs: list[np.ndarray
     for each in inputs:
         check_float_input(each, layer.class_name)
     training = bool(training) and layer.kind.takes_training
-    specs = _input_specs(layer)
+    specs = input_specs(layer)
     xs = [plane._check_input(layer, each, spec, k) for k, (each, spec) in enumerate(zip(inputs, specs, strict=False))]
     layer.kind.check_op(tuple(xs[0].shape), dtype_name(xs[0].dtype), training)
-    sig = Signature(dtype_name(xs[0].dtype), tuple(xs[0].shape), training, plane._var_specs(g, layer),
+    sig = Signature(dtype_name(xs[0].dtype), tuple(xs[0].shape), training, var_specs(g, layer),
                     tuple(tuple(each.shape) for each in xs[1:]))
     plane._check_output_size(layer, tuple(xs[0].shape))
     outputs = plane.executor.run(layer, sig, xs[0], {n: values[n] for n in layer.variables}, batch, xs[1:])

@@ -19,13 +19,14 @@ from typing import Any
 import numpy as np
 import onnx
 
-from layerserve.server.core.dataplane import DataPlane, _retried
-from layerserve.server.core.dtypes import dtype_name
 from layerserve.server.core.graph import Graph
 from layerserve.server.core.layer import Layer, Variable
 from layerserve.server.core.program import Composed, check_program, compose
 from layerserve.server.errors import Conflict, InvalidArgument, NotFound
 from layerserve.server.layers.base import Signature, VariableSpec
+from layerserve.server.layers.kit.dtypes import dtype_name
+from layerserve.server.plane.dataplane import DataPlane
+from layerserve.server.plane.transactions import retried as _retried
 from layerserve.server.runtime.compiler import compile_layer
 from layerserve.server.runtime.model_check import clean_message
 from layerserve.server.runtime.sessions import CompiledLayer

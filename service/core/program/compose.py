@@ -15,10 +15,10 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from layerserve.server.core.onnx_graph import OPSET, onnx_dtype
 from layerserve.server.core.program.feeds import graph_feeds
 from layerserve.server.core.program.validate import DOMAIN
 from layerserve.server.errors import InvalidArgument
+from layerserve.server.layers.kit.onnx_graph import OPSET, onnx_dtype
 
 __all__ = ["Composed", "ExtraFeed", "LayerSource", "compose"]
 
