@@ -447,3 +447,20 @@ def test_programs_are_bounded_like_uploaded_models(tmp_path: Any) -> None:
         assert answer.status_code == 422 and answer.json()["error"]["code"] == "program_too_large"
     finally:
         small.stop()
+
+
+def test_a_run_pinned_to_a_checkpoint_uses_its_values_not_the_baked_live_ones(graph: layerserve.Connection) -> None:
+    x = tf.placeholder(tf.float32, [None, 2], name="x")
+    layer = tf.layers.Dense(1, kernel_initializer=tf.ones_initializer(), name="fc")
+    y = layer(x)
+    batch = np.ones((1, 2), np.float32)
+    with tf.Session() as sess:
+        assert sess.run(y, {x: batch})[0, 0] == 2.0
+        graph.create_checkpoint("ones")
+        layer.set_weights([np.full((2, 1), 3.0, np.float32), np.zeros(1, np.float32)])
+        assert sess.run(y, {x: batch})[0, 0] == 6.0  # live weights, baked into the program's session
+        (program,) = tf.get_default_graph().binding.programs.values()
+    pinned = graph.call("POST", f"/v1/graphs/{graph.graph}/programs/{program}:run",
+                        {"feeds": ["x:0"], "fetches": ["fc/BiasAdd:0"], "checkpoint": "ones"}, tensors=[batch],
+                        accept_tensors=True, request_key="values")
+    assert pinned.tensors[0][0, 0] == 2.0

@@ -49,6 +49,8 @@ class RunProgramBody(_Body):
     fetches: list[str] = Field(default_factory=list)
     targets: list[str] | None = Field(None, description="ops to run (every write the program holds runs)")
     values: list[dict[str, object]] | None = Field(None, description="JSON: the fed tensors")
+    checkpoint: str | None = Field(None, description="compute with this named checkpoint's values (read-only: "
+                                                     "a program that writes variables is refused)")
 
 
 def programs_for(state: Any) -> ProgramModels:
@@ -109,7 +111,7 @@ async def run_reply(programs: ProgramModels, settings: Any, graph: str, program:
     if len(body.feeds) != len(tensors):
         raise InvalidArgument(f"{len(body.feeds)} feed names for {len(tensors)} tensors", code="invalid_feeds")
     feeds = dict(zip(body.feeds, tensors, strict=True))
-    outputs = await dispatch.in_thread(programs.run, graph, program, feeds, list(body.fetches))
+    outputs = await dispatch.in_thread(programs.run, graph, program, feeds, list(body.fetches), body.checkpoint)
     return tensor_reply(FRAME_CONTENT_TYPE in accept, {}, outputs, "outputs")
 
 

@@ -79,6 +79,8 @@ class ApplyBody(_Body):
     training: bool | None = None
     input_refs: bool | None = Field(None, description="return the inputs' references (sha256 digests) even "
                                                       "when the apply recorded nothing for them")
+    checkpoint: str | None = Field(None, description="compute with this named checkpoint's values instead of the "
+                                                     "live ones (read-only: nothing is recorded)")
 
 
 class WeightsBody(_Body):

@@ -14,6 +14,7 @@ import hashlib
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,14 +162,17 @@ class ProgramPlane:
         return model
 
     # ---- runs --------------------------------------------------------------------------------
-    def run(self, graph: str, program_id: str, feeds: dict[str, np.ndarray], fetches: list[str]
-            ) -> list[np.ndarray]:
+    def run(self, graph: str, program_id: str, feeds: dict[str, np.ndarray], fetches: list[str],
+            checkpoint: str | None = None) -> list[np.ndarray]:
         g = self.plane.graph(graph)
         program = self._program(g, program_id)
         unknown = [f for f in fetches if f not in program.outputs]
         if unknown:
             raise InvalidArgument(f"the program does not compute {unknown[0]!r}", code="unknown_fetch")
         compiled = self._compile(g, program, feeds)
+        if checkpoint is not None:
+            outputs = self._execute(g, compiled, feeds, self._pinned_values(g, compiled, checkpoint), live=False)
+            return self._pick(program, compiled, outputs, fetches)
         if not compiled.composed.writes:
             outputs = self._execute(g, compiled, feeds, g.values)
             return self._pick(program, compiled, outputs, fetches)
@@ -185,6 +189,22 @@ class ProgramPlane:
             g.set_values(writes)
             self.plane._commit(g, variables=list(writes))
         return self._pick(program, compiled, outputs, fetches)
+
+    def _pinned_values(self, g: Graph, compiled: _Compiled, checkpoint: str) -> Mapping[str, np.ndarray]:
+        """A named checkpoint's values for a read-only run (see ``plane.checkpoints``)."""
+        if compiled.composed.writes:
+            raise InvalidArgument(f"a run pinned to checkpoint {checkpoint!r} is read-only; this one writes "
+                                  f"{sorted(compiled.composed.writes)[0]}", code="pinned_run_writes")
+        if self.plane.pinned_values is None:
+            raise NotFound(f"no checkpoint {checkpoint!r}", code="checkpoint_not_found")
+        values = self.plane.pinned_values(g.name, checkpoint)
+        needed = [*compiled.composed.variable_inputs.values(),
+                  *(n for lid, _ in compiled.composed.layer_inputs.values() for n in g.layers[lid].variables)]
+        missing = [n for n in needed if n not in values]
+        if missing:
+            raise Conflict(f"checkpoint {checkpoint!r} holds no value for variable {missing[0]}",
+                           code="checkpoint_mismatch")
+        return values
 
     def _program(self, g: Graph, program_id: str) -> _Program:
         text = g.programs.get(program_id)
@@ -227,11 +247,13 @@ class ProgramPlane:
                 self._compiled.popitem(last=False)
         return compiled
 
-    def _execute(self, g: Graph, compiled: _Compiled, feeds: dict[str, np.ndarray], values: Any
-                 ) -> dict[str, np.ndarray]:
+    def _execute(self, g: Graph, compiled: _Compiled, feeds: dict[str, np.ndarray], values: Any, *,
+                 live: bool = True) -> dict[str, np.ndarray]:
+        """One run on ``values`` (``live``: the graph's current ones, which a read-only program may
+        have baked into its session)."""
         composed = compiled.composed
         inputs = dict(feeds)
-        session = None if composed.writes else self._baked(g, compiled)
+        session = None if composed.writes or not live else self._baked(g, compiled)
         if session is None:
             session = compiled.session
             inputs.update(resident_inputs(g, composed, values, self.plane.executor))

@@ -153,9 +153,9 @@ __all__ = [
     "range", "reciprocal", "reduce_all", "reduce_any", "reduce_max", "reduce_mean", "reduce_min", "reduce_prod",
     "reduce_sum", "reset_default_graph", "reshape", "round", "rsqrt", "shape", "sigmoid", "sign", "sin", "size",
     "sqrt", "square", "squared_difference", "squeeze", "stack", "stop_gradient", "string", "subtract", "tanh",
-    "tile", "trainable_variables", "transpose", "truediv", "truncated_normal_initializer", "tuple",
+    "tile", "train", "trainable_variables", "transpose", "truediv", "truncated_normal_initializer", "tuple",
     "variable_scope", "variables_initializer", "variance_scaling_initializer", "where", "zeros", "zeros_initializer",
-    "zeros_like", "train", "clip_by_global_norm", "clip_by_norm", "global_norm",
+    "zeros_like", "clip_by_global_norm", "clip_by_norm", "global_norm",
 ]
 
 newaxis = None

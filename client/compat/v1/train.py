@@ -1,4 +1,4 @@
-"""``tf.train``: optimizers, the global step and learning-rate schedules."""
+"""``tf.train``: optimizers, the global step, learning-rate schedules, the Saver and the checkpoint helpers."""
 
 from __future__ import annotations
 
@@ -20,13 +20,23 @@ from layerserve.compat.v1.optimizers import (
     Optimizer,
     RMSPropOptimizer,
 )
+from layerserve.compat.v1.saver import Saver, list_variables, load_variable
 from layerserve.compat.v1.surface import tf
+from layerserve.saver import (
+    CheckpointState,
+    checkpoint_exists,
+    get_checkpoint_state,
+    latest_checkpoint,
+    load_checkpoint,
+    update_checkpoint_state,
+)
 
 __all__ = [
-    "AdagradOptimizer", "AdamOptimizer", "GradientDescentOptimizer", "MomentumOptimizer", "Optimizer",
-    "RMSPropOptimizer", "cosine_decay", "create_global_step", "exponential_decay", "get_global_step",
-    "get_or_create_global_step", "inverse_time_decay", "natural_exp_decay", "piecewise_constant",
-    "polynomial_decay",
+    "AdagradOptimizer", "AdamOptimizer", "CheckpointState", "GradientDescentOptimizer", "MomentumOptimizer",
+    "Optimizer", "RMSPropOptimizer", "Saver", "checkpoint_exists", "cosine_decay", "create_global_step",
+    "exponential_decay", "get_checkpoint_state", "get_global_step", "get_or_create_global_step",
+    "inverse_time_decay", "latest_checkpoint", "list_variables", "load_checkpoint", "load_variable",
+    "natural_exp_decay", "piecewise_constant", "polynomial_decay", "update_checkpoint_state",
 ]
 
 
