@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from layerserve._core import Result, layer_path
+from layerserve._foreign import is_auto_reuse
 from layerserve._serialize import dtype_name, to_wire
 from layerserve.connection import AsyncConnection, Connection, get_default_connection
 from layerserve.protocol import input_ref
@@ -165,7 +166,7 @@ class Layer(metaclass=_LayerMeta):
             return
         config = {k: to_wire(v, k) for k, v in {**(_config or {}), **kwargs}.items()}
         body = {"class": self._class_name, "name": name, "trainable": trainable, "dtype": dtype_name(dtype),
-                "config": config, "scope": _scope, "reuse": _reuse}
+                "config": config, "scope": _scope, "reuse": _reuse_wire(_reuse)}
         described = conn.call("POST", f"/v1/graphs/{conn.graph}/layers", body).body
         self._bind(conn, described)
 
@@ -444,6 +445,13 @@ def _server_build_outside_definition(user_build: Any) -> Any:
         return user_build(self, input_shape, *args, **kwargs)
 
     return build
+
+
+def _reuse_wire(reuse: Any) -> bool | str | None:
+    """``reuse`` of a functional form: True/False/None, or ``tf.compat.v1.AUTO_REUSE`` as ``"auto"``."""
+    if reuse is None:
+        return None
+    return "auto" if is_auto_reuse(reuse) else bool(reuse)
 
 
 def _training(training: Any) -> bool | None:

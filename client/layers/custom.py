@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from layerserve._foreign import is_config_object
 from layerserve._serialize import to_wire
 from layerserve._tracing import Tensor, Trace
 from layerserve.protocol import tensor_to_json
@@ -118,7 +119,7 @@ def _initial(initializer: Any, shape: list[int | str], dtype: str) -> dict[str, 
         return {"initializer": "glorot_uniform"}  # TF's add_weight default for float weights
     if isinstance(initializer, (np.ndarray, list)):
         return {"value": tensor_to_json(np.asarray(initializer, dtype=dtype))}
-    if isinstance(initializer, str) or hasattr(initializer, "to_wire"):
+    if isinstance(initializer, str) or hasattr(initializer, "to_wire") or is_config_object(initializer):
         return {"initializer": to_wire(initializer, "initializer")}
     if callable(initializer) and all(isinstance(d, int) for d in shape):
         return {"value": tensor_to_json(np.asarray(initializer(tuple(shape), dtype), dtype=dtype))}
@@ -136,7 +137,8 @@ def add_weight(layer: Layer, d: Definition, name: str, shape: Any, dtype: Any, i
     symbolic = [e if isinstance(e, int) else f"{name}_d{k}" for k, e in enumerate(dims)]
     var = Variable(d.trace, layer, name, dtype_name, trainable)
     d.trace.inputs.append((name, dtype_name, symbolic))
-    if regularizer is not None and (isinstance(regularizer, (str, dict)) or hasattr(regularizer, "to_wire")):
+    if regularizer is not None and (isinstance(regularizer, (str, dict)) or hasattr(regularizer, "to_wire")
+                                    or is_config_object(regularizer)):
         spec["regularizer"] = to_wire(regularizer, "regularizer")
     elif regularizer is not None:  # a callable such as lambda w: 0.01 * ops.l2_loss(w)
         d.lazy_losses.append(lambda: regularizer(var))
