@@ -23,7 +23,7 @@ from layerserve._tracing import Tensor, Trace
 from layerserve.protocol import tensor_to_json
 
 if TYPE_CHECKING:
-    from layerserve.layers.base import InputSpec, Layer
+    from layerserve.layers.base import InputSpec, Layer, RemoteVariable
     from layerserve.ops import UpdateOp
 
 __all__ = ["Definition", "InputDim", "SymbolicShape", "Variable", "define_layer", "onnx_layer_config"]
@@ -84,12 +84,25 @@ class Variable(Tensor):
         super().__init__(trace, name, dtype, False)
         self._layer, self.trainable = layer, trainable
 
-    def numpy(self) -> np.ndarray:
-        """The variable's current value on the server (once the layer is built)."""
+    def remote(self) -> RemoteVariable:
+        """The server's variable (once the layer is built at its first apply)."""
         for var in self._layer.variables:
             if var.name.rsplit("/", 1)[-1] == f"{self.name}:0":
-                return var.numpy()
+                return var
         raise ValueError(f"variable {self.name!r} does not exist yet: the layer is built at its first apply")
+
+    def numpy(self) -> np.ndarray:
+        """The variable's current value on the server (once the layer is built)."""
+        return self.remote().numpy()
+
+    def value(self) -> np.ndarray:
+        return self.numpy()
+
+    def read_value(self) -> np.ndarray:
+        return self.numpy()
+
+    def assign(self, value: Any, use_locking: Any = None, name: Any = None, read_value: bool = True) -> Any:
+        return self.remote().assign(value, read_value=read_value)
 
 
 @dataclass
