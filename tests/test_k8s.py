@@ -55,7 +55,7 @@ def test_replicas_reach_the_redis_service_with_settings_the_server_knows() -> No
     assert settings.store == f"redis://{redis['metadata']['name']}:{redis['spec']['ports'][0]['port']}/0"
     assert settings.host == "0.0.0.0" and container["ports"][0]["containerPort"] == settings.port
     assert all(f"LAYERSERVE_{f.upper()}" in env for f in ("store", "host", "port"))
-    assert not [k for k in env if k.removeprefix("LAYERSERVE_").lower() not in Settings.__dataclass_fields__]
+    assert not [k for k in env if k.removeprefix("LAYERSERVE_").lower() not in Settings.model_fields]
     assert _parser().parse_args(container["args"]).command == "serve"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
 
