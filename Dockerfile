@@ -13,8 +13,8 @@ FROM ${BASE_IMAGE} AS builder
 ARG EXTRA=server
 ARG CA_BUNDLE=
 WORKDIR /src
-# With CA_BUNDLE unset this copies just pyproject.toml and the stand-in maker.
-COPY pyproject.toml scripts/stub_packages.py ${CA_BUNDLE} ./
+# With CA_BUNDLE unset this copies just pyproject.toml, LICENSE and the stand-in maker.
+COPY pyproject.toml LICENSE scripts/stub_packages.py ${CA_BUNDLE} ./
 # The dependencies get a layer of their own (installed with empty stand-ins for the sources and
 # the readme), so that changing the code or the docs does not download them again. The stand-ins'
 # build output goes too: setuptools would keep it over the real sources, which are older.
