@@ -11,7 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -19,7 +29,7 @@ from prometheus_client.registry import Collector
 from layerserve.server.runtime.batching import BatchStats
 from layerserve.server.runtime.memory import memory_report
 
-__all__ = ["CONTENT_TYPE", "RuntimeCollector", "ServiceMetrics"]
+__all__ = ["CONTENT_TYPE", "RuntimeCollector", "ServiceMetrics", "build_info"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -31,6 +41,23 @@ _MEMORY_GAUGES = {
     "device_used_bytes": "memory in use on the execution device (where the device reports it)",
     "device_total_bytes": "memory of the execution device (where the device reports it)",
 }
+
+
+def build_info() -> dict[str, str]:
+    """``layerserve_build_info``'s labels: our version, Python's, ONNX Runtime's (CPU or GPU wheel)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from layerserve import __version__
+
+    runtime = "none"
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            runtime = f"{dist} {version(dist)}"
+            break
+        except PackageNotFoundError:
+            continue
+    return {"version": __version__, "python": platform.python_version(), "onnxruntime": runtime}
 
 
 class RuntimeCollector(Collector):
@@ -71,6 +98,9 @@ class ServiceMetrics:
         self.bytes_out = Counter("layerserve_response_bytes", "response body bytes sent", ["route"], registry=r)
         self.in_flight = Gauge("layerserve_requests_in_flight", "requests being served", registry=r)
         self.ready = Gauge("layerserve_ready", "1 once the store is loaded and the runtime is ready", registry=r)
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, open fds, ...
+        PlatformCollector(registry=r)  # python_info
+        Info("layerserve_build", "the server's version and the runtime it executes on", registry=r).info(build_info())
         # Labelled children, looked up once: ``labels()`` checks and locks on every call.
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
         self._apply_children: dict[tuple[str, str], Any] = {}
