@@ -10,7 +10,9 @@ from typing import Any
 
 from layerserve import __version__
 
-__all__ = ["main"]
+__all__ = ["DRAIN_S", "main"]
+
+DRAIN_S = 30  # on SIGTERM, the longest the requests in flight get to finish (deployments wait longer)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     # middleware writes the access log (with the request id); uvicorn's would duplicate it.
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, log_config=None,
                 access_log=False, loop=_available("uvloop", "asyncio"), http=_available("httptools", "h11"),
-                timeout_graceful_shutdown=30)
+                timeout_graceful_shutdown=DRAIN_S)
     return 0
 
 
