@@ -8,7 +8,7 @@ import sys
 from types import FrameType
 from typing import Any
 
-from layerserve import __version__
+from layerserve.server.version import installed_version
 
 __all__ = ["DRAIN_S", "main"]
 
@@ -17,7 +17,7 @@ DRAIN_S = 30  # on SIGTERM, the longest the requests in flight get to finish (de
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="layerserve", description="Host TensorFlow layers on ONNX Runtime.")
-    parser.add_argument("--version", action="version", version=f"layerserve {__version__}")
+    parser.add_argument("--version", action="version", version=f"layerserve {installed_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTP server",
                            description="Run the HTTP server. Each flag can also be set as LAYERSERVE_<FLAG> "

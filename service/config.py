@@ -169,3 +169,4 @@ def environment_names() -> list[str]:
     """Every ``LAYERSERVE_*`` variable the server reads."""
     return [f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields]
 
+

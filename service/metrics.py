@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 
 from layerserve.server.runtime.batching import BatchStats
 from layerserve.server.runtime.memory import memory_report
+from layerserve.server.version import installed_version
 
 __all__ = ["CONTENT_TYPE", "RuntimeCollector", "ServiceMetrics", "build_info"]
 
@@ -48,8 +49,6 @@ def build_info() -> dict[str, str]:
     import platform
     from importlib.metadata import PackageNotFoundError, version
 
-    from layerserve import __version__
-
     runtime = "none"
     for dist in ("onnxruntime", "onnxruntime-gpu"):
         try:
@@ -57,7 +56,7 @@ def build_info() -> dict[str, str]:
             break
         except PackageNotFoundError:
             continue
-    return {"version": __version__, "python": platform.python_version(), "onnxruntime": runtime}
+    return {"version": installed_version(), "python": platform.python_version(), "onnxruntime": runtime}
 
 
 class RuntimeCollector(Collector):
