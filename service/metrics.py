@@ -103,6 +103,8 @@ class ServiceMetrics:
         # Labelled children, looked up once: ``labels()`` checks and locks on every call.
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
         self._apply_children: dict[tuple[str, str], Any] = {}
+        # Per layer (as the path named it): [successes, their ns, failures, their ns, last success ms].
+        self._inferences: dict[tuple[str, str], list[int]] = {}
 
     def record(self, method: str, route: str, status: int, seconds: float, bytes_in: int, bytes_out: int) -> None:
         """One finished request: its count, latency and bytes."""
@@ -124,6 +126,26 @@ class ServiceMetrics:
             child = self._apply_children[(graph, layer)] = self.apply_latency.labels(graph, layer)
         child.observe(seconds)
 
+    def count_inference(self, graph: str, layer: str, seconds: float, *, ok: bool) -> None:
+        """One apply or v2 inference, for the protocol's statistics extension."""
+        import time
+
+        entry = self._inferences.setdefault((graph, layer), [0, 0, 0, 0, 0])
+        offset = 0 if ok else 2
+        entry[offset] += 1
+        entry[offset + 1] += int(seconds * 1e9)
+        if ok:
+            entry[4] = int(time.time() * 1000)
+
+    def inference_stats(self, graph: str, names: set[str]) -> dict[str, int]:
+        """Summed over the names a layer was reached by (its name, its id)."""
+        total = [0, 0, 0, 0, 0]
+        for name in names:
+            entry = self._inferences.get((graph, name), [0, 0, 0, 0, 0])
+            total = [a + b for a, b in zip(total[:4], entry[:4])] + [max(total[4], entry[4])]
+        keys = ("success", "success_ns", "fail", "fail_ns", "last_ms")
+        return dict(zip(keys, total))
+
     def install(self, plane: Callable[[], Any], batch_stats: BatchStats, ready: Callable[[], float]) -> None:
         """Attach the runtime's figures, read at each scrape."""
         self.ready.set_function(ready)
@@ -132,6 +154,7 @@ class ServiceMetrics:
     def forget_layer(self, graph: str, layer: str) -> None:
         """Drop a deleted layer's series, so that churn does not grow the registry."""
         self._apply_children.pop((graph, layer), None)
+        self._inferences.pop((graph, layer), None)
         try:
             self.apply_latency.remove(graph, layer)
         except KeyError:

@@ -171,6 +171,8 @@ class RequestContext:
         layer = params.get("layer") or params.get("model")
         if graph is None or not isinstance(layer, str):
             return
+        if route.endswith(("/apply", "/infer")):
+            self.metrics.count_inference(graph, layer, seconds, ok=status == 200)
         if status == 200 and route.endswith(("/apply", "/infer")):
             self.metrics.observe_apply(graph, layer, seconds)
         elif status == 204 and scope["method"] == "DELETE":
