@@ -9,6 +9,7 @@ protocol's body ``{"error": "<message>"}`` with the status the native API would 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -114,8 +115,9 @@ class RepositoryIndexBody(BaseModel):
 
 
 def model_name(graph: str, layer: str) -> str:
-    """The protocol's name of a layer: its name in the default graph, ``graph.layer`` elsewhere."""
-    return layer if graph == "default" else f"{graph}.{layer}"
+    """The protocol's name of a layer: its name in the default graph (unless it holds a dot),
+    ``graph.layer`` elsewhere; ``split_model`` reads it back."""
+    return layer if graph == "default" and "." not in layer else f"{graph}.{layer}"
 
 
 def _index(plane: DataPlane) -> list[dict[str, str]]:
@@ -142,11 +144,16 @@ async def repository_index(request: Request) -> Response:
     return await _guarded(handle)
 
 
-def _stats(plane: DataPlane, metrics: Any, models: list[str]) -> dict[str, Any]:
+def _stats(plane: DataPlane, metrics: Any, models: list[str], *, all_models: bool) -> dict[str, Any]:
     out = []
     for model in models:
         graph, ref = split_model(model)
-        view = views.describe(plane, graph, ref)
+        try:
+            view = views.describe(plane, graph, ref)
+        except LayerServeError:
+            if all_models:
+                continue  # deleted since the index was read
+            raise
         counts = metrics.inference_stats(graph, {view["id"], view["name"], ref, model})
         out.append({"name": model, "version": "1", "last_inference": counts["last_ms"],
                     "inference_count": counts["success"], "execution_count": counts["success"],
@@ -164,7 +171,8 @@ async def model_statistics(request: Request, model: str | None = None, version: 
     async def handle() -> Response:
         plane = _plane(request)
         models = [model] if model else [m["name"] for m in await run_in_threadpool(_index, plane)]
-        return _json(await run_in_threadpool(_stats, plane, request.app.state.metrics, models))
+        return _json(await run_in_threadpool(functools.partial(_stats, all_models=model is None), plane,
+                                             request.app.state.metrics, models))
     return await _guarded(handle)
 
 
