@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--request-timeout-s", help="longest a request may take, body upload included (default 60 s)")
     serve.add_argument("--max-batch-size", help="dynamic batching: largest batch (default 64)")
     serve.add_argument("--max-queue-delay-ms", help="dynamic batching: longest wait (default 2 ms)")
+    serve.add_argument("--docs", metavar="{on,off}", help="serve the interactive API page /docs (default off: it "
+                       "loads its scripts from a CDN; /openapi.json is always served)")
     serve.add_argument("--batching", metavar="{on,off}", help="dynamic batching of concurrent inference "
                        "applies (default on; layers may override it)")
     return parser

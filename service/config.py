@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     intra_op_threads: int = _accepted("an integer of at least 0 (0: ONNX Runtime decides)", default=0, ge=0)
     batching: bool = _accepted("on or off (also true/false, yes/no, 1/0)", default=True)
     max_batch_size: int = _accepted("a positive integer", default=64, ge=1)
+    docs: bool = _accepted("on or off (also true/false, yes/no, 1/0)", default=False)
     max_queue_delay_ms: float = _accepted("a number of milliseconds of at least 0", default=2.0, ge=0,
                                           allow_inf_nan=False)
 
