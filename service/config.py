@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     store: str | None = _accepted("redis://host:port/db, rediss://... or unix://... (unset: the state directory)",
                                   default=None)
     keep_versions: int = _accepted("an integer of at least 1", default=4, ge=1)
+    keep_history: int = _accepted("an integer of at least 1 (checkpointed versions are always kept)",
+                                  default=1000, ge=1)
+    history_max_age_s: float = _accepted("a number of seconds of at least 0 (0: no age limit)",
+                                         default=30 * 24 * 3600.0, ge=0, allow_inf_nan=False)
     write_retries: int = _accepted("an integer of at least 1", default=16, ge=1)
     providers: Annotated[list[str], NoDecode] = _accepted(
         "a comma-separated list of execution providers, e.g. cuda,cpu", default_factory=lambda: ["cpu"], min_length=1)
