@@ -14,6 +14,8 @@ from layerserve.server.api.middleware import BearerAuth, RequestContext, Request
 from layerserve.server.api.native import graph_router, native_router
 from layerserve.server.api.oip import oip_router
 from layerserve.server.api.ops import ops_router
+from layerserve.server.api.traffic import TrafficRecorder
+from layerserve.server.api.ui import ui_router
 from layerserve.server.config import Settings
 from layerserve.server.core.dataplane import DataPlane
 from layerserve.server.layers.custom import CustomLayer
@@ -26,6 +28,7 @@ from layerserve.server.runtime.sessions import SessionCache
 from layerserve.server.startup import Startup
 from layerserve.server.store.base import StateStore
 from layerserve.server.store.filesystem import FilesystemStore
+from layerserve.server.traffic import LayerTraffic
 
 __all__ = ["create_app", "open_store"]
 
@@ -78,13 +81,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.plane = None
     app.state.metrics = metrics = ServiceMetrics()
     metrics.install(lambda: app.state.plane, app.state.batch_stats, ready=lambda: float(app.state.ready))
+    app.state.traffic = traffic = LayerTraffic()  # the dashboard's live figures
+    app.state.batch_stats.listeners.append(traffic.record_run)
     install_error_handlers(app)
-    for router in (native_router, oip_router, ops_router, graph_router):
+    for router in (native_router, oip_router, ops_router, graph_router, ui_router):
         app.include_router(router)
-    # Added last = outermost: request context, then auth, then limits, then the hot routes
-    # (apply, infer: served without FastAPI's routing), then FastAPI's routes.
+    # Added last = outermost: request context, then auth, then the dashboard's traffic figures,
+    # then limits, then the hot routes (apply, infer: served without FastAPI's routing), then
+    # FastAPI's routes.
     app.add_middleware(HotRoutes)
     app.add_middleware(RequestLimits, settings=settings)
+    app.add_middleware(TrafficRecorder, traffic=traffic)
     app.add_middleware(BearerAuth, rules=parse_tokens(settings.token))
     app.add_middleware(RequestContext, metrics=metrics)
     return app
