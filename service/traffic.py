@@ -42,21 +42,26 @@ class WindowFigures:
 
     requests: int = 0
     errors: int = 0
+    served: int = 0  # successful requests
     latencies_s: list[float] = field(default_factory=list)
     run_sizes: list[int] = field(default_factory=list)
     total_requests: int = 0
     total_errors: int = 0
 
     def to_json(self, window_s: float) -> dict[str, Any]:
+        """``batch``: requests per ONNX Runtime run. The batcher reports its runs; a request
+        served outside them (an idle layer's apply runs inline, training applies run alone) is a
+        run of one."""
         lat = np.asarray(self.latencies_s, dtype=np.float64) * 1000.0
-        sizes = np.asarray(self.run_sizes, dtype=np.int64)
+        alone = max(self.served - sum(self.run_sizes), 0)
+        sizes = np.asarray([*self.run_sizes, *([1] * alone)], dtype=np.int64)
         counts = np.bincount(sizes) if sizes.size else np.zeros(0, dtype=np.int64)
         return {
             "requests": self.requests, "errors": self.errors,
             "requests_per_s": self.requests / window_s, "errors_per_s": self.errors / window_s,
             "p50_ms": float(np.percentile(lat, 50)) if lat.size else None,
             "p99_ms": float(np.percentile(lat, 99)) if lat.size else None,
-            "batch": {"runs": int(sizes.size), "mean": float(sizes.mean()) if sizes.size else None,
+            "batch": {"runs": int(sizes.size), "batched_runs": len(self.run_sizes), "mean": float(sizes.mean()) if sizes.size else None,
                       "max": int(sizes.max()) if sizes.size else None,
                       "sizes": {str(k): int(n) for k, n in enumerate(counts) if n}},
             "total_requests": self.total_requests, "total_errors": self.total_errors,
@@ -121,6 +126,7 @@ class LayerTraffic:
                 if t >= since:
                     figures.requests += 1
                     figures.errors += status >= 400
+                    figures.served += status < 400
                     figures.latencies_s.append(seconds)
         for layer_id, run_events in runs.items():
             if layer_id in out or resolve(layer_id) is not None:

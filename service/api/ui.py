@@ -108,8 +108,9 @@ def layer_figures(plane: DataPlane, traffic: LayerTraffic, graph: str, window_s:
 async def figures(graph: str, request: Request, window: float = Query(10.0)) -> Response:
     """Live figures of the graph's layers that served requests, by layer id, over the last
     ``window`` seconds (at most 60): ``requests``, ``requests_per_s``, ``p50_ms``, ``p99_ms``,
-    ``errors``, ``errors_per_s``, ``batch`` (runs of the dynamic batcher: mean, max and the
-    count of runs by requests carried) and the totals since the server started."""
+    ``errors``, ``errors_per_s``, ``batch`` (requests per ONNX Runtime run: mean, max, the
+    count of runs by requests carried, and how many of the runs the dynamic batcher made; a
+    request served alone is a run of one) and the totals since the server started."""
     if not 0.5 <= window <= MAX_WINDOW_S:
         raise InvalidArgument(f"window must be between 0.5 and {MAX_WINDOW_S:g} seconds, got {window:g}",
                               code="invalid_argument")

@@ -8,6 +8,7 @@ const { fmtNum, histogramChart, lineChart, barChart, dagChart } = window.charts;
 
 const POLL_MS = 2000;
 const HISTORY = 90; // points kept per live series (3 minutes at 2 s)
+const MIN_POINTS = 30; // the charts span at least a minute, so early points do not stretch
 const PAGE_SIZE = 50;
 const TOKEN_KEY = "layerserve.token";
 
@@ -86,6 +87,10 @@ function showLogin(message) {
   $("#sign-out").hidden = true;
   $("#server-status").replaceChildren();
   $("#crumbs").replaceChildren();
+  $("#main").replaceChildren(); // nothing of the state stays in the page
+  $("#graph-list").replaceChildren();
+  state.graphs = [];
+  state.history.clear();
   $("#login").hidden = false;
   const error = $("#login-error");
   error.textContent = message || "";
@@ -235,7 +240,7 @@ async function renderHome(main) {
       "max_queue_delay_ms", "max_layers_per_graph", "token"].filter((k) => k in cfg)
       .map((k) => [k, Array.isArray(cfg[k]) ? cfg[k].join(", ") : cfg[k] === null ? "–" : String(cfg[k])]);
     main.appendChild(h("h2", {}, "Server"));
-    main.appendChild(h("div", { class: "card" }, propertyGrid(rows)));
+    main.appendChild(h("div", { class: "card narrow" }, propertyGrid(rows)));
   }
 }
 
@@ -360,13 +365,13 @@ function renderLive(body, graph, view) {
       return h("tr", { "data-layer": id, class: "clickable", onclick: () => { location.hash = `#/g/${enc(graph)}/l/${enc(id)}`; } },
         h("td", {}, h("a", { href: `#/g/${enc(graph)}/l/${enc(id)}` }, f.name)),
         h("td", { class: "num" }, fmtRate(f.requests_per_s)),
-        h("td", { class: "spark" }, lineChart([{ values: hist.rps, cls: "rps", fill: true }], { width: 160, height: 28, points: HISTORY })),
+        h("td", { class: "spark" }, lineChart([{ values: hist.rps, cls: "rps", fill: true }], { width: 160, height: 28, points: MIN_POINTS })),
         h("td", { class: "num" }, fmtMs(f.p50_ms)), h("td", { class: "num" }, fmtMs(f.p99_ms)),
         h("td", { class: "num" }, f.batch.mean === null ? "–" : fmtNum(f.batch.mean, 3)),
         h("td", { class: `num ${f.errors ? "bad" : ""}` }, fmtInt(f.errors)),
         h("td", { class: "num" }, fmtInt(f.total_requests)));
     });
-    table.replaceChildren(h("thead", {}, h("tr", {}, ...["Layer", "req/s", "last 3 min", "p50", "p99", "batch (mean)",
+    table.replaceChildren(h("thead", {}, h("tr", {}, ...["Layer", "req/s", "recent", "p50", "p99", "batch (mean)",
       "errors", "total"].map((c) => h("th", {}, c)))),
     h("tbody", {}, ...(rows.length ? rows : [h("tr", {}, h("td", { colspan: 8, class: "muted empty" },
       "No traffic in the last 10 seconds."))])));
@@ -387,13 +392,16 @@ async function renderLayer(main, graph, ref) {
   const header = h("div", { class: "title-row" }, h("h1", { id: "layer-name" }, layer.name), badge(layer.class, "class big"),
     h("span", { class: "muted mono" }, `id ${layer.id}`), h("span", { class: "muted", id: "layer-version" }, `version ${layer.version}`));
   const props = h("div", { class: "card" });
+  const config = h("div", { class: "card" });
   const live = h("div", { class: "card live-card" });
   const vars = h("div", { class: "variables" });
   main.append(header,
-    h("div", { class: "two-col" }, h("section", {}, h("h2", {}, "Layer"), props),
+    h("div", { class: "two-col" },
+      h("section", {}, h("h2", {}, "Layer"), props),
       h("section", {}, h("h2", {}, "Live figures ", h("span", { class: "muted small" }, "last 10 s, refreshing")), live)),
+    h("h2", {}, "Config"), config,
     h("h2", {}, "Variables"), vars);
-  drawProps(props, layer);
+  drawProps(props, config, layer);
   let version = null;
   every(POLL_MS, guard(view, async () => {
     const current = await api(`/v1/graphs/${enc(graph)}/layers/${enc(layer.id)}`);
@@ -401,7 +409,7 @@ async function renderLayer(main, graph, ref) {
       const stats = await api(`/v1/graphs/${enc(graph)}/layers/${enc(layer.id)}/statistics?bins=30`);
       if (view !== state.view) return;
       version = current.version;
-      drawProps(props, current);
+      drawProps(props, config, current);
       $("#layer-version").textContent = `version ${current.version}`;
       drawVariables(vars, stats);
     }
@@ -410,7 +418,7 @@ async function renderLayer(main, graph, ref) {
   }));
 }
 
-function drawProps(card, l) {
+function drawProps(card, configCard, l) {
   const providers = (l.providers || []).join(", ");
   card.replaceChildren(propertyGrid([
     ["class", l.class], ["name", l.name], ["scope", l.scope_name || "–"], ["dtype", l.dtype || "–"],
@@ -418,12 +426,12 @@ function drawProps(card, l) {
     ["provider", providers || "–"], ["build input shape", shape(l.build_input_shape)],
     ["pending updates", fmtInt(l.n_updates)], ["losses", fmtInt(l.n_losses)],
     ["batching", Object.keys(l.batching || {}).length ? JSON.stringify(l.batching) : "server defaults"],
-  ]), h("details", { class: "config", open: true }, h("summary", {}, "config"),
-    h("pre", { class: "mono", id: "layer-config" }, JSON.stringify(l.config, null, 2))));
+  ]));
+  configCard.replaceChildren(h("pre", { class: "mono config", id: "layer-config" }, JSON.stringify(l.config, null, 2)));
 }
 
-function figure(name, value, chart, cls) {
-  return h("div", { class: `figure ${cls || ""}` }, h("div", { class: "figure-label" }, name),
+function figure(name, value, chart, cls, legend) {
+  return h("div", { class: `figure ${cls || ""}` }, h("div", { class: "figure-label" }, name, legend || null),
     h("div", { class: "figure-value", "data-figure": name }, value), chart);
 }
 
@@ -432,13 +440,15 @@ function drawLive(card, graph, id, f) {
   const sizes = f ? Object.entries(f.batch.sizes).map(([k, v]) => [k, v]) : [];
   card.replaceChildren(h("div", { class: "figures" },
     figure("requests/s", f ? fmtNum(f.requests_per_s, 3) : "0",
-      lineChart([{ values: hist.rps, cls: "rps", fill: true }], { points: HISTORY, label: "requests per second" })),
+      lineChart([{ values: hist.rps, cls: "rps", fill: true }], { points: MIN_POINTS, label: "requests per second" })),
     figure("latency p50 / p99", f && f.p50_ms !== null ? `${fmtNum(f.p50_ms, 3)} / ${fmtNum(f.p99_ms, 3)} ms` : "–",
-      lineChart([{ values: hist.p99, cls: "p99" }, { values: hist.p50, cls: "p50" }], { points: HISTORY, label: "latency" })),
-    figure("batch sizes", f && f.batch.runs ? `mean ${fmtNum(f.batch.mean, 3)} · max ${f.batch.max}` : "no batched run",
-      barChart(sizes, { label: "batched runs by requests carried", empty: "no batched run in the window" })),
+      lineChart([{ values: hist.p99, cls: "p99" }, { values: hist.p50, cls: "p50" }], { points: MIN_POINTS, label: "latency" }),
+      "", h("span", { class: "legend" }, h("i", { class: "p50" }), "p50", h("i", { class: "p99" }), "p99")),
+    figure("batch sizes", f && f.batch.runs ? `mean ${fmtNum(f.batch.mean, 3)} · max ${f.batch.max}` : "–",
+      barChart(sizes, { label: "runs by requests carried", empty: "no run in the window" }), "",
+      h("span", { class: "legend muted" }, "requests per run")),
     figure("errors/s", f ? fmtNum(f.errors_per_s, 3) : "0",
-      lineChart([{ values: hist.eps, cls: "errors", fill: true }], { points: HISTORY, label: "errors per second" }),
+      lineChart([{ values: hist.eps, cls: "errors", fill: true }], { points: MIN_POINTS, label: "errors per second" }),
       f && f.errors ? "bad" : ""),
   ), h("div", { class: "totals muted" }, "since start: ",
     h("span", { "data-figure": "total_requests" }, fmtInt(f ? f.total_requests : 0)), " requests, ",
