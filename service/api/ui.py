@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from layerserve.server.api.wire import json_response
-from layerserve.server.core.dataplane import DataPlane
+from layerserve.server.plane.dataplane import DataPlane
 from layerserve.server.core.variable_stats import DEFAULT_BINS, check_bins, variable_stats
 from layerserve.server.errors import InvalidArgument, NotFound
 from layerserve.server.traffic import LayerTraffic
@@ -71,11 +71,13 @@ async def asset(asset: str) -> Response:
     return _asset_response(asset)
 
 
-def layer_statistics(plane: DataPlane, graph: str, layer: str, bins: int) -> dict[str, Any]:
-    names, arrays, version = plane.read_weights(graph, layer)
-    described = {v["name"]: v for v in plane.describe(graph, layer)["variables"]}
-    stats = [{**described[name], **variable_stats(value, bins)} for name, value in zip(names, arrays)]
-    return {"layer": plane.layer(graph, layer)[1].id, "version": version, "bins": bins, "variables": stats}
+def layer_statistics(plane: DataPlane, graph: str, ref: str, bins: int) -> dict[str, Any]:
+    """Figures of one snapshot of the values: the version they are is the one reported."""
+    g, layer = plane.layer(graph, ref)
+    values, version = g.values, g.layer_version(layer)
+    names = layer.weights(g.variables)
+    stats = [{**g.variables[n].to_json(), **variable_stats(values[n], bins)} for n in names]
+    return {"layer": layer.id, "version": version, "bins": bins, "variables": stats}
 
 
 @ui_router.get("/v1/graphs/{graph}/layers/{layer}/statistics", tags=["dashboard"])
