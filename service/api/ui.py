@@ -20,9 +20,9 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from layerserve.server.api.wire import json_response
-from layerserve.server.plane.dataplane import DataPlane
 from layerserve.server.core.variable_stats import DEFAULT_BINS, check_bins, variable_stats
 from layerserve.server.errors import InvalidArgument, NotFound
+from layerserve.server.plane import DataPlane
 from layerserve.server.traffic import LayerTraffic
 
 __all__ = ["MAX_WINDOW_S", "STATIC_TYPES", "layer_figures", "layer_statistics", "ui_router"]
