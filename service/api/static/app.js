@@ -524,9 +524,9 @@ function renderCheckpoints(body, graph, view) {
   const load = guard(view, async () => {
     const data = await api(`/v1/graphs/${enc(graph)}/checkpoints`);
     const items = data.checkpoints || data.items || [];
-    table.replaceChildren(h("thead", {}, h("tr", {}, ...["Checkpoint", "Created", "Variables", ""].map((c) => h("th", {}, c)))),
+    table.replaceChildren(h("thead", {}, h("tr", {}, ...["Checkpoint", "Created", "Source", "Graph version", "Size", ""].map((c) => h("th", {}, c)))),
       h("tbody", {}, ...(items.length ? items.map((c) => checkpointRow(graph, c, message, load))
-        : [h("tr", {}, h("td", { colspan: 4, class: "muted empty" }, "No checkpoint yet."))])));
+        : [h("tr", {}, h("td", { colspan: 6, class: "muted empty" }, "No checkpoint yet."))])));
   });
   const create = async () => {
     const name = nameInput.value.trim();
@@ -558,9 +558,12 @@ function checkpointRow(graph, c, message, reload) {
     button.disabled = false;
     await reload();
   };
-  const count = c.variables === undefined ? c.n_variables : Array.isArray(c.variables) ? c.variables.length : c.variables;
+  const size = c.bytes === undefined ? "–" : `${fmtNum(c.bytes / 1024, 3)} KiB`;
   return h("tr", { "data-checkpoint": name }, h("td", { class: "mono" }, name),
-    h("td", {}, fmtTime(c.created || c.created_at || c.time)), h("td", { class: "num" }, fmtInt(count)),
+    h("td", {}, fmtTime(c.created || c.created_at || c.time)),
+    h("td", {}, c.source === "upload" ? badge("uploaded") : badge("snapshot", "class")),
+    h("td", { class: "num" }, c.version === null || c.version === undefined ? "–" : String(c.version)),
+    h("td", { class: "num" }, size),
     h("td", { class: "actions" }, state.features.restore !== null
       ? h("button", { class: "primary small", type: "button", "data-restore": name, onclick: restore }, "Restore") : null));
 }
@@ -570,11 +573,12 @@ function renderVersions(body, graph, view) {
   body.append(h("div", { class: "card flush" }, table));
   guard(view, async () => {
     const data = await api(`/v1/graphs/${enc(graph)}/versions`);
-    const items = data.versions || data.items || [];
+    const items = [...(data.versions || data.items || [])].reverse(); // newest first
     table.replaceChildren(h("thead", {}, h("tr", {}, ...["Version", "Time", "Cause", "Variables"].map((c) => h("th", {}, c)))),
       h("tbody", {}, ...(items.length ? items.map((v) => h("tr", { "data-version": v.version },
         h("td", { class: "num" }, String(v.version ?? v.revision ?? "–")), h("td", {}, fmtTime(v.time || v.created || v.created_at)),
-        h("td", {}, String(v.cause || v.reason || "–")),
+        h("td", {}, badge(String(v.cause || v.reason || "commit"), v.checkpoint ? "class" : ""),
+          v.checkpoint ? h("span", { class: "muted" }, ` from ${v.checkpoint}`) : null),
         h("td", { class: "mono small" }, Array.isArray(v.variables) ? v.variables.join(", ") : String(v.variables ?? "–"))))
         : [h("tr", {}, h("td", { colspan: 4, class: "muted empty" }, "No version recorded yet."))])));
   })();
