@@ -219,3 +219,29 @@ def test_with_a_token_the_page_loads_but_no_state_without_it(guarded: ServerProc
                  403, "forbidden")
     # The page itself holds nothing of the state.
     assert "mine" not in httpx.get(guarded.url + "/ui").text
+
+
+def test_program_outline_names_layers_variables_and_edges() -> None:
+    from onnx import TensorProto, helper
+
+    from layerserve.server.core.program_outline import outline
+
+    nodes = [
+        helper.make_node("ReadVariable", [], ["w"], name="net/w/read", domain="ai.layerserve", variable="net/w:0"),
+        helper.make_node("LayerCall", ["x"], ["h"], name="net/dense/call", domain="ai.layerserve", layer="~3"),
+        helper.make_node("MatMul", ["h", "w"], ["y"], name="net/matmul"),
+        helper.make_node("Assign", ["y"], [], name="net/assign", domain="ai.layerserve", variable="net/v:0"),
+    ]
+    graph = helper.make_graph(nodes, "p", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2])])
+    out = outline(helper.make_model(graph), lambda ref: ("dense", "Dense") if ref == "~3" else (ref, "?"))
+    assert (out["feeds"], out["fetches"], out["n_nodes"], out["truncated"]) == (["x"], ["y"], 5, False)
+    by_name = {n["name"]: n for n in out["nodes"]}
+    assert by_name["x"]["kind"] == "placeholder"
+    assert by_name["net/dense/call"] | {"inputs": None} == {"name": "net/dense/call", "op": "LayerCall", "kind": "layer",
+                                                             "layer": "~3", "label": "dense", "class": "Dense",
+                                                             "inputs": None}
+    assert by_name["net/dense/call"]["inputs"] == ["x"]
+    assert by_name["net/matmul"]["inputs"] == ["net/dense/call", "net/w/read"]
+    assert (by_name["net/w/read"]["access"], by_name["net/assign"]["access"]) == ("read", "assign")
+    assert by_name["net/assign"]["inputs"] == ["net/matmul"]

@@ -145,8 +145,10 @@ async function start() {
 async function detectFeatures() {
   let schema;
   try { schema = await api("/openapi.json"); } catch { return; }
-  const paths = Object.keys(schema.paths || {}).map((p) => p.replace(/\{[^}]+\}/g, "{}"));
-  const has = (p) => paths.includes(p);
+  const norm = (p) => p.replace(/\{[^}]+\}/g, "{}");
+  const paths = Object.keys(schema.paths || {}).map(norm);
+  const readable = new Set(Object.entries(schema.paths || {}).filter(([, ops]) => ops.get).map(([p]) => norm(p)));
+  const has = (p) => readable.has(p);
   state.features.programs = has("/v1/graphs/{}/programs");
   state.features.checkpoints = has("/v1/graphs/{}/checkpoints");
   state.features.versions = has("/v1/graphs/{}/versions");
@@ -475,28 +477,26 @@ function renderPrograms(body, graph, view) {
   body.append(h("div", { class: "card flush" }, table));
   guard(view, async () => {
     const data = await api(`/v1/graphs/${enc(graph)}/programs`);
-    const items = data.programs || data.items || [];
+    const items = data.programs || [];
     table.replaceChildren(h("thead", {}, h("tr", {}, ...["Program", "Feeds", "Fetches", "Nodes"].map((c) => h("th", {}, c)))),
       h("tbody", {}, ...(items.length ? items.map((p) => {
-        const id = p.name || p.id;
+        const id = p.id;
         return h("tr", { class: "clickable", "data-program": id, onclick: () => { location.hash = `#/g/${enc(graph)}/programs/${enc(id)}`; } },
-          h("td", {}, h("a", { href: `#/g/${enc(graph)}/programs/${enc(id)}` }, id)),
-          h("td", { class: "mono small" }, (p.feeds || p.inputs || []).map(String).join(", ") || "–"),
-          h("td", { class: "mono small" }, (p.fetches || p.outputs || []).map(String).join(", ") || "–"),
-          h("td", { class: "num" }, fmtInt((p.nodes || p.ops || []).length || p.n_nodes)));
+          h("td", { class: "mono" }, h("a", { href: `#/g/${enc(graph)}/programs/${enc(id)}` }, id.slice(0, 12))),
+          h("td", { class: "mono small" }, (p.feeds || []).join(", ") || "–"),
+          h("td", { class: "mono small" }, (p.fetches || []).join(", ") || "–"),
+          h("td", { class: "num" }, fmtInt(p.n_nodes)));
       }) : [h("tr", {}, h("td", { colspan: 4, class: "muted empty" }, "No program registered in this graph."))])));
   })();
 }
 
-/* Nodes and edges of a program description: nodes carry their inputs by name (TF's "op:0" refers to op). */
+/* Nodes and edges of a program's outline (GET /v1/graphs/{g}/programs/{id}). */
 function programGraph(p) {
-  const raw = p.nodes || p.ops || (p.program && (p.program.nodes || p.program.ops)) || [];
-  const nodes = raw.map((n, i) => {
-    const id = String(n.name || n.id || i);
-    const kind = n.layer || n.kind === "layer" ? "layer" : (n.op || n.type || n.kind || "op").toString().toLowerCase();
-    return { id, label: id, kind: kind === "placeholder" ? "placeholder" : kind === "layer" ? "layer" : kind === "variable" ? "variable" : "op",
-      sub: n.layer ? `${n.class || n.layer}` : n.op || n.type || n.kind || "", title: JSON.stringify(n, null, 1),
-      inputs: (n.inputs || n.input || []).map((x) => String(typeof x === "object" ? x.name || x.node : x).replace(/^\^/, "").split(":")[0]) };
+  const nodes = (p.nodes || []).map((n) => {
+    const sub = n.kind === "layer" ? n.class : n.kind === "variable" ? `${n.access} ${n.variable}` : n.op;
+    return { id: n.name, label: n.kind === "layer" ? n.label : n.name.split("/").pop(), kind: n.kind, sub,
+      title: `${n.name}\n${n.op}${n.variable ? `\n${n.variable}` : ""}${n.layer ? `\nlayer ${n.layer}` : ""}`,
+      inputs: n.inputs || [] };
   });
   const edges = nodes.flatMap((n) => n.inputs.map((src) => [src, n.id]));
   return { nodes, edges };
@@ -504,15 +504,19 @@ function programGraph(p) {
 
 function renderProgram(main, graph, name) {
   const view = state.view;
-  main.append(h("div", { class: "title-row" }, h("h1", {}, name), badge("program", "class big")));
+  main.append(h("div", { class: "title-row" }, h("h1", { class: "mono" }, name.slice(0, 12)), badge("program", "class big"),
+    h("span", { class: "muted", id: "program-summary" })));
   const box = h("div", { class: "card dag-card" });
   main.append(box);
   guard(view, async () => {
     const p = await api(`/v1/graphs/${enc(graph)}/programs/${enc(name)}`);
     const { nodes, edges } = programGraph(p);
+    $("#program-summary").textContent = `${fmtInt(p.n_nodes)} nodes · feeds ${p.feeds.join(", ") || "none"} · ` +
+      `fetches ${p.fetches.join(", ") || "none"}${p.truncated ? " · drawing the first nodes only" : ""}`;
     box.replaceChildren(nodes.length ? dagChart(nodes, edges, { label: `graph of program ${name}` })
-      : h("p", { class: "muted" }, "The server did not describe this program's nodes."));
-    main.append(h("details", { class: "card" }, h("summary", {}, "description"), h("pre", { class: "mono" }, JSON.stringify(p, null, 2))));
+      : h("p", { class: "muted" }, "This program has no node."));
+    main.append(h("div", { class: "legend-row muted" }, ...[["placeholder", "feed"], ["layer", "layer call"],
+      ["variable", "variable read / write"], ["op", "op"]].map(([k, label]) => h("span", {}, h("i", { class: `swatch kind-${k}` }), label))));
   })();
 }
 
