@@ -182,6 +182,22 @@ def test_traffic_windows_and_bounds() -> None:
     assert traffic.figures("g", 10.0, resolve)["~1"].requests == RING + 1  # the ring of "a" is full
 
 
+def test_rings_grow_only_while_the_longest_window_needs_them() -> None:
+    now = [0.0]
+    traffic = LayerTraffic(clock=lambda: now[0])
+    for _ in range(500):  # 500 requests within a second: every one stays
+        now[0] += 0.001
+        traffic.record_request("g", "busy", 200, 0.002)
+    for _ in range(500):  # one a minute: the ring keeps its first size, the window sees the last one
+        now[0] += 61.0
+        traffic.record_request("g", "slow", 200, 0.002)
+    figures = traffic.figures("g", 60.0, lambda ref: ref)
+    assert figures["slow"].requests == 1 and figures["slow"].total_requests == 500
+    busy = traffic._by_ref[("g", "busy")].requests
+    assert busy.t.size == 512 and int(np.count_nonzero(np.isfinite(busy.t))) == 500
+    assert traffic._by_ref[("g", "slow")].requests.t.size == 64
+
+
 @pytest.mark.parametrize(("path", "expected"), [
     ("/v1/graphs/g/layers/dense/apply", ("g", "dense")),
     ("/v2/models/g.dense.1/infer", ("g", "dense.1")),

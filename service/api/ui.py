@@ -23,11 +23,10 @@ from layerserve.server.api.wire import json_response
 from layerserve.server.core.variable_stats import DEFAULT_BINS, check_bins, variable_stats
 from layerserve.server.errors import InvalidArgument, NotFound
 from layerserve.server.plane import DataPlane
-from layerserve.server.traffic import LayerTraffic
+from layerserve.server.traffic import MAX_WINDOW_S, LayerTraffic
 
-__all__ = ["MAX_WINDOW_S", "STATIC_TYPES", "layer_figures", "layer_statistics", "ui_router"]
+__all__ = ["STATIC_TYPES", "layer_figures", "layer_statistics", "ui_router"]
 
-MAX_WINDOW_S = 60.0
 STATIC_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
 # Everything the page loads comes from this server; no inline script, no framing by other sites.
