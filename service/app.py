@@ -8,18 +8,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from layerserve.server.api.auth import parse_tokens
+from layerserve.server.api.checkpoints import checkpoint_router
 from layerserve.server.api.errors import install_error_handlers
 from layerserve.server.api.hot import HotRoutes
 from layerserve.server.api.middleware import BearerAuth, RequestContext, RequestLimits
 from layerserve.server.api.native import graph_router, native_router
 from layerserve.server.api.oip import oip_router
 from layerserve.server.api.ops import ops_router
+from layerserve.server.api.programs import programs_router
 from layerserve.server.api.traffic import TrafficRecorder
 from layerserve.server.api.ui import ui_router
 from layerserve.server.config import Settings
 from layerserve.server.layers.custom import CustomLayer
 from layerserve.server.metrics import ServiceMetrics
 from layerserve.server.plane import DataPlane
+from layerserve.server.plane.checkpoints import Checkpoints
 from layerserve.server.runtime.batching import Batcher, BatchPolicy, BatchStats
 from layerserve.server.runtime.binding import binding_enabled
 from layerserve.server.runtime.executor import Executor
@@ -53,7 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def build_plane(store: StateStore) -> DataPlane:
         sessions = SessionCache(providers, settings.max_sessions, settings.intra_op_threads)
         executor = Executor(sessions, BatchPolicy.from_settings(settings), Batcher(app.state.batch_stats), io_binding)
-        return DataPlane(settings, store, executor)  # loads the whole state
+        plane = DataPlane(settings, store, executor)  # loads the whole state
+        app.state.checkpoints = Checkpoints.attach(plane)
+        return plane
 
     def on_ready(plane: DataPlane) -> None:
         app.state.plane = plane
@@ -84,7 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.traffic = traffic = LayerTraffic()  # the dashboard's live figures
     app.state.batch_stats.listeners.append(traffic.record_run)
     install_error_handlers(app)
-    for router in (native_router, oip_router, ops_router, graph_router, ui_router):
+    for router in (native_router, oip_router, ops_router, programs_router, graph_router, checkpoint_router,
+                   ui_router):
         app.include_router(router)
     # Added last = outermost: request context, then auth, then the dashboard's traffic figures,
     # then limits, then the hot routes (apply, infer: served without FastAPI's routing), then

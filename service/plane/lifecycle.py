@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from layerserve.server.core.graph import Graph
 from layerserve.server.core.layer import Layer, Variable, short_name
 from layerserve.server.core.naming import LAYER_NAME, check_name
-from layerserve.server.errors import InvalidArgument
+from layerserve.server.errors import Conflict, InvalidArgument
 from layerserve.server.layers import kind_for
 from layerserve.server.layers.base import VariableSpec
 from layerserve.server.layers.kit.dtypes import normalize_dtype
@@ -20,6 +21,8 @@ __all__ = ["Lifecycle", "input_specs"]
 
 # Argument errors TF raises before the layer takes a name (so no ``dense_N`` is used up).
 _CHECKED_BEFORE_NAMING = ("unknown_argument", "missing_argument")
+# A variable scope: layer names joined by "/" (graph mode's nested scopes, ``net/hidden``).
+SCOPE_NAME = re.compile(r"(?!.*\.\.)(?!/)(?!.*//)(?!.*/$)[A-Za-z0-9_./-]{1,256}")
 
 
 class Lifecycle(GraphPlane):
@@ -37,7 +40,7 @@ class Lifecycle(GraphPlane):
         if name is not None:
             check_name(name, LAYER_NAME, "layer name")
         if scope is not None:
-            check_name(scope, LAYER_NAME, "scope")
+            check_name(scope, SCOPE_NAME, "scope")
         if not isinstance(trainable, bool) and trainable is not None:
             raise InvalidArgument("trainable must be true or false", code="invalid_argument", exception="TypeError")
         cls = kind_for(class_name)
@@ -68,11 +71,16 @@ class Lifecycle(GraphPlane):
 
     @retried
     def patch_layer(self, graph: str, ref: str, trainable: bool | None = None,
-                    batching: dict[str, Any] | None = None, if_match: int | None = None) -> Layer:
+                    batching: dict[str, Any] | None = None, if_match: int | None = None,
+                    scope: str | None = None, reuse: bool | None = None) -> Layer:
         g, layer = self.layer(graph, ref)
         overrides = None if batching is None else parse_batching(batching)
+        if scope is not None:
+            check_name(scope, SCOPE_NAME, "scope")
         with self._mutation(g, layer):
             check_version(g, layer, if_match)
+            if scope is not None:
+                _fix_scope(layer, scope, bool(reuse))
             if trainable is not None:
                 layer.trainable = trainable
             if overrides is not None:
@@ -165,6 +173,15 @@ def _hoist(config: dict[str, Any], key: str, value: Any) -> Any:
         raise InvalidArgument(f"{key} given twice with different values ({value!r} and {inner!r})",
                               code="invalid_argument")
     return inner
+
+
+def _fix_scope(layer: Layer, scope: str, reuse: bool) -> None:
+    """Graph mode names a layer's variable scope at its first call (nested scopes, reuse)."""
+    if layer.scope is not None and (layer.scope != scope or layer.built):
+        if layer.scope == scope:
+            return
+        raise Conflict(f"layer {layer.name!r} already has the variable scope {layer.scope!r}", code="scope_taken")
+    layer.scope, layer.base_name, layer.fixed_scope, layer.reuse = scope, scope, True, reuse
 
 
 def input_specs(layer: Layer) -> list[Any]:
