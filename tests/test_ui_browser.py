@@ -220,3 +220,76 @@ def test_with_a_token_the_page_refuses_until_it_is_given(guarded: ServerProcess,
     browser.goto(guarded.url + "/ui")
     browser.wait_for("!document.querySelector('#login').hidden")
     assert "secret_graph" not in browser.evaluate("document.body.innerHTML")
+
+
+def _tf1_program(url: str) -> str:
+    """A small TF1 training-style program run once through ``layerserve.compat.v1``; its server graph."""
+    import layerserve.compat.v1 as tf
+
+    tf.reset_default_graph()
+    conn = layerserve.connect(url, graph="tf1")
+    x = tf.placeholder(tf.float32, [None, 3], name="x")
+    labels = tf.placeholder(tf.float32, [None, 2], name="labels")
+    hidden = tf.layers.dense(x, 4, activation=tf.nn.relu, name="fc")
+    y = tf.layers.dense(hidden, 2, name="out")
+    loss = tf.reduce_mean(tf.square(y - labels), name="loss")
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run(loss, {x: np.ones((5, 3), np.float32), labels: np.zeros((5, 2), np.float32)})
+    graph = tf.get_default_graph().binding.conn.graph
+    conn.close()
+    return str(graph)
+
+
+def test_a_program_is_drawn_as_a_graph_of_its_layers_and_ops(served: ServerProcess, browser: Browser) -> None:
+    graph = _tf1_program(served.url)
+    browser.goto(f"{served.url}/ui#/g/{graph}/programs")
+    browser.wait_for("!!document.querySelector('tr[data-program] a')")
+    browser.click("tr[data-program] a")
+    browser.wait_for("document.querySelectorAll('svg.dag g.node').length >= 6")
+    drawn = browser.evaluate("[...document.querySelectorAll('svg.dag g.node')].map((g) => "
+                             "[g.dataset.node, g.getAttribute('class')])")
+    kinds = dict(drawn)
+    assert kinds["x"] == "node kind-placeholder" and kinds["labels"] == "node kind-placeholder"
+    layer_nodes = [name for name, cls in drawn if cls == "node kind-layer"]
+    assert len(layer_nodes) == 2
+    assert browser.evaluate("[...document.querySelectorAll('svg.dag g.kind-layer text.label')]"
+                            ".map((t) => t.textContent).sort()") == ["fc", "out"]
+    assert browser.evaluate("document.querySelectorAll('svg.dag path.edge').length") >= 6
+    browser.screenshot(ARTIFACTS / "program.png")
+
+
+def test_a_restore_from_the_page_brings_the_weights_back(served: ServerProcess, browser: Browser) -> None:
+    kernel_url = f"{served.url}/v1/graphs/vision/variables/fc1/kernel:0"
+    before = np.array(httpx.get(kernel_url).json()["values"][0]["data"], np.float32)
+    browser.goto(f"{served.url}/ui#/g/vision/checkpoints")
+    browser.wait_for("!!document.querySelector('#checkpoint-name')")
+    browser.type_into("#checkpoint-name", "known-good")
+    browser.click("#checkpoint-create")
+    browser.wait_for("!!document.querySelector('tr[data-checkpoint=\"known-good\"] button[data-restore]')")
+
+    names = httpx.get(f"{served.url}/v1/graphs/vision/layers/fc1/weights").json()["names"]
+    shapes = [tuple(v["shape"]) for v in httpx.get(f"{served.url}/v1/graphs/vision/layers/fc1/variables").json()["variables"]]
+    assert len(names) == len(shapes) == 2
+    weights = [{"dtype": "float32", "shape": list(s), "data": [0.25] * int(np.prod(s))} for s in shapes]
+    assert httpx.put(f"{served.url}/v1/graphs/vision/layers/fc1/weights", json={"weights": weights}).status_code == 200
+    changed = np.array(httpx.get(kernel_url).json()["values"][0]["data"], np.float32)
+    assert np.all(changed == 0.25)
+
+    browser.evaluate("window.confirm = () => true")  # the page asks before it restores
+    browser.click('tr[data-checkpoint="known-good"] button[data-restore]')
+    browser.wait_for("document.querySelector('#checkpoint-message').textContent.includes('Restored')")
+    after = np.array(httpx.get(kernel_url).json()["values"][0]["data"], np.float32)
+    np.testing.assert_array_equal(after, before)
+    browser.screenshot(ARTIFACTS / "checkpoints.png")
+
+    # The layer's page shows the restored weights' figures, and the history names the restore.
+    described = httpx.get(f"{served.url}/v1/graphs/vision/layers/fc1").json()
+    browser.goto(f"{served.url}/ui#/g/vision/l/{described['id']}")
+    shown_max = browser.wait_for("document.querySelector('.variable[data-variable=\"fc1/kernel:0\"] "
+                                 "[data-stat=\"max\"]')?.textContent")
+    assert float(shown_max) == pytest.approx(float(before.max()), rel=1e-3)
+    browser.goto(f"{served.url}/ui#/g/vision/versions")
+    browser.wait_for("[...document.querySelectorAll('tr[data-version] td')].some((td) => "
+                     "td.textContent.includes('known-good'))")
+    browser.screenshot(ARTIFACTS / "versions.png")

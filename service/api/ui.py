@@ -8,6 +8,9 @@
   histogram of each of the layer's variables, at one layer version.
 - ``GET /v1/graphs/{graph}/figures?window=10``: each layer's live figures over the last
   ``window`` seconds (requests/s, p50/p99 latency, errors, dynamic batch sizes).
+- ``GET /v1/graphs/{graph}/programs`` and ``GET /v1/graphs/{graph}/programs/{id}``: the
+  registered TF1 programs, and one program's outline (feeds, layer calls, variable reads and
+  writes, ops, and the edges between them) for drawing it as a graph.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from layerserve.server.api.wire import json_response
+from layerserve.server.core.program_outline import outline
 from layerserve.server.core.variable_stats import DEFAULT_BINS, check_bins, variable_stats
 from layerserve.server.errors import InvalidArgument, NotFound
 from layerserve.server.plane import DataPlane
@@ -117,3 +121,49 @@ async def figures(graph: str, request: Request, window: float = Query(10.0)) -> 
                               code="invalid_argument")
     state = request.app.state
     return json_response(await run_in_threadpool(layer_figures, state.plane, state.traffic, graph, window))
+
+
+def _models(request: Request, graph: str) -> list[tuple[str, Any]]:
+    """The graph's programs; none before the first program request made the program service."""
+    programs = getattr(request.app.state, "programs", None)
+    if programs is None or programs.plane is not request.app.state.plane:
+        request.app.state.plane.graph(graph)  # a missing graph is still a 404
+        return []
+    return programs.models(graph)  # type: ignore[no-any-return]
+
+
+def _layer_label(plane: DataPlane, graph: str) -> Any:
+    g = plane.graph(graph)
+
+    def label(ref: str) -> tuple[str, str]:
+        layer = g.layers.get(ref) or next((x for x in list(g.layers.values()) if x.name == ref), None)
+        return (layer.name, layer.class_name) if layer is not None else (ref, "layer")
+    return label
+
+
+@ui_router.get("/v1/graphs/{graph}/programs", tags=["dashboard"])
+async def list_programs(graph: str, request: Request) -> Response:
+    """The registered programs, oldest first: ``id``, ``feeds``, ``fetches`` and ``n_nodes``."""
+    def listing() -> list[dict[str, Any]]:
+        label = _layer_label(request.app.state.plane, graph)
+        out = []
+        for program_id, model in _models(request, graph):
+            summary = outline(model, label)
+            out.append({"id": program_id, "feeds": summary["feeds"], "fetches": summary["fetches"],
+                        "n_nodes": summary["n_nodes"]})
+        return out
+    return json_response({"programs": await run_in_threadpool(listing)})
+
+
+@ui_router.get("/v1/graphs/{graph}/programs/{program}", tags=["dashboard"])
+async def describe_program(graph: str, program: str, request: Request) -> Response:
+    """One program's outline: ``feeds``, ``fetches``, ``n_nodes``, ``truncated`` and ``nodes``
+    (``name``, ``op``, ``kind``: placeholder / layer / variable / op, ``inputs``: the nodes it
+    reads from; a layer call also ``layer``, ``label``, ``class``; a variable op ``variable``,
+    ``access``: read / assign / update)."""
+    def described() -> dict[str, Any]:
+        found = dict(_models(request, graph)).get(program)
+        if found is None:
+            raise NotFound(f"graph {graph!r} has no program {program[:80]!r}", code="program_not_found")
+        return {"id": program, **outline(found, _layer_label(request.app.state.plane, graph))}
+    return json_response(await run_in_threadpool(described))

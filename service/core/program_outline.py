@@ -28,8 +28,21 @@ def _attr(node: onnx.NodeProto, name: str) -> str | None:
     return None
 
 
-def _node_json(node: onnx.NodeProto, index: int, layer_label: Callable[[str], tuple[str, str]]) -> dict[str, Any]:
-    name = node.name or f"{node.op_type}_{index}"
+def _op_name(tensor: str) -> str:
+    """TF's op name of a tensor name (``fc/Relu:0`` -> ``fc/Relu``)."""
+    head, sep, tail = tensor.rpartition(":")
+    return head if sep and tail.isdigit() else tensor
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    found, k = name, 1
+    while found in taken:
+        found, k = f"{name}_{k}", k + 1
+    taken.add(found)
+    return found
+
+
+def _node_json(node: onnx.NodeProto, name: str, layer_label: Callable[[str], tuple[str, str]]) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": name, "op": node.op_type, "kind": "op"}
     if node.domain == _DOMAIN and node.op_type == "LayerCall":
         layer = _attr(node, "layer") or ""
@@ -41,17 +54,20 @@ def _node_json(node: onnx.NodeProto, index: int, layer_label: Callable[[str], tu
 
 
 def outline(model: onnx.ModelProto, layer_label: Callable[[str], tuple[str, str]]) -> dict[str, Any]:
-    """``feeds``, ``fetches`` and ``nodes`` (name, op, kind: placeholder / layer / variable / op,
+    """``feeds``, ``fetches`` and ``nodes`` (name: unique, TF's op name where known; op, kind: placeholder / layer / variable / op,
     ``inputs``: names of the nodes it reads from). ``layer_label`` maps a layer reference to its
     (name, class) for display."""
     graph = model.graph
     constants = {init.name for init in graph.initializer}
     feeds = [i.name for i in graph.input if i.name not in constants]
-    producer = {name: name for name in feeds}
-    nodes: list[dict[str, Any]] = [{"name": name, "op": "Placeholder", "kind": "placeholder", "inputs": []}
-                                   for name in feeds]
+    taken: set[str] = set()
+    producer = {feed: _unique(_op_name(feed), taken) for feed in feeds}
+    nodes: list[dict[str, Any]] = [{"name": producer[feed], "op": "Placeholder", "kind": "placeholder", "inputs": []}
+                                   for feed in feeds]
     for index, node in enumerate(graph.node):
-        entry = _node_json(node, index, layer_label)
+        # Nodes are named after the op that computes them: their own name, else their first output's.
+        base = node.name or (_op_name(node.output[0]) if node.output else f"{node.op_type}_{index}")
+        entry = _node_json(node, _unique(base, taken), layer_label)
         entry["inputs"] = sorted({producer[i] for i in node.input if i in producer})
         for output in node.output:
             producer[output] = entry["name"]

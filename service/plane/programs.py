@@ -157,6 +157,12 @@ class ProgramPlane:
             self.plane._commit(g, variables=list(writes))
         return self._pick(program, compiled, outputs, fetches)
 
+    def models(self, graph: str) -> list[tuple[str, onnx.ModelProto]]:
+        """The graph's registered programs (id, model), oldest first: read-only, for views."""
+        self.plane.graph(graph)
+        with self._lock:
+            return [(p.id, p.model) for p in self._programs.get(graph, OrderedDict()).values()]
+
     def _program(self, graph: str, program_id: str) -> _Program:
         with self._lock:
             program = self._programs.get(graph, OrderedDict()).get(program_id)

@@ -53,7 +53,7 @@ function fmtRate(x) { return x === null || x === undefined ? "–" : `${fmtNum(x
 function fmtTime(t) {
   if (t === null || t === undefined) return "–";
   const d = typeof t === "number" ? new Date(t < 1e12 ? t * 1000 : t) : new Date(t);
-  return Number.isNaN(d.getTime()) ? String(t) : d.toLocaleString();
+  return Number.isNaN(d.getTime()) ? String(t) : d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
 }
 
 /* ---------- the API ---------- */
@@ -211,7 +211,7 @@ function renderCrumbs(r) {
   const items = [h("a", { href: "#/" }, "Graphs")];
   if (r.graph) items.push(h("span", { class: "sep" }, "/"), h("a", { href: `#/g/${enc(r.graph)}` }, r.graph));
   if (r.name === "layer") items.push(h("span", { class: "sep" }, "/"), h("span", { id: "crumb-layer" }, r.layer));
-  if (r.name === "program") items.push(h("span", { class: "sep" }, "/"), h("span", {}, `program ${r.program}`));
+  if (r.name === "program") items.push(h("span", { class: "sep" }, "/"), h("span", {}, `program ${r.program.slice(0, 12)}`));
   $("#crumbs").replaceChildren(...items);
 }
 
@@ -493,8 +493,10 @@ function renderPrograms(body, graph, view) {
 /* Nodes and edges of a program's outline (GET /v1/graphs/{g}/programs/{id}). */
 function programGraph(p) {
   const nodes = (p.nodes || []).map((n) => {
-    const sub = n.kind === "layer" ? n.class : n.kind === "variable" ? `${n.access} ${n.variable}` : n.op;
-    return { id: n.name, label: n.kind === "layer" ? n.label : n.name.split("/").pop(), kind: n.kind, sub,
+    const label = n.kind === "layer" ? n.label : n.name.split("/").pop();
+    let sub = n.kind === "layer" ? n.class : n.kind === "variable" ? `${n.access} ${n.variable}` : n.op;
+    if (sub.toLowerCase() === label.toLowerCase()) sub = ""; // "sub" computed by Sub says it once
+    return { id: n.name, label, kind: n.kind, sub,
       title: `${n.name}\n${n.op}${n.variable ? `\n${n.variable}` : ""}${n.layer ? `\nlayer ${n.layer}` : ""}`,
       inputs: n.inputs || [] };
   });
@@ -564,7 +566,7 @@ function checkpointRow(graph, c, message, reload) {
   };
   const size = c.bytes === undefined ? "–" : `${fmtNum(c.bytes / 1024, 3)} KiB`;
   return h("tr", { "data-checkpoint": name }, h("td", { class: "mono" }, name),
-    h("td", {}, fmtTime(c.created || c.created_at || c.time)),
+    h("td", { class: "nowrap" }, fmtTime(c.created || c.created_at || c.time)),
     h("td", {}, c.source === "upload" ? badge("uploaded") : badge("snapshot", "class")),
     h("td", { class: "num" }, c.version === null || c.version === undefined ? "–" : String(c.version)),
     h("td", { class: "num" }, size),
@@ -580,7 +582,7 @@ function renderVersions(body, graph, view) {
     const items = [...(data.versions || data.items || [])].reverse(); // newest first
     table.replaceChildren(h("thead", {}, h("tr", {}, ...["Version", "Time", "Cause", "Variables"].map((c) => h("th", {}, c)))),
       h("tbody", {}, ...(items.length ? items.map((v) => h("tr", { "data-version": v.version },
-        h("td", { class: "num" }, String(v.version ?? v.revision ?? "–")), h("td", {}, fmtTime(v.time || v.created || v.created_at)),
+        h("td", { class: "num" }, String(v.version ?? v.revision ?? "–")), h("td", { class: "nowrap" }, fmtTime(v.time || v.created || v.created_at)),
         h("td", {}, badge(String(v.cause || v.reason || "commit"), v.checkpoint ? "class" : ""),
           v.checkpoint ? h("span", { class: "muted" }, ` from ${v.checkpoint}`) : null),
         h("td", { class: "mono small" }, Array.isArray(v.variables) ? v.variables.join(", ") : String(v.variables ?? "–"))))

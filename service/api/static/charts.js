@@ -124,8 +124,9 @@ function dagChart(nodes, edges, opts = {}) {
   columns.forEach((col, c) => col.forEach((n, r) => pos.set(n.id, [pad + c * (NW + GX), pad + r * (NH + GY)])));
   const W = pad * 2 + columns.length * (NW + GX) - GX;
   const H = pad * 2 + Math.max(...columns.map((c) => c.length)) * (NH + GY) - GY;
-  const svg = svgEl("svg", { class: "chart dag", viewBox: `0 0 ${W} ${H}`, width: W, height: H, role: "img",
+  const svg = svgEl("svg", { class: "chart dag", viewBox: `0 0 ${W} ${H}`, role: "img",
     "aria-label": opts.label || "program graph" });
+  svg.style.maxWidth = `${W}px`; // fit the card, never drawn larger than life
   svg.appendChild(svgEl("defs", {}, svgEl("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5,
     markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" }, svgEl("path", { d: "M0,0 L10,5 L0,10 z", class: "arrowhead" }))));
   for (const [a, b] of edges) {
