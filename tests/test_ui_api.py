@@ -261,3 +261,29 @@ def test_program_outline_names_layers_variables_and_edges() -> None:
     assert by_name["net/matmul"]["inputs"] == ["net/dense/call", "net/w/read"]
     assert (by_name["net/w/read"]["access"], by_name["net/assign"]["access"]) == ("read", "assign")
     assert by_name["net/assign"]["inputs"] == ["net/matmul"]
+
+
+def test_programs_are_listed_and_outlined(server: ServerProcess) -> None:
+    import layerserve.compat.v1 as tf
+
+    tf.reset_default_graph()
+    conn = layerserve.connect(server.url, graph="ui_programs")
+    x = tf.placeholder(tf.float32, [None, 3], name="x")
+    y = tf.layers.dense(x, 2, name="head")
+    total = tf.reduce_sum(y, name="total")
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run(total, {x: np.ones((2, 3), np.float32)})
+    graph = tf.get_default_graph().binding.conn.graph
+    conn.close()
+    listed = httpx.get(f"{server.url}/v1/graphs/{graph}/programs").json()["programs"]
+    mine = [p for p in listed if p["fetches"] == ["total:0"]]
+    assert len(mine) == 1 and mine[0]["feeds"] == ["x:0"]
+    outline = httpx.get(f"{server.url}/v1/graphs/{graph}/programs/{mine[0]['id']}").json()
+    assert outline["n_nodes"] == len(outline["nodes"]) and not outline["truncated"]
+    nodes = {n["name"]: n for n in outline["nodes"]}
+    layer = next(n for n in nodes.values() if n["kind"] == "layer")
+    assert (layer["label"], layer["class"], layer["inputs"]) == ("head", "Dense", ["x"])
+    assert nodes["total"]["op"] == "ReduceSum" and nodes["total"]["inputs"] == [layer["name"]]
+    assert_error(httpx.get(f"{server.url}/v1/graphs/{graph}/programs/nope"), 404, "program_not_found")
+    assert_error(httpx.get(f"{server.url}/v1/graphs/no_such_graph_p/programs"), 404, "graph_not_found")
