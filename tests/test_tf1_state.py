@@ -7,11 +7,13 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 import layerserve
 import layerserve.compat.v1 as tf
+from tests.redis_server import RedisProcess, redis_process  # noqa: F401 - fixture
 from tests.server import ServerProcess
 
 DATA = np.random.default_rng(5).standard_normal((6, 4, 4, 2)).astype(np.float32) + 0.5
@@ -121,3 +123,44 @@ def test_two_clients_running_one_program_apply_each_update_once(server: ServerPr
         got = _stored_moving(conn)
     assert values["runs:0"] == total
     assert _matching_steps(got, _moving_sequence(total))[:1] == [total]
+
+
+def _program_after_restart(first: ServerProcess, second_factory: Any) -> None:
+    """A program registered through ``first`` runs, by its id, on the server ``second_factory`` starts."""
+    graph = f"p-{uuid.uuid4().hex[:8]}"
+    layerserve.connect(first.url, graph=graph)
+    tf.reset_default_graph()
+    x = tf.placeholder(tf.float32, [None, 3], name="x")
+    counter = tf.get_variable("count", initializer=tf.constant(0.0))
+    with tf.control_dependencies([counter.assign_add(1.0)]):
+        y = tf.identity(tf.layers.dense(x, 2, kernel_initializer=tf.ones_initializer(), name="fc"), name="y")
+    with tf.Session() as sess:
+        sess.run(y, {x: np.ones((1, 3), np.float32)})
+    (program,) = tf.get_default_graph().binding.programs.values()
+    second = second_factory()
+    try:
+        with layerserve.Connection(second.url, graph=graph) as conn:
+            result = conn.call("POST", f"/v1/graphs/{graph}/programs/{program}:run",
+                               {"feeds": ["x:0"], "fetches": ["y:0"]}, tensors=[np.ones((2, 3), np.float32)],
+                               accept_tensors=True, request_key="values")
+            np.testing.assert_array_equal(result.tensors[0], np.full((2, 2), 3.0, np.float32))
+            assert {v.name: v.numpy() for v in conn.global_variables()}["count:0"] == 2.0
+    finally:
+        second.stop()
+
+
+def test_programs_survive_a_restart(tmp_path: Path) -> None:
+    first = ServerProcess(tmp_path / "state").start()
+    try:
+        _program_after_restart(first, lambda: (first.stop(), ServerProcess(tmp_path / "state").start())[1])
+    finally:
+        first.stop()
+
+
+def test_a_program_registered_on_one_replica_runs_on_another(tmp_path: Path,
+                                                             redis_process: RedisProcess) -> None:  # noqa: F811
+    first = ServerProcess(tmp_path / "a", "--store", redis_process.url).start()
+    try:
+        _program_after_restart(first, lambda: ServerProcess(tmp_path / "b", "--store", redis_process.url).start())
+    finally:
+        first.stop()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from layerserve.server.core.graph import Graph
 from layerserve.server.core.layer import Layer, Variable, short_name
-from layerserve.server.core.naming import LAYER_NAME, check_name
+from layerserve.server.core.naming import LAYER_NAME, SCOPE_NAME, check_name
 from layerserve.server.errors import Conflict, InvalidArgument
 from layerserve.server.layers import kind_for
 from layerserve.server.layers.base import VariableSpec
@@ -21,8 +20,6 @@ __all__ = ["Lifecycle", "input_specs"]
 
 # Argument errors TF raises before the layer takes a name (so no ``dense_N`` is used up).
 _CHECKED_BEFORE_NAMING = ("unknown_argument", "missing_argument")
-# A variable scope: layer names joined by "/" (graph mode's nested scopes, ``net/hidden``).
-SCOPE_NAME = re.compile(r"(?!.*\.\.)(?!/)(?!.*//)(?!.*/$)[A-Za-z0-9_./-]{1,256}")
 
 
 class Lifecycle(GraphPlane):
@@ -80,7 +77,7 @@ class Lifecycle(GraphPlane):
         with self._mutation(g, layer):
             check_version(g, layer, if_match)
             if scope is not None:
-                _fix_scope(layer, scope, bool(reuse))
+                _fix_scope(layer, scope, reuse=bool(reuse))
             if trainable is not None:
                 layer.trainable = trainable
             if overrides is not None:
@@ -175,15 +172,6 @@ def _hoist(config: dict[str, Any], key: str, value: Any) -> Any:
     return inner
 
 
-def _fix_scope(layer: Layer, scope: str, reuse: bool) -> None:
-    """Graph mode names a layer's variable scope at its first call (nested scopes, reuse)."""
-    if layer.scope is not None and (layer.scope != scope or layer.built):
-        if layer.scope == scope:
-            return
-        raise Conflict(f"layer {layer.name!r} already has the variable scope {layer.scope!r}", code="scope_taken")
-    layer.scope, layer.base_name, layer.fixed_scope, layer.reuse = scope, scope, True, reuse
-
-
 def input_specs(layer: Layer) -> list[Any]:
     """One InputSpec (or None) per input."""
     spec = layer.input_spec()
@@ -205,3 +193,12 @@ def _shape_arg(shape: object) -> tuple[int | None, ...]:
         raise InvalidArgument(f"input_shape must be a non-empty list of non-negative ints or nulls, got {shape!r}",
                               code="invalid_shape")
     return tuple(shape)
+
+
+def _fix_scope(layer: Layer, scope: str, *, reuse: bool) -> None:
+    """Graph mode names a layer's variable scope at its first call (nested scopes, reuse)."""
+    if layer.scope is not None and (layer.scope != scope or layer.built):
+        if layer.scope == scope:
+            return
+        raise Conflict(f"layer {layer.name!r} already has the variable scope {layer.scope!r}", code="scope_taken")
+    layer.scope, layer.base_name, layer.fixed_scope, layer.reuse = scope, scope, True, reuse

@@ -9,6 +9,7 @@ so concurrent runs each apply their update exactly once, and a failed run change
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import threading
@@ -26,7 +27,7 @@ from layerserve.server.errors import Conflict, InvalidArgument, NotFound
 from layerserve.server.layers.base import Signature, VariableSpec
 from layerserve.server.layers.kit.dtypes import dtype_name
 from layerserve.server.plane.dataplane import DataPlane
-from layerserve.server.plane.transactions import retried as _retried
+from layerserve.server.plane.transactions import retried
 from layerserve.server.runtime.compiler import compile_layer
 from layerserve.server.runtime.model_check import clean_message
 from layerserve.server.runtime.sessions import CompiledLayer
@@ -79,18 +80,20 @@ class _Source:
 class _Compiled:
     composed: Composed
     session: CompiledLayer
+    layers: tuple[str, ...]  # the hosted layers it inlines (a deleted one means composing again)
 
 
 class ProgramPlane:
     def __init__(self, plane: DataPlane) -> None:
         self.plane = plane
         self.settings = plane.settings
-        self._programs: dict[str, OrderedDict[str, _Program]] = {}
+        self._parsed: OrderedDict[str, onnx.ModelProto] = OrderedDict()
+        self._loaded: OrderedDict[str, _Program] = OrderedDict()
         self._compiled: OrderedDict[tuple[Any, ...], _Compiled] = OrderedDict()
         self._lock = threading.Lock()
 
     # ---- variables not owned by a layer ------------------------------------------------------
-    @_retried
+    @retried
     def create_variable(self, graph: str, name: str, value: np.ndarray, *, trainable: bool) -> dict[str, Any]:
         if not isinstance(name, str) or not VARIABLE_NAME.fullmatch(name):
             raise InvalidArgument(f"variable name must match {VARIABLE_NAME.pattern}, got {str(name)[:80]!r}",
@@ -110,42 +113,53 @@ class ProgramPlane:
         return g.variables[name].to_json()
 
     # ---- registration ------------------------------------------------------------------------
+    @retried
     def register(self, graph: str, data: bytes) -> str:
+        """Store the program (once per content); its id is the sha256 of its bytes."""
+        program_id = hashlib.sha256(data).hexdigest()
         g = self.plane.graph(graph, create=True)
-        program_id = hashlib.sha256(data).hexdigest()[:32]
-        known = self._programs.get(graph, OrderedDict())
-        if program_id in known:
-            known.move_to_end(program_id)
+        if program_id in g.programs:
             return program_id
+        model = self._parse(program_id, data)
+        check_program(model, max_nodes=_MAX_NODES, has_layer=lambda ref: _has_layer(g, ref),
+                      has_variable=lambda name: name in g.variables, gradients=_gradients_available())
+        with self.plane._mutation(g):
+            g.programs[program_id] = base64.b64encode(data).decode()
+            while len(g.programs) > _MAX_PROGRAMS:  # the oldest registered goes first
+                del g.programs[next(iter(g.programs))]
+            self.plane._commit(g)
+        return program_id
+
+    def _parse(self, program_id: str, data: bytes) -> onnx.ModelProto:
+        with self._lock:
+            found = self._parsed.get(program_id)
+        if found is not None:
+            return found
         try:
             model = onnx.load_from_string(data)
         except Exception:
             raise InvalidArgument("the program is not an ONNX model", code="invalid_program") from None
-        check_program(model, max_nodes=_MAX_NODES, has_layer=lambda ref: _has_layer(g, ref),
-                      has_variable=lambda name: name in g.variables, gradients=_gradients_available())
-        program = _Program(program_id, model, [o.name for o in model.graph.output])
         with self._lock:
-            table = self._programs.setdefault(graph, OrderedDict())
-            table[program_id] = program
-            while len(table) > _MAX_PROGRAMS:
-                table.popitem(last=False)
-        return program_id
+            self._parsed[program_id] = model
+            while len(self._parsed) > _MAX_COMPILED:
+                self._parsed.popitem(last=False)
+        return model
 
     # ---- runs --------------------------------------------------------------------------------
     def run(self, graph: str, program_id: str, feeds: dict[str, np.ndarray], fetches: list[str]
             ) -> list[np.ndarray]:
-        program = self._program(graph, program_id)
+        g = self.plane.graph(graph)
+        program = self._program(g, program_id)
         unknown = [f for f in fetches if f not in program.outputs]
         if unknown:
             raise InvalidArgument(f"the program does not compute {unknown[0]!r}", code="unknown_fetch")
-        g = self.plane.graph(graph)
         compiled = self._compile(g, program, feeds)
         if not compiled.composed.writes:
             outputs = self._execute(g, compiled, feeds, g.values)
             return self._pick(program, compiled, outputs, fetches)
         return self._run_and_commit(graph, program, feeds, fetches)
 
-    @_retried
+    @retried
     def _run_and_commit(self, graph: str, program: _Program, feeds: dict[str, np.ndarray],
                         fetches: list[str]) -> list[np.ndarray]:
         g = self.plane.graph(graph)
@@ -159,32 +173,38 @@ class ProgramPlane:
 
     def models(self, graph: str) -> list[tuple[str, onnx.ModelProto]]:
         """The graph's registered programs (id, model), oldest first: read-only, for views."""
-        self.plane.graph(graph)
-        with self._lock:
-            return [(p.id, p.model) for p in self._programs.get(graph, OrderedDict()).values()]
+        g = self.plane.graph(graph)
+        return [(pid, self._parse(pid, base64.b64decode(text))) for pid, text in list(g.programs.items())]
 
-    def _program(self, graph: str, program_id: str) -> _Program:
-        with self._lock:
-            program = self._programs.get(graph, OrderedDict()).get(program_id)
-        if program is None:
-            raise NotFound(f"graph {graph!r} has no program {program_id!r}; register it first",
+    def _program(self, g: Graph, program_id: str) -> _Program:
+        text = g.programs.get(program_id)
+        if text is None:
+            raise NotFound(f"graph {g.name!r} has no program {program_id[:80]!r}; register it first",
                            code="program_not_found")
-        return program
+        with self._lock:
+            found = self._loaded.get(program_id)
+        if found is None:
+            model = self._parse(program_id, base64.b64decode(text))
+            found = _Program(program_id, model, [o.name for o in model.graph.output])
+            with self._lock:
+                self._loaded[program_id] = found
+                while len(self._loaded) > _MAX_COMPILED:
+                    self._loaded.popitem(last=False)
+        return found
 
     def _compile(self, g: Graph, program: _Program, feeds: dict[str, np.ndarray]) -> _Compiled:
-        signature = tuple(sorted((k, v.dtype.name, v.shape) for k, v in feeds.items()))
-        layers = tuple(sorted((lid, g.versions.get(f"L:{lid}", 0)) for lid in g.layers))
-        key = (g.name, program.id, signature, layers)
+        key = (g.name, program.id, tuple((k, v.dtype.char, v.shape) for k, v in feeds.items()))
         with self._lock:
             found = self._compiled.get(key)
             if found is not None:
                 self._compiled.move_to_end(key)
-                return found
+        if found is not None and all(lid in g.layers for lid in found.layers):
+            return found
         shapes = {k: (dtype_name(v.dtype), tuple(v.shape)) for k, v in feeds.items()}
         composed = compose(program.model, shapes, program.outputs, _Source(g))
         session = self.plane.executor.sessions.session(composed.model.SerializeToString())
         outputs = [*composed.fetch_outputs, *composed.writes.values()]
-        compiled = _Compiled(composed, CompiledLayer(session, outputs))
+        compiled = _Compiled(composed, CompiledLayer(session, outputs), tuple(composed.layers))
         with self._lock:
             self._compiled[key] = compiled
             while len(self._compiled) > _MAX_COMPILED:

@@ -42,7 +42,7 @@ def gradients(ys: Any, xs: Any, grad_ys: Any = None, name: str = "gradients", co
     g = get_default_graph()
     with g.name_scope(name) as scope:
         op = g.new_operation("SymbolicGradient", scope[:-1] if scope else name, [*y_list, *x_list,
-                                                                               *[t for t in g_tensors if t]])
+                                                                               *[t for t in g_tensors if t is not None]])
         outs: list[Tensor | None] = []
         names = []
         for x, ok in zip(x_list, connected):

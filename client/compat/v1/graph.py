@@ -84,6 +84,7 @@ class Operation:
         self.nodes: list[Node] = []  # the ONNX nodes that compute it
         self.stateful = False  # writes a variable: must run when reached
         self.deps: list[Tensor] = []  # values it reads besides its inputs (a layer's variables)
+        self.writes: str | None = None  # the variable whose new value its output is (an assign)
 
     def run(self, feed_dict: Any = None, session: Any = None) -> None:
         from layerserve.compat.v1.session import get_default_session
@@ -316,6 +317,25 @@ class Graph(Trace):
 
     def current_control_inputs(self) -> list[Operation]:
         return [op for level in self._control_stack for op in level]
+
+    def value_after_dependencies(self, t: Tensor) -> Tensor:
+        """A variable read inside ``control_dependencies`` on writes of that variable reads the
+        value they write (the last one named), as TF's reads made under the dependencies do."""
+        if t.op is None or t.op.type != "VarHandleOp" or not self._control_stack:
+            return t
+        found: Tensor | None = None
+        seen: set[int] = set()
+        stack = list(reversed(self.current_control_inputs()))
+        while stack:
+            op = stack.pop()
+            if id(op) in seen:
+                continue
+            seen.add(id(op))
+            if op.writes == t.name and op.outputs:
+                found = op.outputs[0]
+            elif not op.outputs:  # a group: its dependencies run first
+                stack.extend(reversed(op.control_inputs))
+        return found if found is not None else t
 
     # ---- ops -----------------------------------------------------------------------------
     def new_operation(self, op_type: str, name: str, inputs: Sequence[Tensor]) -> Operation:

@@ -100,7 +100,7 @@ class _GraphMode:
         state = self._state()
         if state is None:
             return super().get_updates_for(inputs)  # type: ignore[misc]
-        return [op for x, op in state.updates if x is inputs]
+        return [op for x, op in state.updates if _depends_on(x, inputs)]
 
     @property
     def losses(self) -> Any:
@@ -111,7 +111,24 @@ class _GraphMode:
         state = self._state()
         if state is None:
             return super().get_losses_for(inputs)  # type: ignore[misc]
-        return [loss for x, loss in state.losses if x is inputs]
+        return [loss for x, loss in state.losses if _depends_on(x, inputs)]
+
+
+def _depends_on(t: Tensor | None, inputs: Any) -> bool:
+    """Whether ``t`` is computed from ``inputs`` (TF's rule for conditional losses and updates)."""
+    if t is None or inputs is None:
+        return t is None and inputs is None
+    wanted = {id(i) for i in (inputs if isinstance(inputs, (list, tuple)) else [inputs])}
+    stack, seen = [t], set()
+    while stack:
+        cur = stack.pop()
+        if id(cur) in wanted:
+            return True
+        if id(cur) in seen or cur.op is None:
+            continue
+        seen.add(id(cur))
+        stack.extend(cur.op.inputs)
+    return False
 
 
 def _scope_for(layer: Any, g: Graph) -> tuple[str, str, bool]:
@@ -127,18 +144,24 @@ def _scope_for(layer: Any, g: Graph) -> tuple[str, str, bool]:
     return full, short, bool(reuse)
 
 
-def _final_op_name(layer: Any, config: dict[str, Any], training: Any) -> str:
+def _final_op_name(layer: Any, config: dict[str, Any], training: Any, rank: int | None) -> str:
+    """The name TF gives the op computing a layer's output (``dense/BiasAdd``)."""
     activation = config.get("activation")
     if isinstance(activation, str) and activation in _ACTIVATION_OPS:
         return _ACTIVATION_OPS[activation]
     cls = type(layer).__mro__[2].__name__
-    table = {"Dense": "BiasAdd" if config.get("use_bias") else "Tensordot", "Flatten": "Reshape",
-             "BatchNormalization": "FusedBatchNormV3", "Dropout": "dropout/SelectV2" if training else "Identity"}
-    if cls in table:
-        return table[cls]
+    if cls.endswith("1D") and ("Pooling" in cls or not config.get("use_bias")):
+        return "Squeeze"
     if "Pooling" in cls:
         return ("MaxPool" if cls.startswith("Max") else "AvgPool") + ("3D" if cls.endswith("3D") else "")
-    return "BiasAdd" if config.get("use_bias") else cls
+    if config.get("use_bias"):
+        return "BiasAdd"
+    table = {"Dense": "MatMul" if rank == 2 else "Tensordot", "Flatten": "Reshape",
+             "BatchNormalization": "FusedBatchNormV3" if rank in (4, 5) and config.get("fused") is not False
+             else "batchnorm/add_1", "Dropout": "dropout/SelectV2" if training else "Identity",
+             "Conv2D": "Conv2D", "Conv3D": "Conv3D", "Conv2DTranspose": "conv2d_transpose",
+             "Conv3DTranspose": "conv3d_transpose", "SeparableConv2D": "separable_conv2d"}
+    return table.get(cls, cls)
 
 
 def _first_call(layer: Any, x: Tensor) -> _CallState:
@@ -202,7 +225,7 @@ def _graph_call(layer: Any, x: Tensor, training: Any) -> Tensor:
     dtype = as_dtype(described["dtype"] or x.dtype)
     with g.name_scope(state.name_scope):
         y = math_ops.op("LayerCall", [x] + ([flag] if flag is not None else []),
-                        _final_op_name(layer, config, mode == 1), type(layer).__mro__[2].__name__, domain=DOMAIN,
+                        _final_op_name(layer, config, mode == 1, x.shape.ndims), type(layer).__mro__[2].__name__, domain=DOMAIN,
                         out=(dtype, TensorShape(shape["output_shape"])), layer=layer.id, training=mode)
         assert y.op is not None
         y.op.deps = [v for v in state.variables if v.trainable]
@@ -219,7 +242,7 @@ def _batch_norm_updates(g: Graph, state: _CallState, x: Tensor, y: Tensor, flag:
         value = math_ops.op("LayerUpdate", [y] + ([flag] if flag is not None else []), name, "AssignSubVariableOp",
                             domain=DOMAIN, out=(var.dtype, var.shape), variable=var.name)
         assert value.op is not None
-        value.op.stateful = True
+        value.op.stateful, value.op.writes = True, var.name
         state.updates.append((x, value.op))
         g.add_to_collection(GraphKeys.UPDATE_OPS, value.op)
 

@@ -41,6 +41,9 @@ def op(op_type: str, inputs: Sequence[Tensor | None], name: str, tf_type: str | 
     """A one-node op: an Operation named ``name`` whose output ``name:0`` is the ONNX node's."""
     present = [t for t in inputs if t is not None]
     g = present[0].graph if present else get_default_graph()
+    if g._control_stack:
+        inputs = [None if t is None else g.value_after_dependencies(t) for t in inputs]
+        present = [t for t in inputs if t is not None]
     dtype, shape = out if out is not None else infer(g, op_type, list(inputs), attrs)
     operation = g.new_operation(tf_type or op_type, name[:-1] if name.endswith("/") else name, present)
     if name.endswith("/"):  # an absolute name (a composite op's scope): exactly that
@@ -124,15 +127,15 @@ def binary(op_type: str, x: Any, y: Any, name: str | None = None) -> Tensor:
 
 
 def add(x: Any, y: Any, name: str | None = None) -> Tensor:
-    return binary("Add", x, y, name or "add")
+    return binary("Add", x, y, name or "Add")
 
 
 def subtract(x: Any, y: Any, name: str | None = None) -> Tensor:
-    return binary("Sub", x, y, name or "sub")
+    return binary("Sub", x, y, name or "Sub")
 
 
 def multiply(x: Any, y: Any, name: str | None = None) -> Tensor:
-    return binary("Mul", x, y, name or "mul")
+    return binary("Mul", x, y, name or "Mul")
 
 
 def truediv(x: Any, y: Any, name: str | None = None) -> Tensor:
@@ -172,7 +175,7 @@ def floormod(x: Any, y: Any, name: str | None = None) -> Tensor:
 
 
 def pow(x: Any, y: Any, name: str | None = None) -> Tensor:
-    return binary("Pow", x, y, name or "pow")
+    return binary("Pow", x, y, name or "Pow")
 
 
 def maximum(x: Any, y: Any, name: str | None = None) -> Tensor:

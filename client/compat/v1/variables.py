@@ -205,7 +205,7 @@ def _new_value_op(variable: Variable, value: Tensor, name: str) -> Tensor:
     result = math_ops.op("Assign", [value], name, "AssignVariableOp", domain=DOMAIN,
                          out=(variable.dtype, variable.shape), variable=variable.name)
     assert result.op is not None
-    result.op.stateful = True
+    result.op.stateful, result.op.writes = True, variable.name
     return result
 
 

@@ -52,6 +52,7 @@ class Composed:
     extra_feeds: list[ExtraFeed] = field(default_factory=list)
     writes: dict[str, str] = field(default_factory=dict)  # variable -> graph output
     stop: set[str] = field(default_factory=set)
+    layers: list[str] = field(default_factory=list)  # ids of the hosted layers inlined
 
 
 @dataclass
@@ -220,6 +221,8 @@ class _Composer:
             y, extras = self.inline(layer, x, shape, dtype, training=mode == 1)
             self.node("Identity", [y], node.output[0])
         self.calls[node.output[0]] = _Call(layer, extras, shape, dtype)
+        if layer.id not in self.out.layers:
+            self.out.layers.append(layer.id)
 
     def dtype_of(self, name: str) -> str:
         for info in self.inputs:
@@ -317,7 +320,8 @@ class _Composer:
             n = int(np.prod(call.x_shape)) // max(param, 1)
             factor = np.float32(n) / np.float32(max(n - 1, 1))
             stat = self.node("Mul", [stat, self.const(factor, var_dtype)])
-        current = self.variable_input(variable)
+        # Two calls' updates of one variable in a run apply one after the other, in call order.
+        current = self.out.writes.get(variable) or self.variable_input(variable)
         decay = self.const(1.0 - kind.config["momentum"], var_dtype)
         step = self.node("Mul", [self.node("Sub", [current, stat]), decay])
         new = self.node("Sub", [current, step])
