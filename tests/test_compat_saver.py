@@ -161,3 +161,35 @@ def test_training_carries_on_both_ways(graph: Any, tmp_path: Path) -> None:
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_USE_LEGACY_KERAS": "1"})
     assert done.returncode == 0, done.stderr[-2000:]
     np.testing.assert_allclose(np.load(tmp_path / "tf_losses.npy"), ours_next, rtol=1e-5)
+
+
+def test_program_runs_pinned_to_a_checkpoint(graph: Any) -> None:
+    """A TF1 run's program computed with a server checkpoint's values beside the live ones;
+    a program that writes is refused when pinned, and nothing changes."""
+    x, y = _program(tf)
+    xs = np.ones((2, 3), np.float32)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        old = sess.run(y, {x: xs})
+        graph.create_checkpoint("before")
+        kernel = tf.global_variables()[0]
+        sess.run(tf.assign(kernel, np.full((3, 4), 0.5, np.float32)))
+        new = sess.run(y, {x: xs})
+        assert not np.allclose(old, new)
+        (program,) = [p for p in sess._programs.values() if p.fetches == [y.name]]
+        binding = tf.get_default_graph().binding
+        program_id = binding.programs[program.digest]
+        path = f"/v1/graphs/{binding.conn.graph}/programs/{program_id}:run"
+        header = {"feeds": [x.name], "fetches": [y.name], "checkpoint": "before"}
+        pinned = binding.conn.call("POST", path, header, tensors=[xs], request_key="values", accept_tensors=True)
+        np.testing.assert_allclose(pinned.tensors[0], old, rtol=1e-6)
+        np.testing.assert_allclose(sess.run(y, {x: xs}), new, rtol=1e-6)
+        writer = tf.assign(kernel, np.zeros((3, 4), np.float32))
+        sess.run(writer)
+        (writes,) = [p for p in sess._programs.values() if p.fetches == [writer.name]]
+        with pytest.raises(layerserve.exceptions.LayerServeError) as refused:
+            binding.conn.call("POST", f"/v1/graphs/{binding.conn.graph}/programs/{binding.programs[writes.digest]}:run",
+                              {"feeds": [], "fetches": [writer.name], "checkpoint": "before"}, tensors=[],
+                              request_key="values", accept_tensors=True)
+        assert refused.value.code == "pinned_run_writes"
+        np.testing.assert_array_equal(sess.run(kernel), np.zeros((3, 4), np.float32))

@@ -34,6 +34,8 @@ class RunProgramBody(_Body):
     fetches: list[str] = Field(default_factory=list)
     targets: list[str] | None = Field(None, description="ops to run (every write the program holds runs)")
     values: list[dict[str, object]] | None = Field(None, description="JSON: the fed tensors")
+    checkpoint: str | None = Field(None, description="compute with this named checkpoint's values (read-only: "
+                                                     "a program that writes variables is refused)")
 
 
 def _programs(request: Request) -> ProgramPlane:
@@ -80,5 +82,5 @@ async def run_program(graph: str, program: str, request: Request) -> Response:
         raise InvalidArgument(f"{len(names)} feed names for {len(tensors)} tensors", code="invalid_feeds")
     feeds = dict(zip(names, tensors, strict=True))
     outputs = await run_in_threadpool(_programs(request).run, graph, program, feeds,
-                                      list(body.fetches))  # type: ignore[attr-defined]
+                                      list(body.fetches), body.checkpoint)  # type: ignore[attr-defined]
     return tensor_response(request, {}, outputs, "outputs")

@@ -14,6 +14,7 @@ import hashlib
 import re
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,14 +147,17 @@ class ProgramPlane:
         return model
 
     # ---- runs --------------------------------------------------------------------------------
-    def run(self, graph: str, program_id: str, feeds: dict[str, np.ndarray], fetches: list[str]
-            ) -> list[np.ndarray]:
+    def run(self, graph: str, program_id: str, feeds: dict[str, np.ndarray], fetches: list[str],
+            checkpoint: str | None = None) -> list[np.ndarray]:
         g = self.plane.graph(graph)
         program = self._program(g, program_id)
         unknown = [f for f in fetches if f not in program.outputs]
         if unknown:
             raise InvalidArgument(f"the program does not compute {unknown[0]!r}", code="unknown_fetch")
         compiled = self._compile(g, program, feeds)
+        if checkpoint is not None:
+            outputs = self._execute(g, compiled, feeds, self._pinned_values(g, compiled, checkpoint))
+            return self._pick(program, compiled, outputs, fetches)
         if not compiled.composed.writes:
             outputs = self._execute(g, compiled, feeds, g.values)
             return self._pick(program, compiled, outputs, fetches)
@@ -170,6 +174,22 @@ class ProgramPlane:
             g.set_values(writes)
             self.plane._commit(g, variables=list(writes))
         return self._pick(program, compiled, outputs, fetches)
+
+    def _pinned_values(self, g: Graph, compiled: _Compiled, checkpoint: str) -> Mapping[str, np.ndarray]:
+        """A named checkpoint's values for a read-only run (see ``plane.checkpoints``)."""
+        if compiled.composed.writes:
+            raise InvalidArgument(f"a run pinned to checkpoint {checkpoint!r} is read-only; this one writes "
+                                  f"{sorted(compiled.composed.writes)[0]}", code="pinned_run_writes")
+        if self.plane.pinned_values is None:
+            raise NotFound(f"no checkpoint {checkpoint!r}", code="checkpoint_not_found")
+        values = self.plane.pinned_values(g.name, checkpoint)
+        needed = [*compiled.composed.variable_inputs.values(),
+                  *(n for lid, _ in compiled.composed.layer_inputs.values() for n in g.layers[lid].variables)]
+        missing = [n for n in needed if n not in values]
+        if missing:
+            raise Conflict(f"checkpoint {checkpoint!r} holds no value for variable {missing[0]}",
+                           code="checkpoint_mismatch")
+        return values
 
     def models(self, graph: str) -> list[tuple[str, onnx.ModelProto]]:
         """The graph's registered programs (id, model), oldest first: read-only, for views."""
