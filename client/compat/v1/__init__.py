@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from layerserve.compat.v1 import dtypes, errors, initializers, layers, losses, nn, train
+from layerserve.compat.v1 import dtypes, errors, initializers, layers, losses, nn, summary, train
 from layerserve.compat.v1.dtypes import DType, as_dtype, bool, float16, float32, float64, int32, int64, string
 from layerserve.compat.v1.gradients import gradients
 from layerserve.compat.v1.graph import (
@@ -150,7 +150,7 @@ __all__ = [
     "placeholder", "placeholder_with_default", "pow", "random_normal_initializer", "random_uniform_initializer",
     "range", "reciprocal", "reduce_all", "reduce_any", "reduce_max", "reduce_mean", "reduce_min", "reduce_prod",
     "reduce_sum", "reset_default_graph", "reshape", "round", "rsqrt", "shape", "sigmoid", "sign", "sin", "size",
-    "sqrt", "square", "squared_difference", "squeeze", "stack", "stop_gradient", "string", "subtract", "tanh",
+    "sqrt", "square", "squared_difference", "squeeze", "stack", "stop_gradient", "string", "subtract", "summary", "tanh",
     "tile", "train", "trainable_variables", "transpose", "truediv", "truncated_normal_initializer", "tuple",
     "variable_scope", "variables_initializer", "variance_scaling_initializer", "where", "zeros", "zeros_initializer",
     "zeros_like",
