@@ -3,6 +3,7 @@ run as its fetches, written as TensorBoard event files and read back with Tensor
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import layerserve.compat.v1 as tf
 from tests.server import ServerProcess
 
 pytest.importorskip("tensorboard", reason="tf.summary needs the tensorboard package (the dev extra has it)")
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ def test_a_loops_scalars_equal_the_losses_it_fetched_step_by_step(graph: None, t
             writer.add_summary(summary, global_step=step)
             losses.append(loss)
     writer.close()
-    assert all(b < a for a, b in zip(losses, losses[1:]))  # it trains
+    assert all(b < a for a, b in itertools.pairwise(losses))  # it trains
 
     acc = _read(tmp_path)
     scalars = acc.Scalars("loss")
@@ -83,7 +84,7 @@ def test_a_loops_scalars_equal_the_losses_it_fetched_step_by_step(graph: None, t
 
 
 def test_tags_and_merges_as_tf1_names_them(graph: None, tmp_path: Path) -> None:
-    mse, train, params, y, feed = _regression()
+    mse, _, _, y, feed = _regression()
     first = tf.summary.scalar("mse", mse)  # the op "mse" exists: TF1 makes the tag "mse_1"
     with tf.name_scope("train"):
         second = tf.summary.scalar("loss", mse)
