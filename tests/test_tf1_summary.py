@@ -111,3 +111,23 @@ def test_summaries_refuse_what_tf1_refuses(graph: None) -> None:
     with pytest.raises(TypeError):
         tf.summary.merge([x])
     assert tf.summary.merge_all() is None  # nothing collected yet
+
+
+def test_the_readmes_tensorboard_example_runs(server: ServerProcess, tmp_path: Path) -> None:
+    import re
+    import subprocess
+    import sys
+    import uuid
+
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    section = readme.read_text().split("## TensorBoard logs (`tf.summary`)", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    source = code.group(1).replace("http://127.0.0.1:8000", server.url)
+    source = source.replace('graph="tb-demo"', f'graph="tb-demo-{uuid.uuid4().hex[:8]}"')
+    run = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    acc = _read(tmp_path / "logs")
+    losses = [e.value for e in acc.Scalars("loss")]
+    assert len(losses) == 60 and losses[-1] < losses[0]
+    assert len(acc.Histograms("hidden_kernel")) == 60
