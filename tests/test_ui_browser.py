@@ -176,6 +176,7 @@ def test_a_thousand_layers_are_paged_and_filtered(served: ServerProcess, browser
     browser.click("#page-next")
     browser.wait_for("document.querySelector('#layer-count').textContent === '51\u2013100 of 1,000'")
     assert browser.text("tr[data-layer] td:first-child") == "unit_0050"
+    browser.screenshot(ARTIFACTS / "layers-1000.png")
     browser.type_into("#layer-filter", "unit_09")
     browser.wait_for("document.querySelector('#layer-count').textContent === '1\u201350 of 100'")
     browser.type_into("#layer-filter", "unit_0999")
