@@ -32,7 +32,7 @@ def test_page_and_assets_are_served_with_a_policy_that_loads_nothing_from_elsewh
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert httpx.get(server.url + "/ui/").text == page.text
     assets = re.findall(r'(?:src|href)="(/ui/[^"]+)"', page.text)
-    assert {"/ui/app.js", "/ui/charts.js", "/ui/style.css", "/ui/favicon.svg"} <= set(assets)
+    assert {"/ui/app.js", "/ui/charts.js", "/ui/sections.js", "/ui/style.css", "/ui/favicon.svg"} <= set(assets)
     for asset in assets:
         response = httpx.get(server.url + asset)
         assert response.status_code == 200, asset
