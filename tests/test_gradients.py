@@ -67,6 +67,7 @@ OPS: dict[str, Builder] = {
     "Div": lambda d: op_case("Div", {"a": rnd((2, 3, 4), d, 1), "b": away((3, 1), d, 2, 0.5)}),
     "Pow": lambda d: op_case("Pow", {"a": _positive((2, 3), d, 1), "b": rnd((3,), d, 2)}),
     "Pow_int_exponent": lambda d: op_case("Pow", {"a": rnd((2, 3), d, 1)}, consts={"e": i64(3)}),
+    "Mod": lambda d: op_case("Mod", {"a": rnd((2, 3), d, 1, -3.0, 3.0), "b": away((3,), d, 2, 0.7)}, fmod=1),
     "Neg": _unary("Neg"), "Abs": _unary("Abs", away), "Sqrt": _unary("Sqrt", _positive),
     "Exp": _unary("Exp"), "Log": _unary("Log", _positive), "Reciprocal": _unary("Reciprocal", away),
     "Sin": _unary("Sin"), "Cos": _unary("Cos"), "Relu": _unary("Relu", away),

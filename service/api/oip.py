@@ -24,6 +24,7 @@ from layerserve.server.api.wire import Reply, json_reply, read_body
 from layerserve.server.errors import BadRequest, LayerServeError, NotFound
 from layerserve.server.plane import DataPlane, dispatch
 from layerserve.server.plane.checkpoints import LIVE_VERSIONS
+from layerserve.server.plane.program_models import programs_of
 
 __all__ = ["INFER_PATHS", "InferRequest", "infer_reply", "oip_router", "split_model"]
 
@@ -33,6 +34,9 @@ INPUT_NAME, OUTPUT_NAME = "input_0", "output_0"  # a layer's k-th input/output i
 DATATYPES = {"FP16": "float16", "FP32": "float32", "FP64": "float64"}
 TO_DATATYPE = {v: k for k, v in DATATYPES.items()}
 INFER_PATHS = ("/v2/models/{model}/infer", "/v2/models/{model}/versions/{version}/infer")
+# Named programs also take and give integers and booleans.
+PROGRAM_DATATYPES = {**DATATYPES, "INT32": "int32", "INT64": "int64", "BOOL": "bool"}
+TO_PROGRAM_DATATYPE = {v: k for k, v in PROGRAM_DATATYPES.items()}
 
 
 class _Model(BaseModel):
@@ -113,6 +117,8 @@ async def ready(request: Request) -> Response:
 async def model_metadata(model: str, request: Request, version: str | None = None) -> Response:
     async def handle() -> Response:
         graph, layer = split_model(model)
+        if programs_of(_plane(request)).named(graph, layer) is not None:
+            return _json(await run_in_threadpool(_program_metadata, _plane(request), graph, layer, model))
         meta = await run_in_threadpool(_metadata, _plane(request), graph, layer, model)
         names = await run_in_threadpool(request.app.state.checkpoints.names, graph)
         if version not in (None, "", *LIVE_VERSIONS) and version not in names:
@@ -122,12 +128,22 @@ async def model_metadata(model: str, request: Request, version: str | None = Non
     return await _guarded(handle)
 
 
+def _program_metadata(plane: DataPlane, graph: str, name: str, model: str) -> dict[str, Any]:
+    meta = programs_of(plane).metadata(graph, name)
+    inputs = [{"name": k, "datatype": TO_PROGRAM_DATATYPE.get(v["datatype"], "FP32"), "shape": v["shape"]}
+              for k, v in meta["inputs"].items()]
+    outputs = [{"name": k, "datatype": "FP32", "shape": [-1]} for k in meta["outputs"]]
+    return {"name": model, "versions": ["1"], "platform": "layerserve_onnxruntime", "inputs": inputs,
+            "outputs": outputs, "parameters": {"program": name, "graph": graph}}
+
+
 @oip_router.get("/models/{model}/ready")
 @oip_router.get("/models/{model}/versions/{version}/ready")
 async def model_ready(model: str, request: Request, version: str | None = None) -> Response:
     async def handle() -> Response:
         graph, layer = split_model(model)
-        await run_in_threadpool(views.describe, _plane(request), graph, layer)
+        if programs_of(_plane(request)).named(graph, layer) is None:
+            await run_in_threadpool(views.describe, _plane(request), graph, layer)
         return _json({"name": model, "ready": True})
     return await _guarded(handle)
 
@@ -140,6 +156,8 @@ async def infer_reply(plane: DataPlane, settings: Any, model: str, read: Callabl
     checkpoint = None if version in (None, "", *LIVE_VERSIONS) else version
     try:
         graph, layer = split_model(model)
+        if programs_of(plane).named(graph, layer) is not None:
+            return await _infer_program(plane, settings, model, graph, layer, await read(), header_length)
         kind = plane.layer(graph, layer)[1].kind
         raw = await read()
         json_bytes = len(raw) if header_length is None else int(header_length) if header_length.isdigit() else 0
@@ -152,6 +170,45 @@ async def infer_reply(plane: DataPlane, settings: Any, model: str, read: Callabl
                                                 result.outputs, checkpoint or "1")
     except LayerServeError as exc:
         return Reply(exc.status, orjson.dumps({"error": exc.message}), "application/json")
+
+
+async def _infer_program(plane: DataPlane, settings: Any, model: str, graph: str, name: str, raw: bytes,
+                         header_length: str | None) -> Reply:
+    """A named program as a v2 model: inputs and outputs by the names it was exported with."""
+    split = _header_length(header_length, len(raw))
+    try:
+        body = InferRequest.model_validate(orjson.loads(raw[:split]))
+    except (orjson.JSONDecodeError, ValidationError) as exc:
+        raise OipError(f"invalid inference request: {str(exc).splitlines()[0]}") from None
+    binary, offset, feeds = memoryview(raw)[split:], 0, {}
+    for spec in body.inputs:
+        tensor, used = _input_tensor(spec, binary[offset:], settings.max_tensor_elements, PROGRAM_DATATYPES)
+        feeds[spec.name], offset = tensor, offset + used
+    entry = programs_of(plane).named(graph, name) or {}
+    names = [o.name for o in body.outputs] if body.outputs else list(entry.get("outputs", {}))
+    ys = await run_in_threadpool(programs_of(plane).run_named, graph, name, feeds, names)
+    return _encode_named(model, body, names, ys)
+
+
+def _encode_named(model: str, body: InferRequest, names: list[str], ys: list[np.ndarray]) -> Reply:
+    binary, outputs, payloads = _wants_binary(body), [], []
+    for name, y in zip(names, ys, strict=True):
+        y = np.asarray(y, order="C")
+        out: dict[str, Any] = {"name": name, "datatype": TO_PROGRAM_DATATYPE[y.dtype.name], "shape": list(y.shape)}
+        if binary:
+            payloads.append(y.astype(y.dtype.newbyteorder("<"), copy=False))
+            out["parameters"] = {"binary_data_size": payloads[-1].nbytes}
+        else:
+            out["data"] = y.ravel().tolist()
+        outputs.append(out)
+    head: dict[str, Any] = {"model_name": model, "model_version": "1", "outputs": outputs}
+    if body.id is not None:
+        head["id"] = body.id
+    if not binary:
+        return json_reply(head)
+    header = orjson.dumps(head)
+    return Reply(200, b"".join([header, *(p.data for p in payloads)]), "application/octet-stream",
+                 {HEADER_LENGTH: str(len(header))})
 
 
 @oip_router.post("/models/{model}/infer")
@@ -238,11 +295,12 @@ def _header_length(value: str | None, total: int) -> int:
     return int(value)
 
 
-def _input_tensor(spec: InferInput, binary: memoryview, max_elements: int) -> tuple[np.ndarray, int]:
+def _input_tensor(spec: InferInput, binary: memoryview, max_elements: int,
+                  datatypes: dict[str, str] = DATATYPES) -> tuple[np.ndarray, int]:
     """The tensor and how many bytes of the binary section it took."""
-    dtype_name = DATATYPES.get(spec.datatype)
+    dtype_name = datatypes.get(spec.datatype)
     if dtype_name is None:
-        raise OipError(f"datatype {spec.datatype!r} is not supported; use one of {', '.join(DATATYPES)}")
+        raise OipError(f"datatype {spec.datatype!r} is not supported; use one of {', '.join(datatypes)}")
     if any(d < 0 for d in spec.shape):
         raise OipError(f"input shape must be non-negative, got {spec.shape}")
     count = int(np.prod(spec.shape, dtype=np.int64))

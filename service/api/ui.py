@@ -22,6 +22,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from layerserve.server.api.programs import programs_for
 from layerserve.server.api.wire import json_response
 from layerserve.server.core.program_outline import outline
 from layerserve.server.core.variable_stats import DEFAULT_BINS, check_bins, variable_stats
@@ -124,12 +125,8 @@ async def figures(graph: str, request: Request, window: float = Query(10.0)) -> 
 
 
 def _models(request: Request, graph: str) -> list[tuple[str, Any]]:
-    """The graph's programs; none before the first program request made the program service."""
-    programs = getattr(request.app.state, "programs", None)
-    if programs is None or programs.plane is not request.app.state.plane:
-        request.app.state.plane.graph(graph)  # a missing graph is still a 404
-        return []
-    return programs.models(graph)  # type: ignore[no-any-return]
+    """The graph's registered programs (id, ONNX model), oldest first."""
+    return programs_for(request.app.state).registered(graph)
 
 
 def _layer_label(plane: DataPlane, graph: str) -> Any:

@@ -49,6 +49,8 @@ class Graph:
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
     # Registered programs (TF1 graph mode): id (the sha256 of the model) -> the ONNX model, base64.
     programs: dict[str, str] = field(default_factory=dict)
+    # Named programs (models): name -> {"id", "inputs": {alias: tensor}, "outputs": {alias: tensor}}.
+    named_programs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # ---- layers ------------------------------------------------------------------------
     def resolve(self, ref: str) -> Layer:
@@ -138,6 +140,7 @@ class Graph:
         and names, and the state of the ``touched`` layers (the ones a mutation may change)."""
         names, next_id = self.names.to_json(), self.next_id
         layers, variables, values, programs = dict(self.layers), dict(self.variables), self.values, dict(self.programs)
+        named = dict(self.named_programs)
         saved = [(layer, _layer_state(layer)) for layer in touched]
 
         def rollback() -> None:
@@ -148,6 +151,8 @@ class Graph:
             self.variables.update(variables)
             self.programs.clear()
             self.programs.update(programs)
+            self.named_programs.clear()
+            self.named_programs.update(named)
             for layer, state in saved:
                 layer.__dict__.update(state)
         return rollback

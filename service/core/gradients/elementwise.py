@@ -39,6 +39,18 @@ def _div(n: NodeGrad) -> Grads:
     return _both(n, ga, gb)
 
 
+@rule("Mod")
+def _mod(n: NodeGrad) -> Grads:
+    """``x - y * trunc(x / y)`` (floats need ``fmod=1``): d/dx = 1, d/dy = -trunc(x / y)."""
+    em, x, y = n.em, n.inp(0), n.inp(1)
+    gy = None
+    if n.want(1) and n.info.is_float(y):
+        q = em.op("Div", [x, y])
+        whole = em.op("Mul", [em.op("Sign", [q]), em.op("Floor", [em.op("Abs", [q])])])
+        gy = em.op("Neg", [em.op("Mul", [n.g, whole])])
+    return _both(n, n.g if n.want(0) else None, gy)
+
+
 @rule("Pow")
 def _pow(n: NodeGrad) -> Grads:
     em, a, b = n.em, n.inp(0), n.inp(1)

@@ -16,11 +16,11 @@ import copy
 import onnx
 from onnx import helper
 
-from layerserve.server.core.gradients.backprop import append_gradients
+from layerserve.server.core.gradients.backprop import append_gradients, check_paths
 from layerserve.server.core.gradients.errors import GradientError
 from layerserve.server.core.gradients.info import GraphInfo
 
-__all__ = ["GRADIENTS_DOMAIN", "expand_gradient_nodes"]
+__all__ = ["GRADIENTS_DOMAIN", "check_gradient_nodes", "expand_gradient_nodes"]
 
 GRADIENTS_DOMAIN = "ai.layerserve"
 
@@ -34,6 +34,22 @@ def expand_gradient_nodes(graph: onnx.GraphProto, *, stop: set[str], domain: str
             return count
         _expand_one(graph, index, stop)
         count += 1
+
+
+def check_gradient_nodes(graph: onnx.GraphProto, *, domain: str = GRADIENTS_DOMAIN,
+                         stop_op: str = "StopGradient") -> None:
+    """At registration: every op between each Gradients node's xs and ys has a rule (other nodes
+    of ``domain``, expanded later, are not checked here). Raises UnsupportedGradient naming the op."""
+    if not any(n.op_type == "Gradients" and n.domain == domain for n in graph.node):
+        return
+    info = GraphInfo(graph)
+    stop = {o for n in graph.node if n.domain == domain and n.op_type == stop_op for o in n.output}
+    for index, node in enumerate(graph.node):
+        if node.op_type == "Gradients" and node.domain == domain:
+            ys, xs, _ = _split(node)
+            before = onnx.GraphProto()
+            before.node.extend(graph.node[:index])
+            check_paths(before, ys=ys, xs=xs, stop=stop, skip_domain=domain, info=info)
 
 
 def _split(node: onnx.NodeProto) -> tuple[list[str], list[str], list[str | None]]:
