@@ -17,6 +17,8 @@ from layerserve.server.api.oip import oip_router
 from layerserve.server.api.openapi import install_openapi
 from layerserve.server.api.ops import ops_router
 from layerserve.server.api.programs import programs_router
+from layerserve.server.api.traffic import TrafficRecorder
+from layerserve.server.api.ui import ui_router
 from layerserve.server.config import Settings
 from layerserve.server.layers.custom import CustomLayer
 from layerserve.server.metrics import ServiceMetrics
@@ -30,6 +32,7 @@ from layerserve.server.runtime.sessions import SessionCache
 from layerserve.server.startup import Startup
 from layerserve.server.store.base import StateStore
 from layerserve.server.store.filesystem import FilesystemStore
+from layerserve.server.traffic import LayerTraffic
 from layerserve.server.version import installed_version
 
 __all__ = ["create_app", "open_store"]
@@ -87,14 +90,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.plane = None
     app.state.metrics = metrics = ServiceMetrics()
     metrics.install(lambda: app.state.plane, app.state.batch_stats, ready=lambda: float(app.state.ready))
+    app.state.traffic = traffic = LayerTraffic()  # the dashboard's live figures
+    app.state.batch_stats.listeners.append(traffic.record_run)
     install_error_handlers(app)
     install_openapi(app)
-    for router in (native_router, oip_router, ops_router, programs_router, graph_router, checkpoint_router):
+    for router in (native_router, oip_router, ops_router, programs_router, graph_router, checkpoint_router,
+                   ui_router):
         app.include_router(router)
-    # Added last = outermost: request context, then auth, then limits, then the hot routes
-    # (apply, infer: served without FastAPI's routing), then FastAPI's routes.
+    # Added last = outermost: request context, then auth, then the dashboard's traffic figures,
+    # then limits, then the hot routes (apply, infer: served without FastAPI's routing), then
+    # FastAPI's routes.
     app.add_middleware(HotRoutes)
     app.add_middleware(RequestLimits, settings=settings)
+    app.add_middleware(TrafficRecorder, traffic=traffic)
     app.add_middleware(BearerAuth, rules=parse_tokens(settings.token))
     app.add_middleware(RequestContext, metrics=metrics)
     return app
