@@ -206,6 +206,11 @@ class ProgramPlane:
                            code="checkpoint_mismatch")
         return values
 
+    def registered(self, graph: str) -> list[tuple[str, onnx.ModelProto]]:
+        """The graph's registered programs (id, model), oldest first: read-only, for views."""
+        g = self.plane.graph(graph)
+        return [(pid, self._parse(pid, base64.b64decode(text))) for pid, text in list(g.programs.items())]
+
     def _program(self, g: Graph, program_id: str) -> _Program:
         text = g.programs.get(program_id)
         if text is None:

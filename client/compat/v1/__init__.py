@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from layerserve.compat.v1 import dtypes, errors, initializers, layers, losses, nn, train
+from layerserve.compat.v1 import dtypes, errors, initializers, layers, losses, nn, summary, train
 from layerserve.compat.v1.clip_ops import clip_by_global_norm, clip_by_norm, global_norm
 from layerserve.compat.v1.dtypes import DType, as_dtype, bool, float16, float32, float64, int32, int64, string
 from layerserve.compat.v1.gradients import gradients
@@ -152,7 +152,7 @@ __all__ = [
     "placeholder", "placeholder_with_default", "pow", "random_normal_initializer", "random_uniform_initializer",
     "range", "reciprocal", "reduce_all", "reduce_any", "reduce_max", "reduce_mean", "reduce_min", "reduce_prod",
     "reduce_sum", "reset_default_graph", "reshape", "round", "rsqrt", "shape", "sigmoid", "sign", "sin", "size",
-    "sqrt", "square", "squared_difference", "squeeze", "stack", "stop_gradient", "string", "subtract", "tanh",
+    "sqrt", "square", "squared_difference", "squeeze", "stack", "stop_gradient", "string", "subtract", "summary", "tanh",
     "tile", "train", "trainable_variables", "transpose", "truediv", "truncated_normal_initializer", "tuple",
     "variable_scope", "variables_initializer", "variance_scaling_initializer", "where", "zeros", "zeros_initializer",
     "zeros_like", "clip_by_global_norm", "clip_by_norm", "global_norm",

@@ -12,6 +12,7 @@ from layerserve.compat.v1 import errors
 from layerserve.compat.v1.graph import Graph, Operation, Tensor, get_default_graph
 from layerserve.compat.v1.program import Program, build_program, prune
 from layerserve.compat.v1.server import binding
+from layerserve.compat.v1.summary import summary_plan
 from layerserve.exceptions import LayerServeError, NotFoundError
 
 __all__ = ["InteractiveSession", "Session", "export", "get_default_session"]
@@ -117,7 +118,10 @@ class Session:
         feeds = self._feeds(feed_dict)
         tensors = [e for e in spec.elements if isinstance(e, Tensor)]
         targets = [e for e in spec.elements if isinstance(e, Operation)]
-        values = self._run(tensors, targets, feeds)
+        summaries = summary_plan(tensors)  # summaries: their tensors fetched in this same run
+        values = self._run(tensors if summaries is None else summaries.fetches, targets, feeds)
+        if summaries is not None:
+            values = summaries.results(values)
         by_name = dict(zip([t.name for t in tensors], values))
         results = [None if isinstance(e, Operation) else by_name[e.name] for e in spec.elements]
         return spec.rebuild(results)
