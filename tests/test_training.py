@@ -179,12 +179,53 @@ def test_gradient_through_an_op_without_a_rule_is_refused_at_registration(server
     w = tf.get_variable("w", [3], initializer=tf.ones_initializer())
     g = get_default_graph()
     h = x * w
-    op = g.new_operation("TopK", "top", [h])
-    values = g.add_output(op, tf.float32, tf.TensorShape([None, 1]))
-    g.record(op, "TopK", [h, tf.constant(np.array([1], np.int64))], [values.name, values.name + "_indices"], axis=-1)
+    op = g.new_operation("Celu", "celu", [h])  # an ONNX op without a gradient rule
+    values = g.add_output(op, tf.float32, tf.TensorShape([None, 3]))
+    g.record(op, "Celu", [h], [values.name], alpha=1.0)
     loss = tf.reduce_sum(values)
     grad = tf.gradients(loss, [w])[0]
     with tf.Session() as sess, pytest.raises(Exception) as caught:
         sess.run(grad, {x: np.ones((2, 3), np.float32)})
     assert isinstance(caught.value, LookupError), type(caught.value)
-    assert "TopK" in str(caught.value) and "No gradient defined" in str(caught.value)
+    assert "Celu" in str(caught.value) and "No gradient defined" in str(caught.value)
+
+
+def test_dropout_gradient_uses_the_mask_of_the_same_run(server: ServerProcess) -> None:
+    """In training mode the gradient through Dropout is the forward run's mask over (1 - rate)."""
+    import layerserve
+
+    layerserve.connect(server.url, graph="train-dropout")
+    tf.reset_default_graph()
+    x = tf.placeholder(tf.float32, [None, 50], name="x")
+    y = tf.layers.dropout(x, rate=0.4, training=True)
+    weights = np.linspace(-1.0, 1.0, 50, dtype=np.float32)
+    grad = tf.gradients(tf.reduce_sum(y * tf.constant(weights)), x)[0]
+    data = np.random.default_rng(1).uniform(0.5, 1.5, (8, 50)).astype(np.float32)
+    with tf.Session() as sess:
+        for _ in range(3):  # each run draws a new mask; value and gradient agree within a run
+            out, g = sess.run([y, grad], {x: data})
+            kept = out != 0
+            assert 0 < kept.mean() < 1
+            np.testing.assert_allclose(out[kept], data[kept] / 0.6, rtol=1e-6)
+            np.testing.assert_allclose(g, np.where(kept, weights / 0.6, 0.0), rtol=1e-6, atol=1e-7)
+
+
+def test_gradients_are_none_exactly_where_tf_gives_none(server: ServerProcess) -> None:
+    """TF registers no gradient for floor, ceil, round and floordiv (None); sign and floormod have one."""
+    import layerserve
+
+    layerserve.connect(server.url, graph="train-none")
+    tf.reset_default_graph()
+    x = tf.placeholder(tf.float32, [3], name="x")
+    cases = {"floor": tf.floor(x), "ceil": tf.ceil(x), "round": tf.round(x), "floordiv": x // 2.0,
+             "stop": tf.stop_gradient(x), "cast_int": tf.cast(tf.cast(x, tf.int32), tf.float32),
+             "argmax": tf.cast(tf.argmax(x), tf.float32), "sign": tf.sign(x), "floormod": tf.floormod(x, 2.0),
+             "where": tf.where(x > 0, x, x * 2)}
+    grads = {k: tf.gradients(tf.reduce_sum(y), x)[0] for k, y in cases.items()}
+    assert [k for k, g in grads.items() if g is None] == ["floor", "ceil", "round", "floordiv", "stop", "cast_int",
+                                                           "argmax"]
+    with tf.Session() as sess:
+        values = sess.run({k: g for k, g in grads.items() if g is not None}, {x: np.array([-1.5, 0.5, 2.5], np.float32)})
+    np.testing.assert_array_equal(values["sign"], np.zeros(3, np.float32))
+    np.testing.assert_array_equal(values["floormod"], np.ones(3, np.float32))
+    np.testing.assert_array_equal(values["where"], np.array([2.0, 1.0, 1.0], np.float32))

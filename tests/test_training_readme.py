@@ -30,7 +30,7 @@ def test_readme_training_example_runs_and_curl_runs_the_step(server: ServerProce
     lines = run.stdout.splitlines()
     assert lines[0].startswith("loss after 20 steps:")
     assert lines[1] == "['dense_1/bias/Adam:0', 'dense_1/bias/Adam_1:0']"
-    assert lines[2].startswith("program: ") and len(lines[2].split()) == 2  # one program: the step
+    assert lines[2].startswith("program: ") and len(lines[2].split()) == 2  # the last registered: the step
     program = lines[2].split()[1]
     assert _global_step(server, graph) == 20
     curl = re.search(r"-d '(.*?)'", _section(), re.S)

@@ -9,6 +9,7 @@ protocol's body ``{"error": "<message>"}`` with the status the native API would 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,10 +26,10 @@ from layerserve.server.errors import BadRequest, LayerServeError, NotFound
 from layerserve.server.plane import DataPlane, dispatch
 from layerserve.server.plane.checkpoints import LIVE_VERSIONS
 from layerserve.server.plane.program_models import programs_of
+from layerserve.server.version import installed_version
 
 __all__ = ["INFER_PATHS", "InferRequest", "infer_reply", "oip_router", "split_model"]
 
-VERSION = "0.1.0"
 HEADER_LENGTH = "Inference-Header-Content-Length"
 INPUT_NAME, OUTPUT_NAME = "input_0", "output_0"  # a layer's k-th input/output is input_k / output_k
 DATATYPES = {"FP16": "float16", "FP32": "float32", "FP64": "float64"}
@@ -98,7 +99,8 @@ oip_router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 
 @oip_router.get("")
 async def server_metadata() -> Response:
-    return _json({"name": "layerserve", "version": VERSION, "extensions": ["binary_tensor_data"]})
+    return _json({"name": "layerserve", "version": installed_version(),
+                  "extensions": ["binary_tensor_data", "model_repository", "statistics"]})
 
 
 @oip_router.get("/health/live")
@@ -110,6 +112,73 @@ async def live() -> Response:
 async def ready(request: Request) -> Response:
     is_ready = bool(getattr(request.app.state, "ready", False))
     return _json({"ready": is_ready}, 200 if is_ready else 503)
+
+
+class RepositoryIndexBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    ready: bool = False
+
+
+def model_name(graph: str, layer: str) -> str:
+    """The protocol's name of a layer: its name in the default graph (unless it holds a dot),
+    ``graph.layer`` elsewhere; ``split_model`` reads it back."""
+    return layer if graph == "default" and "." not in layer else f"{graph}.{layer}"
+
+
+def _index(plane: DataPlane) -> list[dict[str, str]]:
+    out = []
+    for graph in plane.graph_names():
+        try:
+            layers = views.list_layers(plane, graph)
+        except LayerServeError:
+            continue  # removed (or unreadable) since it was listed
+        out += [{"name": model_name(graph, view["name"]), "version": "1", "state": "READY"} for view in layers]
+    return out
+
+
+@oip_router.post("/repository/index")
+async def repository_index(request: Request) -> Response:
+    """The repository extension's index: every layer of every graph, all loaded (``READY``)."""
+    async def handle() -> Response:
+        raw = await request.body()
+        try:
+            RepositoryIndexBody.model_validate_json(raw or b"{}")
+        except ValidationError as exc:
+            raise BadRequest(f"invalid repository index request: {exc.errors()[0]['msg']}") from None
+        return _json(await run_in_threadpool(_index, _plane(request)))
+    return await _guarded(handle)
+
+
+def _stats(plane: DataPlane, metrics: Any, models: list[str], *, all_models: bool) -> dict[str, Any]:
+    out = []
+    for model in models:
+        graph, ref = split_model(model)
+        try:
+            view = views.describe(plane, graph, ref)
+        except LayerServeError:
+            if all_models:
+                continue  # deleted since the index was read
+            raise
+        counts = metrics.inference_stats(graph, {view["id"], view["name"], ref, model})
+        out.append({"name": model, "version": "1", "last_inference": counts["last_ms"],
+                    "inference_count": counts["success"], "execution_count": counts["success"],
+                    "inference_stats": {"success": {"count": counts["success"], "ns": counts["success_ns"]},
+                                        "fail": {"count": counts["fail"], "ns": counts["fail_ns"]}},
+                    "batch_stats": []})
+    return {"model_stats": out}
+
+
+@oip_router.get("/models/stats")
+@oip_router.get("/models/{model}/stats")
+@oip_router.get("/models/{model}/versions/{version}/stats")
+async def model_statistics(request: Request, model: str | None = None, version: str | None = None) -> Response:
+    """The statistics extension: successful and failed inferences (native applies included) per layer."""
+    async def handle() -> Response:
+        plane = _plane(request)
+        models = [model] if model else [m["name"] for m in await run_in_threadpool(_index, plane)]
+        return _json(await run_in_threadpool(functools.partial(_stats, all_models=model is None), plane,
+                                             request.app.state.metrics, models))
+    return await _guarded(handle)
 
 
 @oip_router.get("/models/{model}")

@@ -66,7 +66,7 @@ class Graph:
         return matches[0]
 
     def new_layer(self, kind: LayerKind, name: str | None, trainable: bool, dtype: str | None,
-                  scope: str | None = None, reuse: bool = False) -> Layer:
+                  scope: str | None = None, reuse: bool | str = False) -> Layer:
         base = kind.base_name()
         layer_name = name if name else self.names.new_layer_name(base)
         layer = Layer(id=f"{LAYER_ID_PREFIX}{self.next_id}", kind=kind, name=layer_name,
@@ -104,10 +104,10 @@ class Graph:
         for spec in specs:
             short = f"{layer.scope}/{spec.name}"
             existing = stored.get(short)
-            if existing is None and layer.reuse:
+            if existing is None and layer.reuse is True:
                 raise VariableScopeError(f"Variable {short} does not exist, or was not created with "
                                          "tf.get_variable(). Did you mean to set reuse=tf.AUTO_REUSE in VarScope?")
-            if existing is not None and not layer.reuse:
+            if existing is not None and layer.reuse is False:
                 raise VariableScopeError(f"Variable {short} already exists, disallowed. Did you mean to set "
                                          "reuse=True or reuse=tf.AUTO_REUSE in VarScope?")
             if existing is not None and existing.shape != spec.shape:

@@ -167,7 +167,8 @@ def _check_float(loss: Any) -> None:
 
 
 def _tensor(value: Any, name: str) -> Any:
-    return tf().convert_to_tensor(value, name=name)
+    """A hyperparameter as a tensor; TF accepts a callable giving it, too."""
+    return tf().convert_to_tensor(value() if callable(value) else value, name=name)
 
 
 class GradientDescentOptimizer(Optimizer):

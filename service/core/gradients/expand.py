@@ -11,8 +11,6 @@ gradients. A gradient the client expects but that is structurally zero on the se
 
 from __future__ import annotations
 
-import copy
-
 import onnx
 from onnx import helper
 
@@ -65,28 +63,39 @@ def _split(node: onnx.NodeProto) -> tuple[list[str], list[str], list[str | None]
 
 
 def _expand_one(graph: onnx.GraphProto, index: int, stop: set[str]) -> None:
-    node = graph.node[index]
+    """In place: the nodes after the Gradients node are set aside (copies; nodes are small),
+    the backward nodes appended, then the wiring and the set-aside nodes (weights are not copied)."""
+    node = _copy(graph.node[index])
     ys, xs, grad_ys = _split(node)
-    before = copy.deepcopy(graph)
-    del before.node[index:]
-    del before.output[:]
-    grads = append_gradients(before, ys=ys, xs=xs, grad_ys=grad_ys, stop=stop)
+    tail = [_copy(n) for n in graph.node[index + 1:]]
+    outputs = [_copy_value(v) for v in graph.output]
+    del graph.node[index:]
+    del graph.output[:]
+    grads = append_gradients(graph, ys=ys, xs=xs, grad_ys=grad_ys, stop=stop)
     info: GraphInfo | None = None
-    wiring = []
     for grad, x, out in zip(grads, xs, node.output, strict=True):
         if not out:
             continue
         if grad is None:
-            info = info or GraphInfo(before)
+            info = info or GraphInfo(graph)
             zeros = helper.make_tensor("value", info.elem_type(x), [1], [0.0])
             shape = helper.make_tensor(f"{out}/shape", onnx.TensorProto.INT64, [len(info.shape(x))],
                                        list(info.shape(x)))
-            wiring.append(helper.make_node("Constant", [], [f"{out}/shape"], value=shape))
-            wiring.append(helper.make_node("ConstantOfShape", [f"{out}/shape"], [out], value=zeros))
+            graph.node.append(helper.make_node("Constant", [], [f"{out}/shape"], value=shape))
+            graph.node.append(helper.make_node("ConstantOfShape", [f"{out}/shape"], [out], value=zeros))
         else:
-            wiring.append(helper.make_node("Identity", [grad], [out]))
-    after = list(graph.node[index + 1:])
-    del graph.node[:]
-    graph.node.extend([*before.node, *wiring, *after])
-    del graph.initializer[:]
-    graph.initializer.extend(before.initializer)
+            graph.node.append(helper.make_node("Identity", [grad], [out]))
+    graph.node.extend(tail)
+    graph.output.extend(outputs)
+
+
+def _copy(node: onnx.NodeProto) -> onnx.NodeProto:
+    copied = onnx.NodeProto()
+    copied.CopyFrom(node)
+    return copied
+
+
+def _copy_value(value: onnx.ValueInfoProto) -> onnx.ValueInfoProto:
+    copied = onnx.ValueInfoProto()
+    copied.CopyFrom(value)
+    return copied
