@@ -50,6 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-sessions", type=int, help="ONNX Runtime sessions kept in the LRU cache (default 256)")
     serve.add_argument("--request-timeout-s", type=float,
                        help="longest a request may take, body upload included (default 60 s)")
+    serve.add_argument("--header-timeout-s", type=float,
+                       help="a request's head (request line and headers) must arrive within this; else 408 and "
+                            "the connection closes (default 10 s)")
+    serve.add_argument("--max-header-bytes", type=int,
+                       help="largest request head, request line and headers together (431; default 64 KiB)")
+    serve.add_argument("--max-connections", type=int,
+                       help="open HTTP connections per process; past it new ones get 503 (default 1000)")
+    serve.add_argument("--write-timeout-s", type=float,
+                       help="a client that leaves its response unread this long is disconnected (default 30 s)")
     serve.add_argument("--max-batch-size", type=int, help="dynamic batching: largest batch (default 64)")
     serve.add_argument("--max-queue-delay-ms", type=float, help="dynamic batching: longest wait (default 2 ms)")
     serve.add_argument("--batching", choices=["on", "off"], help="dynamic batching of concurrent inference "
@@ -78,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import uvicorn
 
+        from layerserve.server.api.connections import ConnectionLimits, guarded_protocol, raise_descriptor_limit
         from layerserve.server.app import create_app
         from layerserve.server.config import Settings
         from layerserve.server.runtime.providers import ProviderError
@@ -98,11 +108,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"layerserve: {exc}", file=sys.stderr)
         return 2
     _exit_quietly_after_shutdown()
-    # uvloop + httptools where installed (uvicorn[standard]): the plain asyncio loop adds
-    # ~44 ms per request on small responses (Nagle), and httptools parses faster. Our
-    # middleware writes the access log (with the request id); uvicorn's would duplicate it.
+    limits = ConnectionLimits(settings.header_timeout_s, settings.max_header_bytes, settings.max_connections,
+                              settings.write_timeout_s)
+    raise_descriptor_limit(settings.max_connections)
+    # uvloop where installed (uvicorn[standard]): the plain asyncio loop adds ~44 ms per
+    # request on small responses (Nagle). httptools with our connection limits (see
+    # api/connections.py). Our middleware writes the access log (with the request id);
+    # uvicorn's would duplicate it.
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, log_config=None,
-                access_log=False, loop=_available("uvloop", "asyncio"), http=_available("httptools", "h11"),
+                access_log=False, loop=_available("uvloop", "asyncio"), http=guarded_protocol(limits),
                 timeout_graceful_shutdown=30)
     return 0
 

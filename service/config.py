@@ -34,6 +34,10 @@ class Settings:
     max_records_per_layer: int = 1000
     max_sessions: int = 256
     request_timeout_s: float = 60.0
+    header_timeout_s: float = 10.0  # a request head must arrive within this (408, connection closed)
+    max_header_bytes: int = 64 * 1024  # request line + headers (431)
+    max_connections: int = 1000  # open HTTP connections per process (503, connection closed)
+    write_timeout_s: float = 30.0  # a client must read its response; else it is disconnected
     intra_op_threads: int = 0
     batching: bool = True
     max_batch_size: int = 64
