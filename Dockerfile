@@ -16,12 +16,13 @@ WORKDIR /src
 # With CA_BUNDLE unset this copies just pyproject.toml and the stand-in maker.
 COPY pyproject.toml scripts/stub_packages.py ${CA_BUNDLE} ./
 # The dependencies get a layer of their own (installed with empty stand-ins for the sources and
-# the readme), so that changing the code or the docs does not download them again.
+# the readme), so that changing the code or the docs does not download them again. The stand-ins'
+# build output goes too: setuptools would keep it over the real sources, which are older.
 RUN if [ -n "${CA_BUNDLE}" ]; then export PIP_CERT="/src/${CA_BUNDLE}" SSL_CERT_FILE="/src/${CA_BUNDLE}"; fi \
     && python3 -m venv /opt/layerserve \
     && touch README.md && python3 stub_packages.py \
     && /opt/layerserve/bin/pip install --no-cache-dir --disable-pip-version-check ".[${EXTRA}]" \
-    && rm -r README.md service client stub_packages.py
+    && rm -rf README.md service client stub_packages.py build ./*.egg-info
 COPY README.md ./
 COPY service ./service
 COPY client ./client

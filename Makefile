@@ -3,12 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint typecheck unit bench clean redis-server
+.PHONY: serve test lint typecheck contracts unit bench clean redis-server
 
 serve: $(VENV)/.server  ## install the server and run it on its embedded defaults
 	$(BIN)/layerserve serve
 
-test: $(VENV)/.dev redis-server lint typecheck unit  ## install everything, then lint, type-check and run the tests
+test: $(VENV)/.dev redis-server lint typecheck contracts unit  ## install everything, then lint, type-check and run the tests
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check service client tests benchmarks scripts
@@ -18,6 +18,15 @@ typecheck: $(VENV)/.dev
 	@mkdir -p .names/client .names/service/layerserve
 	@ln -sfn ../../client .names/client/layerserve && ln -sfn ../../../service .names/service/layerserve/server
 	MYPYPATH=.names/client:.names/service $(BIN)/mypy -p layerserve -p layerserve.server
+
+# import-linter (the walls in pyproject's [tool.importlinter]) finds packages through the import
+# system and walks their folders: .names/graph/layerserve is the one tree the installed names
+# describe, client/'s entries with service/ as server/, rebuilt each time so moves show up.
+contracts: $(VENV)/.dev
+	@rm -rf .names/graph && mkdir -p .names/graph/layerserve
+	@for entry in client/*; do case "$$entry" in */__pycache__) ;; *) ln -s "../../../$$entry" .names/graph/layerserve/ ;; esac; done
+	@ln -s ../../../service .names/graph/layerserve/server
+	PYTHONPATH=.names/graph $(BIN)/lint-imports --no-cache
 
 unit: $(VENV)/.dev
 	LAYERSERVE_SKIP_REDIS_TESTS=$$(command -v redis-server >/dev/null 2>&1 || echo 1) $(BIN)/python -m pytest -q -p no:cacheprovider

@@ -15,9 +15,9 @@ from layerserve.server.api.native import graph_router, native_router
 from layerserve.server.api.oip import oip_router
 from layerserve.server.api.ops import ops_router
 from layerserve.server.config import Settings
-from layerserve.server.core.dataplane import DataPlane
 from layerserve.server.layers.custom import CustomLayer
 from layerserve.server.metrics import ServiceMetrics
+from layerserve.server.plane import DataPlane
 from layerserve.server.runtime.batching import Batcher, BatchPolicy, BatchStats
 from layerserve.server.runtime.binding import binding_enabled
 from layerserve.server.runtime.executor import Executor

@@ -11,29 +11,14 @@ import logging
 import threading
 from collections.abc import Callable
 
-import numpy as np
-import onnx
-import onnxruntime as ort
-from onnx import TensorProto, helper
-
-from layerserve.server.core.dataplane import DataPlane
+from layerserve.server.plane import DataPlane
 from layerserve.server.runtime.providers import ProviderSelection
+from layerserve.server.runtime.warmup import warm_up_runtime
 from layerserve.server.store.base import StateStore
 
-__all__ = ["Startup", "warm_up_runtime"]
+__all__ = ["Startup"]
 
 log = logging.getLogger("layerserve.startup")
-
-
-def warm_up_runtime(providers: ProviderSelection) -> None:
-    """Create and run one trivial session: the providers load now, not on the first request."""
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "warm_up", [x], [y])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = min(model.ir_version, onnx.IR_VERSION)
-    session = ort.InferenceSession(model.SerializeToString(), providers=providers.ort_providers())
-    session.run(None, {"x": np.zeros(1, np.float32)})
 
 
 class Startup:

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 from layerserve.server.config import Settings
-from layerserve.server.core.dataplane import DataPlane
+from layerserve.server.plane import DataPlane
 from layerserve.server.runtime.executor import Executor
 from layerserve.server.runtime.providers import select_providers
 from layerserve.server.runtime.sessions import SessionCache

@@ -14,7 +14,7 @@ from onnx import TensorProto, helper
 
 import layerserve
 from layerserve.server.config import Settings
-from layerserve.server.core.dataplane import DataPlane
+from layerserve.server.plane import DataPlane
 from layerserve.server.runtime.binding import ResidentVariables, binding_enabled, run_bound
 from layerserve.server.runtime.executor import Executor
 from layerserve.server.runtime.memory import memory_report

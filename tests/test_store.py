@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 
 from layerserve.protocol import input_ref
+from layerserve.server.api import views
 from layerserve.server.config import Settings
-from layerserve.server.core.dataplane import DataPlane
 from layerserve.server.errors import Conflict
+from layerserve.server.plane import DataPlane
 from layerserve.server.runtime.executor import Executor
 from layerserve.server.runtime.providers import select_providers
 from layerserve.server.runtime.sessions import SessionCache
@@ -80,15 +81,15 @@ def test_a_new_store_reads_what_was_committed(planes: Planes, graph: str) -> Non
     writer.set_weights(graph, first, weights)
     y = writer.apply(graph, first, [X]).outputs[0]
     reader = planes()
-    assert [v["name"] for v in reader.list_layers(graph)] == ["dense_1", "head"]
+    assert [v["name"] for v in views.list_layers(reader, graph)] == ["dense_1", "head"]
     for got, want in zip(reader.get_weights(graph, first)[1], weights):
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(reader.apply(graph, first, [X]).outputs[0], y)
     assert len(reader.losses(graph, first)) == 3  # three applies recorded their activity loss
-    assert reader.describe(graph, second)["built"] is False
+    assert views.describe(reader, graph, second)["built"] is False
     assert reader.create_layer(graph, "Dense", {"units": 1}).name == "dense_2"  # counters survived
-    assert [reader.describe(graph, i)["version"] for i in (first, second)] == [
-        writer.describe(graph, i)["version"] for i in (first, second)]
+    assert [views.describe(reader, graph, i)["version"] for i in (first, second)] == [
+        views.describe(writer, graph, i)["version"] for i in (first, second)]
 
 
 def test_versions_move_with_definition_and_values_only(planes: Planes, graph: str) -> None:
@@ -134,8 +135,8 @@ def test_delete_removes_the_layer_and_its_variables(planes: Planes, graph: str) 
     keep, gone = _dense(plane, graph), _dense(plane, graph)
     plane.delete_layer(graph, gone)
     reader = planes()
-    assert [v["id"] for v in reader.list_layers(graph)] == [keep]
-    assert [v["name"] for v in reader.global_variables(graph)] == ["dense/kernel:0", "dense/bias:0"]
+    assert [v["id"] for v in views.list_layers(reader, graph)] == [keep]
+    assert [v["name"] for v in views.global_variables(reader, graph)] == ["dense/kernel:0", "dense/bias:0"]
 
 
 def test_a_copy_read_before_another_commit_is_stale(planes: Planes, graph: str) -> None:
@@ -152,7 +153,7 @@ def test_a_copy_read_before_another_commit_is_stale(planes: Planes, graph: str) 
     # the data plane's writes reload and retry instead: the flip lands on the new weights
     second.patch_layer(graph, layer, trainable=False)
     np.testing.assert_array_equal(first.get_weights(graph, layer)[1][1], np.ones(2, np.float32))
-    assert first.describe(graph, layer)["trainable"] is False
+    assert views.describe(first, graph, layer)["trainable"] is False
 
 
 def test_commits_are_announced_to_watchers(planes: Planes, graph: str) -> None:
@@ -316,7 +317,7 @@ def test_a_graph_stored_by_the_previous_release_loads_and_is_upgraded(planes: Pl
     new = planes(max_records_per_layer=100)
     assert _recorded(new, graph, counting) == [(input_ref(_x(v)), 6.0 * v) for v in range(81)]
     np.testing.assert_array_equal(new.apply(graph, custom, [x]).outputs[0], y)
-    assert new.describe(graph, custom)["trainable"] is False
+    assert views.describe(new, graph, custom)["trainable"] is False
 
 
 def test_replicas_recording_at_once_lose_no_record(planes: Planes, graph: str) -> None:

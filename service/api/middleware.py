@@ -30,8 +30,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from layerserve.server.api.auth import TokenRule, authorize, graph_of_path
 from layerserve.server.config import Settings
-from layerserve.server.core.dataplane import GRAPH_NAME, LAYER_NAME
 from layerserve.server.core.graph import LAYER_ID_PREFIX
+from layerserve.server.core.naming import GRAPH_NAME, LAYER_NAME
 from layerserve.server.errors import (
     Forbidden,
     InvalidArgument,

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from layerserve.protocol import FRAME_CONTENT_TYPE, FrameError, input_ref, json_number
-from layerserve.server.api import dispatch
+from layerserve.server.api import views
 from layerserve.server.api.wire import (
     ApplyBody,
     BuildBody,
@@ -31,9 +31,9 @@ from layerserve.server.api.wire import (
     tensor_response,
 )
 from layerserve.server.config import Settings
-from layerserve.server.core.dataplane import DataPlane
 from layerserve.server.core.layer import PendingUpdate
 from layerserve.server.errors import InvalidArgument
+from layerserve.server.plane import DataPlane, dispatch
 
 __all__ = ["APPLY_PATH", "apply_reply", "graph_router", "native_router"]
 
@@ -114,17 +114,17 @@ async def create_layer(graph: str, request: Request) -> Response:
     plane = _plane(request)
     layer = await _call(plane.create_layer, graph, body.class_name, body.config, body.name, body.trainable,
                         body.dtype, body.scope, bool(body.reuse), body.batching)
-    return _described(await _call(plane.describe, graph, layer.id), 201)
+    return _described(await _call(views.describe, plane, graph, layer.id), 201)
 
 
 @native_router.get("")
 async def list_layers(graph: str, request: Request) -> Response:
-    return json_response({"layers": await _call(_plane(request).list_layers, graph)})
+    return json_response({"layers": await _call(views.list_layers, _plane(request), graph)})
 
 
 @native_router.get("/{layer}")
 async def describe_layer(graph: str, layer: str, request: Request) -> Response:
-    return _described(await _call(_plane(request).describe, graph, layer))
+    return _described(await _call(views.describe, _plane(request), graph, layer))
 
 
 @native_router.patch("/{layer}", openapi_extra=body_doc(PatchLayerBody))
@@ -132,7 +132,7 @@ async def patch_layer(graph: str, layer: str, request: Request) -> Response:
     body, _ = await _body(request, PatchLayerBody)
     plane = _plane(request)
     found = await _call(plane.patch_layer, graph, layer, body.trainable, body.batching, _if_match(request))
-    return _described(await _call(plane.describe, graph, found.id))
+    return _described(await _call(views.describe, plane, graph, found.id))
 
 
 @native_router.delete("/{layer}", status_code=204)
@@ -146,7 +146,7 @@ async def build_layer(graph: str, layer: str, request: Request) -> Response:
     body, _ = await _body(request, BuildBody)
     plane = _plane(request)
     found = await _call(plane.build, graph, layer, body.input_shape, body.dtype, _if_match(request))
-    return _described(await _call(plane.describe, graph, found.id))
+    return _described(await _call(views.describe, plane, graph, found.id))
 
 
 async def apply_reply(plane: DataPlane, settings: Settings, graph: str, layer: str, raw: bytes,
@@ -184,7 +184,7 @@ async def compute_output_shape(graph: str, layer: str, request: Request) -> Resp
 async def get_variables(graph: str, layer: str, request: Request, collection: str | None = None,
                         values: bool = False) -> Response:
     plane = _plane(request)
-    view = await _call(plane.describe, graph, layer)
+    view = await _call(views.describe, plane, graph, layer)
     headers = _version(view["version"])
     if collection not in (None, "trainable", "non_trainable"):
         raise InvalidArgument("collection is 'trainable' or 'non_trainable'", code="invalid_argument")
@@ -209,7 +209,7 @@ async def set_weights(graph: str, layer: str, request: Request) -> Response:
     _, arrays = await _body(request, WeightsBody, "weights")
     plane = _plane(request)
     found = await _call(plane.set_weights, graph, layer, arrays, _if_match(request))
-    view = await _call(plane.describe, graph, found.id)
+    view = await _call(views.describe, plane, graph, found.id)
     return json_response({"names": view["variables"]}, headers=_version(view["version"]))
 
 
@@ -266,7 +266,7 @@ async def list_graphs(request: Request) -> Response:
 
 @graph_router.get("/{graph}/variables")
 async def global_variables(graph: str, request: Request) -> Response:
-    return json_response({"variables": await _call(_plane(request).global_variables, graph)})
+    return json_response({"variables": await _call(views.global_variables, _plane(request), graph)})
 
 
 @graph_router.get("/{graph}/variables/{name:path}")

@@ -19,10 +19,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from layerserve.server.api import dispatch
+from layerserve.server.api import views
 from layerserve.server.api.wire import Reply, json_reply, read_body
-from layerserve.server.core.dataplane import DataPlane
 from layerserve.server.errors import BadRequest, LayerServeError
+from layerserve.server.plane import DataPlane, dispatch
 
 __all__ = ["INFER_PATHS", "InferRequest", "infer_reply", "oip_router", "split_model"]
 
@@ -121,7 +121,7 @@ async def model_metadata(model: str, request: Request, version: str | None = Non
 async def model_ready(model: str, request: Request, version: str | None = None) -> Response:
     async def handle() -> Response:
         graph, layer = split_model(model)
-        await run_in_threadpool(_plane(request).describe, graph, layer)
+        await run_in_threadpool(views.describe, _plane(request), graph, layer)
         return _json({"name": model, "ready": True})
     return await _guarded(handle)
 
@@ -157,7 +157,7 @@ async def infer(model: str, request: Request, version: str | None = None) -> Res
 
 # ---- metadata ----------------------------------------------------------------------------
 def _metadata(plane: DataPlane, graph: str, layer: str, model: str) -> dict[str, Any]:
-    view = plane.describe(graph, layer)
+    view = views.describe(plane, graph, layer)
     kind = plane.layer(graph, layer)[1].kind
     if kind.num_inputs != 1 or kind.num_outputs != 1:
         return _multi_metadata(view, kind, model)

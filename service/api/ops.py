@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import onnxruntime as ort
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from layerserve.server.api.wire import json_response
 from layerserve.server.metrics import CONTENT_TYPE
+from layerserve.server.runtime.warmup import runtime_version
 
 __all__ = ["ops_router"]
 
@@ -30,7 +30,7 @@ async def readyz(request: Request) -> Response:
     startup = getattr(state, "startup", None)
     body = {"ready": ready, "providers": list(providers.active), "missing_providers": list(providers.missing),
             "device": providers.device, "io_binding": getattr(state, "io_binding", False),
-            "onnxruntime": ort.__version__, "store": state.store_kind,
+            "onnxruntime": runtime_version(), "store": state.store_kind,
             "startup_error": getattr(startup, "error", None)}
     return json_response(body, 200 if ready else 503)
 

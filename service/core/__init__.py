@@ -1,1 +1,1 @@
-"""Layer semantics without I/O: graphs, naming, variables, losses, updates, the data plane."""
+"""The domain without I/O: graphs, layers' TF semantics, naming and name rules, variables, losses, updates."""

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from layerserve.server.core.input_spec import InputSpec
-from layerserve.server.core.regularizers import Regularizer
 from layerserve.server.layers.base import LayerKind
+from layerserve.server.layers.kit.input_spec import InputSpec
+from layerserve.server.layers.kit.regularizers import Regularizer
 
 __all__ = ["ConditionalLoss", "Layer", "PendingUpdate", "Variable", "short_name"]
 

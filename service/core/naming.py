@@ -4,6 +4,8 @@
   that starts at 1 (``dense_1``); an explicit name is kept as is, even when repeated.
 - ``scope_name``: the variable scope, given at first use; the base name made unique among
   the scopes opened so far, zero-based (``dense``, ``dense_1``, ...).
+
+Also the rules a graph or layer name given in a request must obey.
 """
 
 from __future__ import annotations
@@ -12,16 +14,22 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["GraphNames", "to_snake_case"]
+from layerserve.server.errors import InvalidArgument
+
+__all__ = ["GRAPH_NAME", "LAYER_NAME", "GraphNames", "check_name"]
 
 
-def to_snake_case(class_name: str) -> str:
-    """Keras' conversion: ``Conv2DTranspose`` -> ``conv2d_transpose``."""
-    intermediate = re.sub("(.)([A-Z][a-z0-9]+)", r"\1_\2", class_name)
-    insecure = re.sub("([a-z])([A-Z])", r"\1_\2", intermediate).lower()
-    if insecure[0] != "_":
-        return insecure
-    return "private" + insecure
+# The graph and layer names a request may use.
+GRAPH_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# The contract's [A-Za-z0-9_.-]{1,128}, less names holding "..": a ".." path segment is
+# rewritten by HTTP clients, so such a layer could never be addressed by name.
+LAYER_NAME = re.compile(r"(?!.*\.\.)[A-Za-z0-9_.-]{1,128}")
+
+
+def check_name(value: object, pattern: re.Pattern[str], what: str) -> str:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise InvalidArgument(f"{what} must match {pattern.pattern}, got {str(value)[:80]!r}", code="invalid_name")
+    return value
 
 
 @dataclass

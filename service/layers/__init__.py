@@ -1,11 +1,18 @@
-"""The layer classes of ``tf.compat.v1.layers``, one module per family."""
+"""The layer classes of ``tf.compat.v1.layers``, one module or package per family, and their kit."""
 
 from __future__ import annotations
 
 from layerserve.server.errors import InvalidArgument
 from layerserve.server.layers.base import LayerKind
-from layerserve.server.layers.conv import Conv1D, Conv2D, Conv3D
-from layerserve.server.layers.conv_transpose import Conv2DTranspose, Conv3DTranspose
+from layerserve.server.layers.conv import (
+    Conv1D,
+    Conv2D,
+    Conv2DTranspose,
+    Conv3D,
+    Conv3DTranspose,
+    SeparableConv1D,
+    SeparableConv2D,
+)
 from layerserve.server.layers.custom import CustomLayer
 from layerserve.server.layers.dense import Dense
 from layerserve.server.layers.dropout import Dropout
@@ -19,7 +26,6 @@ from layerserve.server.layers.pooling import (
     MaxPooling2D,
     MaxPooling3D,
 )
-from layerserve.server.layers.separable_conv import SeparableConv1D, SeparableConv2D
 
 __all__ = ["KINDS", "LayerKind", "kind_for"]
 

@@ -16,12 +16,12 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import onnx
 
-from layerserve.server.core.initializers import Initializer, parse_initializer
-from layerserve.server.core.input_spec import InputSpec
-from layerserve.server.core.naming import to_snake_case
-from layerserve.server.core.onnx_graph import GraphBuilder
-from layerserve.server.core.regularizers import Regularizer, parse_regularizer
 from layerserve.server.errors import InvalidArgument
+from layerserve.server.layers.kit.initializers import Initializer, parse_initializer
+from layerserve.server.layers.kit.input_spec import InputSpec
+from layerserve.server.layers.kit.names import to_snake_case
+from layerserve.server.layers.kit.onnx_graph import GraphBuilder
+from layerserve.server.layers.kit.regularizers import Regularizer, parse_regularizer
 from layerserve.server.layers.params import REQUIRED, Param, regularizer
 
 __all__ = ["DtypePolicy", "GraphOutputs", "LayerKind", "Shape", "Signature", "VariableSpec"]

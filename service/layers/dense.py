@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from layerserve.server.core.activations import apply_activation
-from layerserve.server.core.initializers import Initializer
-from layerserve.server.core.input_spec import InputSpec
-from layerserve.server.core.onnx_graph import GraphBuilder
 from layerserve.server.errors import InvalidArgument
 from layerserve.server.layers.base import GraphOutputs, LayerKind, Signature, VariableSpec
+from layerserve.server.layers.kit.activations import apply_activation
+from layerserve.server.layers.kit.initializers import Initializer
+from layerserve.server.layers.kit.input_spec import InputSpec
+from layerserve.server.layers.kit.onnx_graph import GraphBuilder
 from layerserve.server.layers.params import (
     Param,
     kernel_bias_params,

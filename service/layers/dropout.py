@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from layerserve.server.core.onnx_graph import GraphBuilder
 from layerserve.server.errors import IncompatibleInput, InvalidArgument
 from layerserve.server.layers.base import GraphOutputs, LayerKind, Signature
+from layerserve.server.layers.kit.onnx_graph import GraphBuilder
 from layerserve.server.layers.params import Param
 
 __all__ = ["Dropout"]

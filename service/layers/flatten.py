@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from layerserve.server.core.input_spec import InputSpec
-from layerserve.server.core.onnx_graph import GraphBuilder
 from layerserve.server.layers.base import GraphOutputs, LayerKind, Signature
+from layerserve.server.layers.kit.input_spec import InputSpec
+from layerserve.server.layers.kit.onnx_graph import GraphBuilder
 from layerserve.server.layers.params import Param, data_format
 
 __all__ = ["Flatten"]

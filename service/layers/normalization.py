@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from layerserve.server.core.input_spec import InputSpec
-from layerserve.server.core.onnx_graph import GraphBuilder, onnx_dtype
 from layerserve.server.errors import IncompatibleInput, InvalidArgument
 from layerserve.server.layers.base import GraphOutputs, LayerKind, Signature, VariableSpec
+from layerserve.server.layers.kit.input_spec import InputSpec
+from layerserve.server.layers.kit.onnx_graph import GraphBuilder, onnx_dtype
 from layerserve.server.layers.params import Param, boolean, constraint, initializer, nonneg_float, regularizer
 
 __all__ = ["BatchNormalization"]

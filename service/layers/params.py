@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from layerserve.server.core.activations import normalize_activation
-from layerserve.server.core.initializers import parse_initializer
-from layerserve.server.core.regularizers import parse_regularizer
 from layerserve.server.errors import InvalidArgument
+from layerserve.server.layers.kit.activations import normalize_activation
+from layerserve.server.layers.kit.initializers import parse_initializer
+from layerserve.server.layers.kit.regularizers import parse_regularizer
 
 __all__ = [
     "REQUIRED", "ZEROS", "Param", "kernel_bias_params", "activation", "boolean", "constraint", "data_format", "initializer",

@@ -12,10 +12,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from layerserve.server.core.input_spec import InputSpec
-from layerserve.server.core.onnx_graph import GraphBuilder
 from layerserve.server.errors import IncompatibleInput, InvalidArgument
 from layerserve.server.layers.base import GraphOutputs, LayerKind, Signature
+from layerserve.server.layers.kit.input_spec import InputSpec
+from layerserve.server.layers.kit.onnx_graph import GraphBuilder
 from layerserve.server.layers.params import Param, data_format, int_tuple, padding
 
 __all__ = [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import onnx
 
-from layerserve.server.core.onnx_graph import GraphBuilder
 from layerserve.server.layers.base import LayerKind, Signature
+from layerserve.server.layers.kit.onnx_graph import GraphBuilder
 
 __all__ = ["OUTPUT", "compile_layer", "input_name"]
 

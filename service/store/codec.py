@@ -20,9 +20,9 @@ import numpy as np
 from layerserve.server.core.graph import Graph
 from layerserve.server.core.layer import ConditionalLoss, Layer, PendingUpdate, Variable
 from layerserve.server.core.naming import GraphNames
-from layerserve.server.core.regularizers import parse_regularizer
 from layerserve.server.layers import kind_for
 from layerserve.server.layers.base import LayerKind
+from layerserve.server.layers.kit.regularizers import parse_regularizer
 
 __all__ = ["array_from_json", "array_to_json", "blob_name", "blob_refs", "decode_records", "graph_from_json",
            "graph_to_json", "layer_blobs", "layer_from_json", "layer_to_json", "loss_to_json", "records_from_json",

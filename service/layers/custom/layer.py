@@ -5,7 +5,7 @@ declaration order), then an optional bool ``training`` scalar; its outputs are t
 outputs, then outputs declared as losses (conditional: tied to the apply's inputs, like an
 activity regularizer; unconditional: computed from the variables only, re-evaluated when
 read, like a weight regularizer) or as updates (a new value, or a moving-average target, for
-a non-trainable variable, taken in training mode only). See ``custom_spec`` for the JSON.
+a non-trainable variable, taken in training mode only). See ``custom.spec`` for the JSON.
 """
 
 from __future__ import annotations
@@ -19,14 +19,11 @@ import numpy as np
 import onnx
 
 from layerserve.protocol import tensor_from_json
-from layerserve.server.core.initializers import Initializer, parse_initializer
-from layerserve.server.core.input_spec import InputSpec
-from layerserve.server.core.naming import to_snake_case
-from layerserve.server.core.regularizers import parse_regularizer
 from layerserve.server.errors import IncompatibleInput, InvalidArgument
 from layerserve.server.layers.base import LayerKind, Shape, Signature, VariableSpec
-from layerserve.server.layers.custom_onnx import Frame, data_inputs, extract_outputs, frame_model
-from layerserve.server.layers.custom_spec import (
+from layerserve.server.layers.custom.framing import Frame, data_inputs, extract_outputs, frame_model
+from layerserve.server.layers.custom.shapes import output_shape
+from layerserve.server.layers.custom.spec import (
     LossDecl,
     UpdateDecl,
     VariableDecl,
@@ -38,7 +35,11 @@ from layerserve.server.layers.custom_spec import (
     parse_updates,
     parse_variables,
 )
-from layerserve.server.layers.custom_validation import check_graph, decode_model, dims, elem_dtype, safe_model
+from layerserve.server.layers.custom.validation import check_graph, decode_model, dims, elem_dtype, safe_model
+from layerserve.server.layers.kit.initializers import Initializer, parse_initializer
+from layerserve.server.layers.kit.input_spec import InputSpec
+from layerserve.server.layers.kit.names import to_snake_case
+from layerserve.server.layers.kit.regularizers import parse_regularizer
 
 __all__ = ["CustomLayer", "ExplicitValue"]
 
@@ -173,9 +174,8 @@ class CustomLayer(LayerKind):
         return parse_initializer(decl.initializer, decl.name)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
-        from layerserve.server.layers.custom_shapes import output_shape
-
-        return output_shape(self, input_shape)
+        return output_shape(self.model, self.data_inputs, self.output_names[0],
+                            lambda shapes: self.build_variables(shapes, self.dtype), input_shape)
 
     def get_config(self, dtype: str | None, build_shape: Shape | None) -> dict[str, Any]:
         """TF's base Layer config (name, trainable, dtype come from the layer): the model stays out."""

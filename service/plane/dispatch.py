@@ -24,7 +24,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from layerserve.server.core.dataplane import ApplyResult, DataPlane
+from layerserve.server.plane import ApplyResult, DataPlane
 
 __all__ = ["IDLE_INLINE_BUDGET_S", "INLINE_BUDGET_S", "INLINE_MAX_ELEMENTS", "apply", "in_thread",
            "off_loop_if_large"]

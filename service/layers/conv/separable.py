@@ -9,11 +9,11 @@ import math
 
 import numpy as np
 
-from layerserve.server.core.onnx_graph import GraphBuilder
 from layerserve.server.errors import IncompatibleInput
-from layerserve.server.layers._conv_base import GLOROT, ConvBase, Shape, conv_head_params, conv_tail_params
-from layerserve.server.layers._conv_ops import NATIVE_DTYPES, gather_patches, onnx_kernel
 from layerserve.server.layers.base import Signature, VariableSpec
+from layerserve.server.layers.conv.base import GLOROT, ConvBase, Shape, conv_head_params, conv_tail_params
+from layerserve.server.layers.conv.ops import NATIVE_DTYPES, gather_patches, onnx_kernel
+from layerserve.server.layers.kit.onnx_graph import GraphBuilder
 from layerserve.server.layers.params import Param, constraint, initializer, positive_int, regularizer
 
 __all__ = ["SeparableConv", "SeparableConv1D", "SeparableConv2D"]

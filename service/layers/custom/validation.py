@@ -17,8 +17,8 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from layerserve.server.errors import PayloadTooLarge
-from layerserve.server.layers.custom_onnx import depends_on, subgraphs
-from layerserve.server.layers.custom_spec import LossDecl, UpdateDecl, VariableDecl, bad, input_ref_of
+from layerserve.server.layers.custom.framing import depends_on, subgraphs
+from layerserve.server.layers.custom.spec import LossDecl, UpdateDecl, VariableDecl, bad, input_ref_of
 
 __all__ = ["check_graph", "decode_model", "dims", "elem_dtype", "safe_model"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from layerserve.server.core.onnx_graph import GraphBuilder
 from layerserve.server.errors import InvalidArgument
+from layerserve.server.layers.kit.onnx_graph import GraphBuilder
 
 __all__ = ["ACTIVATIONS", "apply_activation", "normalize_activation"]
 

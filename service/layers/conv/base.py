@@ -9,20 +9,20 @@ from typing import Any, ClassVar, cast
 
 import numpy as np
 
-from layerserve.server.core.activations import apply_activation
-from layerserve.server.core.initializers import Initializer
-from layerserve.server.core.input_spec import InputSpec
-from layerserve.server.core.onnx_graph import GraphBuilder
 from layerserve.server.errors import IncompatibleInput, InvalidArgument
-from layerserve.server.layers._conv_math import (
+from layerserve.server.layers.base import GraphOutputs, LayerKind, Signature, VariableSpec
+from layerserve.server.layers.conv.geometry import (
     conv_output_length,
     conv_pads,
     conv_positions,
     effective_kernel,
     gather_index,
 )
-from layerserve.server.layers._conv_ops import from_channels_first, to_channels_first, zeros_like_batch
-from layerserve.server.layers.base import GraphOutputs, LayerKind, Signature, VariableSpec
+from layerserve.server.layers.conv.ops import from_channels_first, to_channels_first, zeros_like_batch
+from layerserve.server.layers.kit.activations import apply_activation
+from layerserve.server.layers.kit.initializers import Initializer
+from layerserve.server.layers.kit.input_spec import InputSpec
+from layerserve.server.layers.kit.onnx_graph import GraphBuilder
 from layerserve.server.layers.params import (
     Param,
     data_format,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from layerserve.server.core.onnx_graph import GraphBuilder, onnx_dtype
+from layerserve.server.layers.kit.onnx_graph import GraphBuilder, onnx_dtype
 
 __all__ = [
     "NATIVE_DTYPES", "from_channels_first", "gather_patches", "onnx_kernel", "to_channels_first", "zeros_like_batch",

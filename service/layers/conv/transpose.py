@@ -10,12 +10,17 @@ from typing import Any
 
 import numpy as np
 
-from layerserve.server.core.onnx_graph import GraphBuilder
 from layerserve.server.errors import IncompatibleInput, InvalidArgument
-from layerserve.server.layers._conv_base import ConvBase, Shape, conv_head_params, conv_tail_params
-from layerserve.server.layers._conv_math import deconv_output_length, deconv_pad_before, deconv_positions, gather_index
-from layerserve.server.layers._conv_ops import NATIVE_DTYPES, gather_patches, onnx_kernel
 from layerserve.server.layers.base import Signature, VariableSpec
+from layerserve.server.layers.conv.base import ConvBase, Shape, conv_head_params, conv_tail_params
+from layerserve.server.layers.conv.geometry import (
+    deconv_output_length,
+    deconv_pad_before,
+    deconv_positions,
+    gather_index,
+)
+from layerserve.server.layers.conv.ops import NATIVE_DTYPES, gather_patches, onnx_kernel
+from layerserve.server.layers.kit.onnx_graph import GraphBuilder
 from layerserve.server.layers.params import Param
 
 __all__ = ["Conv2DTranspose", "Conv3DTranspose", "ConvTranspose"]

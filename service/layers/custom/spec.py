@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from layerserve.protocol import FrameError, tensor_from_json
-from layerserve.server.core.dtypes import FLOAT_DTYPES
-from layerserve.server.core.input_spec import InputSpec
 from layerserve.server.errors import InvalidArgument
+from layerserve.server.layers.kit.dtypes import FLOAT_DTYPES
+from layerserve.server.layers.kit.input_spec import InputSpec
 from layerserve.server.layers.params import initializer, regularizer
 
 __all__ = [

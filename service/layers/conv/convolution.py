@@ -10,10 +10,10 @@ import math
 
 import numpy as np
 
-from layerserve.server.core.onnx_graph import GraphBuilder
-from layerserve.server.layers._conv_base import ConvBase, Shape, conv_head_params, conv_tail_params
-from layerserve.server.layers._conv_ops import NATIVE_DTYPES, gather_patches, onnx_kernel
 from layerserve.server.layers.base import Signature, VariableSpec
+from layerserve.server.layers.conv.base import ConvBase, Shape, conv_head_params, conv_tail_params
+from layerserve.server.layers.conv.ops import NATIVE_DTYPES, gather_patches, onnx_kernel
+from layerserve.server.layers.kit.onnx_graph import GraphBuilder
 
 __all__ = ["Conv", "Conv1D", "Conv2D", "Conv3D"]
 

@@ -1,0 +1,2 @@
+"""What every layer family shares: the ONNX graph builder, activations, initializers,
+regularizers, input specs, dtypes and default names."""

@@ -1,0 +1,119 @@
+"""The forward pass: check the inputs, build on first use, run, record; and whether a run is
+cheap enough to stay on the calling thread (``runs_inline``; the policy that uses it is
+``plane.dispatch``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from layerserve.protocol import input_ref
+from layerserve.server.core.graph import Graph
+from layerserve.server.core.layer import Layer
+from layerserve.server.errors import IncompatibleInput, InvalidArgument, LayerServeError
+from layerserve.server.layers.base import Signature, VariableSpec
+from layerserve.server.layers.kit.dtypes import check_float_input, dtype_name
+from layerserve.server.plane.lifecycle import Lifecycle, input_specs
+from layerserve.server.plane.records import Records
+from layerserve.server.plane.transactions import retried
+
+__all__ = ["ApplyResult", "Applying", "var_specs"]
+
+
+@dataclass
+class ApplyResult:
+    outputs: list[np.ndarray]
+    input_refs: list[str] | None  # None: not asked for and nothing recorded, so not computed
+    layer: Layer
+    version: int = 0  # the layer version whose weights computed the outputs
+
+
+def var_specs(g: Graph, layer: Layer) -> tuple[VariableSpec, ...]:
+    """The signature's view of the layer's variables."""
+    return tuple(VariableSpec(layer.short_name(n), g.variables[n].shape, g.variables[n].dtype)
+                 for n in layer.variables)
+
+
+class Applying(Lifecycle, Records):
+    """Applies: thread-safe, one consistent snapshot of the weights per run."""
+
+    @retried
+    def apply(self, graph: str, ref: str, inputs: list[np.ndarray], training: bool | None = None,
+              batch: bool = True, revision: int | None = None, refs: bool = True) -> ApplyResult:
+        """Forward pass; ``batch=False`` runs it alone in the calling thread (see ``runs_inline``);
+        ``revision``: the store's, just read (``StateStore.head_revision_async``). The input
+        references (a sha256 of each input) are computed when ``refs`` asks for them or when
+        the apply records losses or updates, which are keyed by them."""
+        g, layer = self.layer(graph, ref, revision)
+        n = layer.kind.num_inputs
+        if len(inputs) != n:
+            raise InvalidArgument(f"layer {layer.name!r} takes {n} input(s), got {len(inputs)}",
+                                  code="wrong_input_count")
+        if layer.scope is None:  # TF takes the scope first: a failing first apply still uses it up
+            with self._mutation(g, layer):
+                if layer.scope is None:
+                    g.assign_scope(layer)
+                    self._commit(g)
+        for each in inputs:
+            check_float_input(each, layer.class_name)
+        x = inputs[0]
+        training = bool(training) and layer.kind.takes_training
+        layer.kind.check_call(tuple(x.shape), dtype_name(x.dtype), training)
+        built_now = False
+        if not layer.built:
+            with self._mutation(g, layer):
+                if not layer.built:
+                    self._build(g, layer, [tuple(i.shape) for i in inputs], inputs[0].dtype.name)
+                    built_now = True
+        # TF checks a first input against the spec of the unbuilt layer only (done by _build)
+        specs = [None] * n if built_now else input_specs(layer)
+        xs = [self._check_input(layer, each, spec, k) for k, (each, spec) in enumerate(zip(inputs, specs, strict=False))]
+        layer.kind.check_op(tuple(xs[0].shape), dtype_name(xs[0].dtype), training)
+        version = g.layer_version(layer)
+        values = g.values  # one snapshot: never half-old, half-new weights
+        sig = Signature(dtype_name(xs[0].dtype), tuple(xs[0].shape), training, var_specs(g, layer),
+                        tuple(tuple(each.shape) for each in xs[1:]))
+        self._check_output_size(layer, tuple(xs[0].shape))
+        outputs = self.executor.run(layer, sig, xs[0], {n: values[n] for n in layer.variables}, batch, xs[1:])
+        input_refs = self._record(g, layer, inputs, outputs, training, values)
+        if input_refs is None and refs:
+            input_refs = [input_ref(each) for each in inputs]
+        ys = [outputs.pop("y"), *(outputs.pop(f"y{k}") for k in range(1, layer.kind.num_outputs))]
+        return ApplyResult(ys, input_refs, layer, version)
+
+    def runs_inline(self, graph: str, ref: str, inputs: list[np.ndarray], training: bool | None,
+                    budget_s: float, revision: int | None = None) -> bool:
+        """Whether this apply is cheap enough to run without a thread hop: the layer is built,
+        records nothing (no lock, no store write) and its recent runs took under ``budget_s``.
+        With a shared store, only while the cached copy is at ``revision`` (no store I/O here)."""
+        if self.store.shared:
+            cached = self.graphs.get(graph)
+            if revision is None or cached is None or cached.revision != revision:
+                return False
+        _, layer = self.layer(graph, ref, revision)
+        cost = self.executor.cost_s(layer.key)
+        return (cost is not None and cost < budget_s and layer.built and layer.scope is not None
+                and not (training and layer.kind.takes_training) and len(inputs) == 1
+                and layer.kind.config.get("activity_regularizer") is None and not layer.kind.user_defined)
+
+    def _check_input(self, layer: Layer, x: np.ndarray, spec: Any = None, index: int = 0) -> np.ndarray:
+        if spec is not None:
+            spec.check(tuple(x.shape), dtype_name(x.dtype), layer.name, index)
+        assert layer.dtype is not None
+        if dtype_name(x.dtype) == layer.dtype or layer.kind.dtype_policy == "follow":
+            return x
+        if layer.kind.dtype_policy == "cast":
+            return x.astype(layer.dtype)
+        raise IncompatibleInput(layer.kind.dtype_error(layer.dtype, x.dtype.name), exception="TypeError",
+                                code="dtype_mismatch")
+
+    def _check_output_size(self, layer: Layer, shape: tuple[int, ...]) -> None:
+        if layer.kind.user_defined or layer.kind.num_inputs != 1:
+            return  # a custom graph's output shape is known only by running it
+        try:
+            out = layer.kind.compute_output_shape(shape)
+        except (LayerServeError, NotImplementedError):
+            return  # the apply itself reports what is wrong with this input
+        self._check_size(out, f"the output of layer {layer.name!r}")
