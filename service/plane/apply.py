@@ -17,7 +17,7 @@ from layerserve.server.layers.base import Signature, VariableSpec
 from layerserve.server.layers.kit.dtypes import check_float_input, dtype_name
 from layerserve.server.plane.lifecycle import Lifecycle, input_specs
 from layerserve.server.plane.records import Records
-from layerserve.server.plane.transactions import retried
+from layerserve.server.plane.transactions import layer_gone, retried
 
 __all__ = ["ApplyResult", "Applying", "var_specs"]
 
@@ -31,9 +31,13 @@ class ApplyResult:
 
 
 def var_specs(g: Graph, layer: Layer) -> tuple[VariableSpec, ...]:
-    """The signature's view of the layer's variables."""
-    return tuple(VariableSpec(layer.short_name(n), g.variables[n].shape, g.variables[n].dtype)
-                 for n in layer.variables)
+    """The signature's view of the layer's variables (404 when the layer was deleted meanwhile)."""
+    variables = g.variables
+    try:
+        return tuple(VariableSpec(layer.short_name(n), variables[n].shape, variables[n].dtype)
+                     for n in layer.variables)
+    except KeyError:
+        raise layer_gone(g, layer) from None
 
 
 class Applying(Lifecycle, Records):
@@ -76,7 +80,8 @@ class Applying(Lifecycle, Records):
         sig = Signature(dtype_name(xs[0].dtype), tuple(xs[0].shape), training, var_specs(g, layer),
                         tuple(tuple(each.shape) for each in xs[1:]))
         self._check_output_size(layer, tuple(xs[0].shape))
-        outputs = self.executor.run(layer, sig, xs[0], {n: values[n] for n in layer.variables}, batch, xs[1:])
+        own = self.values_of(g, layer, list(layer.variables), values)
+        outputs = self.executor.run(layer, sig, xs[0], own, batch, xs[1:])
         input_refs = self._record(g, layer, inputs, outputs, training, values)
         if input_refs is None and refs:
             input_refs = [input_ref(each) for each in inputs]

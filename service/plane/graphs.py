@@ -7,6 +7,7 @@ With a store that other replicas write too, every call first brings its graph up
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -17,7 +18,7 @@ from layerserve.server.core.graph import Graph
 from layerserve.server.core.layer import Layer
 from layerserve.server.core.naming import GRAPH_NAME, check_name
 from layerserve.server.errors import NotFound
-from layerserve.server.plane.transactions import mutation
+from layerserve.server.plane.transactions import layer_gone, mutation
 from layerserve.server.runtime.executor import Executor
 from layerserve.server.store.base import StateStore
 
@@ -91,6 +92,13 @@ class GraphPlane:
         if name not in g.variables or name not in values:
             raise NotFound(f"graph {graph!r} has no variable {name[:200]!r}", code="variable_not_found")
         return g.variables[name].to_json(), values[name]
+
+    @staticmethod
+    def values_of(g: Graph, layer: Layer, names: list[str], values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The variables' values from the snapshot ``values``; a layer deleted since its lookup is 404."""
+        if g.layers.get(layer.id) is not layer or any(n not in values for n in names):
+            raise layer_gone(g, layer)
+        return {n: values[n] for n in names}
 
     # ---- persistence -------------------------------------------------------------------
     def _mutation(self, g: Graph, *touched: Layer) -> AbstractContextManager[None]:

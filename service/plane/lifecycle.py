@@ -83,7 +83,7 @@ class Lifecycle(GraphPlane):
     @retried
     def delete_layer(self, graph: str, ref: str, if_match: int | None = None) -> None:
         g, layer = self.layer(graph, ref)
-        with self._mutation(g):
+        with self._mutation(g, layer):
             check_version(g, layer, if_match)
             del g.layers[layer.id]
             orphans = [n for n in layer.variables if not g.owners(n)]
