@@ -29,6 +29,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from layerserve.server.api.auth import TokenRule, authorize, graph_of_path
+from layerserve.server.api.wire import declared_too_large
 from layerserve.server.config import Settings
 from layerserve.server.core.graph import LAYER_ID_PREFIX
 from layerserve.server.core.naming import GRAPH_NAME, LAYER_NAME
@@ -252,8 +253,9 @@ class RequestLimits:
 
     def _precheck(self, scope: Scope, declared: str | None) -> LayerServeError | None:
         limit = self.settings.max_body_bytes
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            return PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes", limit=limit)
+        if declared_too_large(declared, limit):
+            shown = (declared or "")[:40]
+            return PayloadTooLarge(f"request body of {shown} bytes exceeds the limit of {limit} bytes", limit=limit)
         problem = _path_problem(scope.get("raw_path") or scope["path"].encode())
         if problem is not None:
             return problem

@@ -26,6 +26,7 @@ from layerserve.server.api.wire import (
     decode_body,
     json_response,
     json_tensor,
+    parse_uint,
     read_body,
     tensor_reply,
     tensor_response,
@@ -82,11 +83,11 @@ def _if_match(request: Request) -> int | None:
     raw = request.headers.get("if-match")
     if raw is None:
         return None
-    text = raw.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
+    version = parse_uint(raw.strip().removeprefix("W/").strip('"'))
+    if version is None:
         raise InvalidArgument(f"If-Match must be a layer version as given in X-Layer-Version, got {raw[:40]!r}",
                               code="invalid_if_match")
-    return int(text)
+    return version
 
 
 def _version(version: int) -> dict[str, str]:

@@ -33,12 +33,30 @@ from layerserve.server.errors import BadRequest, InvalidArgument, PayloadTooLarg
 
 __all__ = [
     "ApplyBody", "BuildBody", "CreateLayerBody", "PatchLayerBody", "RefsBody", "Reply", "ShapeBody", "WeightsBody",
-    "body_doc", "decode", "decode_body", "json_reply", "json_response", "json_tensor", "read_body", "receive_body",
-    "tensor_reply", "tensor_response", "wants_frame",
+    "body_doc", "declared_too_large", "decode", "decode_body", "json_reply", "json_response", "json_tensor", "read_body", "receive_body",
+    "tensor_reply", "tensor_response", "parse_uint", "wants_frame",
 ]
 
 JSON_TYPE = "application/json"
 _LARGE_JSON_BYTES = 128 * 1024
+
+
+_MAX_UINT_DIGITS = 18  # below 2**63: every count and version fits, and int() stays cheap
+
+
+def parse_uint(text: str) -> int | None:
+    """A non-negative decimal integer in ASCII digits (``str.isdigit`` also takes "²" and other
+    digits ``int`` refuses), at most 18 of them; None for anything else."""
+    if not text or len(text) > _MAX_UINT_DIGITS or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
+
+
+def declared_too_large(declared: str | None, limit: int) -> bool:
+    """A ``Content-Length`` over ``limit`` (more digits than any count counts too)."""
+    if declared is None or not declared.isascii() or not declared.isdigit():
+        return False
+    return len(declared) > _MAX_UINT_DIGITS or int(declared) > limit
 
 
 class _Body(BaseModel):
@@ -132,7 +150,7 @@ class Reply(NamedTuple):
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refusing (413) before reading more than ``limit`` bytes."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared_too_large(declared, limit):
         raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes", limit=limit)
     chunks, size = [], 0
     async for chunk in request.stream():
