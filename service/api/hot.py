@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from layerserve.server.api.native import APPLY_PATH, apply_reply
 from layerserve.server.api.oip import HEADER_LENGTH, INFER_PATHS, infer_reply
-from layerserve.server.api.wire import Reply, receive_body
+from layerserve.server.api.wire import LAYER_ID_KEY, Reply, receive_body
 from layerserve.server.errors import LayerServeError
 
 __all__ = ["HotRoutes"]
@@ -80,6 +80,7 @@ class HotRoutes:
         except LayerServeError as exc:  # as the app's exception handler answers it
             body: Any = orjson.dumps(exc.body(), option=orjson.OPT_SERIALIZE_NUMPY)
             reply = Reply(exc.status, body, "application/json", getattr(exc, "headers", None))
+        scope[LAYER_ID_KEY] = reply.layer_id
         await send_reply(send, reply)
 
     async def _serve_infer(self, scope: Scope, receive: Receive, send: Send, parts: list[str]) -> None:
@@ -93,4 +94,5 @@ class HotRoutes:
         reply = await infer_reply(state.plane, state.settings, model,
                                   lambda: receive_body(receive, state.settings.max_body_bytes),
                                   None if length is None else length.decode("latin-1"))
+        scope[LAYER_ID_KEY] = reply.layer_id
         await send_reply(send, reply)

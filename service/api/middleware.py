@@ -29,7 +29,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from layerserve.server.api.auth import TokenRule, authorize, graph_of_path
-from layerserve.server.api.wire import declared_too_large
+from layerserve.server.api.wire import LAYER_ID_KEY, declared_too_large
 from layerserve.server.config import Settings
 from layerserve.server.core.graph import LAYER_ID_PREFIX
 from layerserve.server.core.naming import GRAPH_NAME, LAYER_NAME
@@ -165,9 +165,9 @@ class RequestContext:
                 "duration_ms": round(seconds * 1000, 3), "bytes_in": seen.bytes_in, "bytes_out": seen.bytes_out}})
 
     def _record_layer(self, scope: Scope, route: str, status: int, seconds: float) -> None:
-        params: dict[str, Any] = scope.get("path_params") or {}
-        graph = graph_of_path(scope["path"])
-        layer = params.get("layer") or params.get("model")
+        """Apply latency by layer id, whatever the path called the layer (name, id, graph.name),
+        so that the one series of a deleted layer goes with it."""
+        graph, layer = graph_of_path(scope["path"]), scope.get(LAYER_ID_KEY)
         if graph is None or not isinstance(layer, str):
             return
         if status == 200 and route.endswith(("/apply", "/infer")):

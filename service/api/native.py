@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from layerserve.protocol import FRAME_CONTENT_TYPE, FrameError, input_ref, json_number
 from layerserve.server.api import views
 from layerserve.server.api.wire import (
+    LAYER_ID_KEY,
     ApplyBody,
     BuildBody,
     CreateLayerBody,
@@ -138,7 +139,7 @@ async def patch_layer(graph: str, layer: str, request: Request) -> Response:
 
 @native_router.delete("/{layer}", status_code=204)
 async def delete_layer(graph: str, layer: str, request: Request) -> Response:
-    await _call(_plane(request).delete_layer, graph, layer, _if_match(request))
+    request.scope[LAYER_ID_KEY] = await _call(_plane(request).delete_layer, graph, layer, _if_match(request))
     return Response(status_code=204)
 
 
@@ -160,8 +161,9 @@ async def apply_reply(plane: DataPlane, settings: Settings, graph: str, layer: s
     frame = FRAME_CONTENT_TYPE in accept
     payload = {} if result.input_refs is None else {"input_refs": result.input_refs}
     elements = 0 if frame else sum(y.size for y in result.outputs)
-    return await dispatch.off_loop_if_large(elements, tensor_reply, frame, payload, result.outputs, "outputs",
-                                            _version(result.version))
+    reply = await dispatch.off_loop_if_large(elements, tensor_reply, frame, payload, result.outputs, "outputs",
+                                             _version(result.version))
+    return reply.with_layer(result.layer.id)
 
 
 @native_router.post("/{layer}/apply", openapi_extra=body_doc(ApplyBody, {"inputs": "tensors"}, frame=True))
@@ -171,6 +173,7 @@ async def apply_layer(graph: str, layer: str, request: Request) -> Response:
     raw = await read_body(request, settings.max_body_bytes)
     reply = await apply_reply(_plane(request), settings, graph, layer, raw, request.headers.get("content-type"),
                               request.headers.get("accept", ""))
+    request.scope[LAYER_ID_KEY] = reply.layer_id
     return reply.response()
 
 

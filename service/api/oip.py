@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from layerserve.protocol import MAX_RANK, FrameError, json_array, json_values
 from layerserve.server.api import views
-from layerserve.server.api.wire import Reply, json_reply, parse_uint, read_body
+from layerserve.server.api.wire import LAYER_ID_KEY, Reply, json_reply, parse_uint, read_body
 from layerserve.server.errors import BadRequest, LayerServeError
 from layerserve.server.plane import DataPlane, dispatch
 
@@ -142,8 +142,9 @@ async def infer_reply(plane: DataPlane, settings: Any, model: str, read: Callabl
                                                     settings, kind.num_inputs)
         result = await dispatch.apply(plane, graph, layer, xs, _training(body.parameters), refs=False)
         size = sum(y.size for y in result.outputs)
-        return await dispatch.off_loop_if_large(0 if _wants_binary(body) else size, _encode_infer, model, body,
-                                                result.outputs)
+        reply = await dispatch.off_loop_if_large(0 if _wants_binary(body) else size, _encode_infer, model, body,
+                                                 result.outputs)
+        return reply.with_layer(result.layer.id)
     except LayerServeError as exc:
         return Reply(exc.status, orjson.dumps({"error": exc.message}), "application/json")
 
@@ -155,6 +156,7 @@ async def infer(model: str, request: Request, version: str | None = None) -> Res
     settings = request.app.state.settings
     reply = await infer_reply(_plane(request), settings, model, lambda: read_body(request, settings.max_body_bytes),
                               request.headers.get(HEADER_LENGTH))
+    request.scope[LAYER_ID_KEY] = reply.layer_id
     return reply.response()
 
 

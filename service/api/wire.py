@@ -32,7 +32,7 @@ from layerserve.protocol import (
 from layerserve.server.errors import BadRequest, InvalidArgument, PayloadTooLarge, UnsupportedMediaType
 
 __all__ = [
-    "ApplyBody", "BuildBody", "CreateLayerBody", "PatchLayerBody", "RefsBody", "Reply", "ShapeBody", "WeightsBody",
+    "LAYER_ID_KEY", "ApplyBody", "BuildBody", "CreateLayerBody", "PatchLayerBody", "RefsBody", "Reply", "ShapeBody", "WeightsBody",
     "body_doc", "declared_too_large", "decode", "decode_body", "json_reply", "json_response", "json_tensor", "read_body", "receive_body",
     "tensor_reply", "tensor_response", "parse_uint", "wants_frame",
 ]
@@ -41,6 +41,8 @@ JSON_TYPE = "application/json"
 _LARGE_JSON_BYTES = 128 * 1024
 
 
+# Set in the ASGI scope by the routes that resolved a layer: the metrics label it by id.
+LAYER_ID_KEY = "layerserve.layer_id"
 _MAX_UINT_DIGITS = 18  # below 2**63: every count and version fits, and int() stays cheap
 
 
@@ -142,6 +144,10 @@ class Reply(NamedTuple):
     body: bytes
     content_type: str
     headers: dict[str, str] | None = None
+    layer_id: str | None = None  # the layer that answered: it labels the apply metrics
+
+    def with_layer(self, layer_id: str) -> Reply:
+        return self._replace(layer_id=layer_id)
 
     def response(self) -> Response:
         return Response(self.body, status_code=self.status, media_type=self.content_type, headers=self.headers)
