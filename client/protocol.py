@@ -45,6 +45,7 @@ __all__ = [
     "FrameError",
     "decode_frame",
     "encode_frame",
+    "frame_header_length",
     "input_ref",
     "json_array",
     "json_dumps",
@@ -278,6 +279,11 @@ def _header_json(raw: bytes) -> Any:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise FrameError(f"frame header is not JSON: {exc}") from None
+
+
+def frame_header_length(body: bytes) -> int:
+    """The length of a frame's JSON header, read from its fixed header (0 when too short)."""
+    return int(_HEADER.unpack_from(body)[1]) if len(body) >= _HEADER.size else 0
 
 
 def decode_frame(body: bytes, max_elements: int | None = None) -> tuple[dict[str, Any], list[np.ndarray]]:

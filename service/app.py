@@ -14,6 +14,7 @@ from layerserve.server.api.middleware import BearerAuth, RequestContext, Request
 from layerserve.server.api.native import graph_router, native_router
 from layerserve.server.api.oip import oip_router
 from layerserve.server.api.ops import ops_router
+from layerserve.server.api.wire import set_decode_threads
 from layerserve.server.config import Settings
 from layerserve.server.layers.custom import CustomLayer
 from layerserve.server.metrics import ServiceMetrics
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.plane = None
     app.state.metrics = metrics = ServiceMetrics()
     metrics.install(lambda: app.state.plane, app.state.batch_stats, ready=lambda: float(app.state.ready))
+    set_decode_threads(settings.json_decode_threads)
     install_error_handlers(app)
     for router in (native_router, oip_router, ops_router, graph_router):
         app.include_router(router)

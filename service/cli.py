@@ -42,6 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"],
                        help="log level (default info)")
     serve.add_argument("--max-body-bytes", type=int, help="largest request body accepted (default 64 MiB)")
+    serve.add_argument("--max-json-bytes", type=int,
+                       help="largest JSON body, or OIP JSON header (413; default 16 MiB): send large tensors "
+                            "as binary frames")
+    serve.add_argument("--max-frame-header-bytes", type=int,
+                       help="largest JSON header of a binary frame (413; default 64 KiB)")
+    serve.add_argument("--json-decode-threads", type=int,
+                       help="large JSON bodies decoded at once; others wait their turn (default 2)")
     serve.add_argument("--max-model-bytes", type=int, help="largest custom-layer ONNX model (default 16 MiB)")
     serve.add_argument("--max-tensor-elements", type=int, help="largest tensor accepted, in elements (default 16Mi)")
     serve.add_argument("--max-layers-per-graph", type=int, help="most layers one graph may hold (default 10000)")

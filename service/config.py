@@ -28,6 +28,9 @@ class Settings:
     token: list[str] = field(default_factory=list)  # accepted bearer tokens ("TOKEN" or "TOKEN:graph1|graph2")
     log_level: str = "info"
     max_body_bytes: int = 64 * MiB
+    max_json_bytes: int = 16 * MiB  # a JSON body (or OIP JSON header); large tensors travel as frames
+    max_frame_header_bytes: int = 64 * 1024  # the JSON header of a binary frame
+    json_decode_threads: int = 2  # large JSON bodies decoded at once (each holds the GIL while it parses)
     max_tensor_elements: int = 16 * MiB
     max_model_bytes: int = 16 * MiB  # an uploaded custom-layer ONNX model
     max_layers_per_graph: int = 10_000

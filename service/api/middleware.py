@@ -28,6 +28,7 @@ from urllib.parse import unquote_to_bytes
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from layerserve.protocol import FRAME_CONTENT_TYPE
 from layerserve.server.api.auth import TokenRule, authorize, graph_of_path
 from layerserve.server.api.wire import LAYER_ID_KEY, declared_too_large
 from layerserve.server.config import Settings
@@ -55,6 +56,7 @@ _VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _LAYER_ID = re.compile(re.escape(LAYER_ID_PREFIX) + r"[0-9]{1,18}")
 _NEEDS_STATE = ("/v1/graphs", "/v2/models")
 _ERROR_SNIFF_BYTES = 65536
+_OIP_HEADER_LENGTH = b"inference-header-content-length"
 
 
 async def send_error(scope: Scope, send: Send, exc: LayerServeError,
@@ -251,11 +253,24 @@ class RequestLimits:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app, self.settings = app, settings
 
-    def _precheck(self, scope: Scope, declared: str | None) -> LayerServeError | None:
-        limit = self.settings.max_body_bytes
+    def _body_limit(self, scope: Scope) -> int:
+        """Binary bodies (frames, OIP binary data) up to ``--max-body-bytes``; any other body is
+        JSON, parsed into Python objects, so up to ``--max-json-bytes``."""
+        content_type = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
+        if content_type == FRAME_CONTENT_TYPE or _header(scope, _OIP_HEADER_LENGTH) is not None:
+            return self.settings.max_body_bytes
+        return min(self.settings.max_json_bytes, self.settings.max_body_bytes)
+
+    def _hint(self, limit: int) -> str:
+        if limit == self.settings.max_body_bytes:
+            return ""
+        return f" for JSON; send large tensors as a binary frame ({FRAME_CONTENT_TYPE})"
+
+    def _precheck(self, scope: Scope, declared: str | None, limit: int) -> LayerServeError | None:
         if declared_too_large(declared, limit):
             shown = (declared or "")[:40]
-            return PayloadTooLarge(f"request body of {shown} bytes exceeds the limit of {limit} bytes", limit=limit)
+            return PayloadTooLarge(f"request body of {shown} bytes exceeds the limit of {limit} bytes{self._hint(limit)}",
+                                   limit=limit)
         problem = _path_problem(scope.get("raw_path") or scope["path"].encode())
         if problem is not None:
             return problem
@@ -269,12 +284,13 @@ class RequestLimits:
             await self.app(scope, receive, send)
             return
         declared = _header(scope, b"content-length")
-        problem = self._precheck(scope, declared)
+        limit = self._body_limit(scope)
+        problem = self._precheck(scope, declared, limit)
         if problem is not None:
             await send_error(scope, send, problem)
             return
         chunked = _header(scope, b"transfer-encoding") is not None
-        body = _BodyGuard(receive, self.settings.max_body_bytes, declared, chunked)
+        body = _BodyGuard(receive, limit, declared, chunked)
         started = False
 
         async def send_watched(message: Message) -> None:

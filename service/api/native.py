@@ -56,7 +56,7 @@ async def _call(fn: Callable[..., T], *args: Any) -> T:
 
 async def _body(request: Request, model: Any, tensor_field: str | None = None) -> tuple[Any, list[np.ndarray]]:
     s = request.app.state.settings
-    return await decode(request, model, s.max_body_bytes, s.max_tensor_elements, tensor_field)
+    return await decode(request, model, s, tensor_field)
 
 
 def _refs(items: list[Any] | None, max_elements: int) -> list[str] | None:
@@ -156,7 +156,7 @@ async def apply_reply(plane: DataPlane, settings: Settings, graph: str, layer: s
     """The whole apply, from the body's bytes to the response (``layerserve.server.api.hot`` serves it).
     ``input_refs`` is in the response when the body asks for it or when the apply recorded
     losses or updates for its inputs (the digest is computed only then)."""
-    body, inputs = await decode_body(raw, content_type, ApplyBody, settings.max_tensor_elements, "inputs")
+    body, inputs = await decode_body(raw, content_type, ApplyBody, settings, "inputs")
     result = await dispatch.apply(plane, graph, layer, inputs, body.training, bool(body.input_refs))
     frame = FRAME_CONTENT_TYPE in accept
     payload = {} if result.input_refs is None else {"input_refs": result.input_refs}

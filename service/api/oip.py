@@ -22,8 +22,16 @@ from starlette.concurrency import run_in_threadpool
 
 from layerserve.protocol import MAX_RANK, FrameError, json_array, json_values
 from layerserve.server.api import views
-from layerserve.server.api.wire import LAYER_ID_KEY, Reply, json_reply, parse_uint, read_body
-from layerserve.server.errors import BadRequest, LayerServeError
+from layerserve.server.api.wire import (
+    LARGE_JSON_BYTES,
+    LAYER_ID_KEY,
+    Reply,
+    decode_in_thread,
+    json_reply,
+    parse_uint,
+    read_body,
+)
+from layerserve.server.errors import BadRequest, LayerServeError, PayloadTooLarge
 from layerserve.server.plane import DataPlane, dispatch
 
 __all__ = ["INFER_PATHS", "InferRequest", "infer_reply", "oip_router", "split_model"]
@@ -138,8 +146,13 @@ async def infer_reply(plane: DataPlane, settings: Any, model: str, read: Callabl
         kind = plane.layer(graph, layer)[1].kind
         raw = await read()
         json_bytes = len(raw) if header_length is None else parse_uint(header_length) or 0
-        body, xs = await dispatch.off_loop_if_large(json_bytes // 8, _decode_infer, raw, header_length,
-                                                    settings, kind.num_inputs)
+        if json_bytes > settings.max_json_bytes:
+            raise PayloadTooLarge(f"the JSON part of {json_bytes} bytes exceeds the limit of {settings.max_json_bytes} "
+                                  "bytes; send large tensors as binary data", limit=settings.max_json_bytes)
+        if json_bytes > LARGE_JSON_BYTES:
+            body, xs = await decode_in_thread(_decode_infer, raw, header_length, settings, kind.num_inputs)
+        else:
+            body, xs = _decode_infer(raw, header_length, settings, kind.num_inputs)
         result = await dispatch.apply(plane, graph, layer, xs, _training(body.parameters), refs=False)
         size = sum(y.size for y in result.outputs)
         reply = await dispatch.off_loop_if_large(0 if _wants_binary(body) else size, _encode_infer, model, body,

@@ -8,8 +8,9 @@ header and the tensors as raw payloads. The response uses the encoding the reque
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import orjson
@@ -26,19 +27,22 @@ from layerserve.protocol import (
     FrameError,
     decode_frame,
     encode_frame,
+    frame_header_length,
     json_values,
     tensor_from_json,
 )
+from layerserve.server.config import Settings
 from layerserve.server.errors import BadRequest, InvalidArgument, PayloadTooLarge, UnsupportedMediaType
 
 __all__ = [
-    "LAYER_ID_KEY", "ApplyBody", "BuildBody", "CreateLayerBody", "PatchLayerBody", "RefsBody", "Reply", "ShapeBody", "WeightsBody",
-    "body_doc", "declared_too_large", "decode", "decode_body", "json_reply", "json_response", "json_tensor", "read_body", "receive_body",
+    "LARGE_JSON_BYTES", "LAYER_ID_KEY", "ApplyBody", "BuildBody", "CreateLayerBody", "PatchLayerBody", "RefsBody", "Reply", "ShapeBody", "WeightsBody",
+    "body_doc", "declared_too_large", "decode_in_thread", "set_decode_threads", "decode", "decode_body", "json_reply", "json_response", "json_tensor", "read_body", "receive_body",
     "tensor_reply", "tensor_response", "parse_uint", "wants_frame",
 ]
 
+T = TypeVar("T")
 JSON_TYPE = "application/json"
-_LARGE_JSON_BYTES = 128 * 1024
+LARGE_JSON_BYTES = 128 * 1024
 
 
 # Set in the ASGI scope by the routes that resolved a layer: the metrics label it by id.
@@ -194,29 +198,55 @@ def _validate(model: type[_Body], data: object) -> Any:
                               code="invalid_request", errors=errors) from None
 
 
-async def decode(request: Request, model: type[_Body], limit: int, max_elements: int,
+async def decode(request: Request, model: type[_Body], limits: Settings,
                  tensor_field: str | None = None) -> tuple[Any, list[np.ndarray]]:
     """The validated body and its tensors (from JSON ``tensor_field`` or from the frame)."""
-    raw = await read_body(request, limit)
-    return await decode_body(raw, request.headers.get("content-type"), model, max_elements, tensor_field)
+    raw = await read_body(request, limits.max_body_bytes)
+    return await decode_body(raw, request.headers.get("content-type"), model, limits, tensor_field)
 
 
-async def decode_body(raw: bytes, content_type: str | None, model: type[_Body], max_elements: int,
+async def decode_body(raw: bytes, content_type: str | None, model: type[_Body], limits: Settings,
                       tensor_field: str | None = None) -> tuple[Any, list[np.ndarray]]:
-    """``decode`` of a body already read, sent with ``content_type`` (JSON when None)."""
+    """``decode`` of a body already read, sent with ``content_type`` (JSON when None). The
+    middleware has bounded a JSON body by ``max_json_bytes`` already."""
+    max_elements = limits.max_tensor_elements
     content_type = (content_type or JSON_TYPE).split(";")[0].strip().lower()
     try:
         if content_type == FRAME_CONTENT_TYPE:
+            head = frame_header_length(raw)
+            if head > limits.max_frame_header_bytes:
+                raise PayloadTooLarge(f"a frame's JSON header of {head} bytes exceeds the limit of "
+                                      f"{limits.max_frame_header_bytes} bytes", limit=limits.max_frame_header_bytes)
             header, arrays = decode_frame(raw, max_elements)
             return _validate(model, header), arrays
         if content_type not in (JSON_TYPE, ""):
             raise UnsupportedMediaType(f"content type {content_type!r} is not supported; send {JSON_TYPE} "
                                        f"or {FRAME_CONTENT_TYPE}")
-        if len(raw) > _LARGE_JSON_BYTES:  # per-element parsing: keep it off the event loop
-            return await run_in_threadpool(_decode_json, raw, model, max_elements, tensor_field)
+        if len(raw) > LARGE_JSON_BYTES:  # per-element parsing: keep it off the event loop
+            return await decode_in_thread(_decode_json, raw, model, max_elements, tensor_field)
         return _decode_json(raw, model, max_elements, tensor_field)
     except FrameError as exc:
         raise InvalidArgument(str(exc), code="invalid_tensor") from None
+
+
+_decode_slots: asyncio.Semaphore | None = None
+_decode_threads = 2
+
+
+def set_decode_threads(threads: int) -> None:
+    """How many large bodies may be decoded at once (``--json-decode-threads``)."""
+    global _decode_threads, _decode_slots
+    _decode_threads, _decode_slots = max(1, threads), None
+
+
+async def decode_in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a worker thread, at most ``--json-decode-threads`` at once: each holds the
+    GIL while it parses and builds Python objects, so more at once only multiply memory."""
+    global _decode_slots
+    if _decode_slots is None:
+        _decode_slots = asyncio.Semaphore(_decode_threads)
+    async with _decode_slots:
+        return await run_in_threadpool(fn, *args)
 
 
 def _decode_json(raw: bytes, model: type[_Body], max_elements: int,
