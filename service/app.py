@@ -21,6 +21,7 @@ from layerserve.server.metrics import ServiceMetrics
 from layerserve.server.plane import DataPlane
 from layerserve.server.runtime.batching import Batcher, BatchPolicy, BatchStats
 from layerserve.server.runtime.binding import binding_enabled
+from layerserve.server.runtime.cancel import terminate_all
 from layerserve.server.runtime.executor import Executor
 from layerserve.server.runtime.providers import select_providers
 from layerserve.server.runtime.sessions import SessionCache
@@ -46,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     providers = select_providers(settings.providers, settings.provider_options, settings.require_providers)
     CustomLayer.max_model_bytes = settings.max_model_bytes
+    CustomLayer.max_model_nodes, CustomLayer.max_model_depth = settings.max_model_nodes, settings.max_model_depth
+    CustomLayer.max_tensor_elements = settings.max_tensor_elements
     io_binding = binding_enabled(settings.io_binding, providers)
 
     def build_plane(store: StateStore) -> DataPlane:
@@ -66,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             app.state.ready = False
+            terminate_all()  # runs nobody waits for any more must not hold the exit
             await startup.close()
 
     app = FastAPI(title="layerserve", version="0.1.0", lifespan=lifespan,

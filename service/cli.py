@@ -50,7 +50,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--json-decode-threads", type=int,
                        help="large JSON bodies decoded at once; others wait their turn (default 2)")
     serve.add_argument("--max-model-bytes", type=int, help="largest custom-layer ONNX model (default 16 MiB)")
+    serve.add_argument("--max-model-nodes", type=int,
+                       help="most nodes of a custom-layer model once its functions are inlined (422; default 10000)")
+    serve.add_argument("--max-model-depth", type=int,
+                       help="deepest nesting of functions and subgraphs in a custom-layer model (422; default 16)")
     serve.add_argument("--max-tensor-elements", type=int, help="largest tensor accepted, in elements (default 16Mi)")
+    serve.add_argument("--max-apply-cost", type=int,
+                       help="most work one apply of a built-in layer may take, in multiply-accumulates or "
+                            "window reads (422 apply_too_costly; default 1e11)")
     serve.add_argument("--max-layers-per-graph", type=int, help="most layers one graph may hold (default 10000)")
     serve.add_argument("--max-records-per-layer", type=int,
                        help="conditional losses and pending updates kept per layer, oldest evicted (default 1000)")

@@ -32,7 +32,10 @@ class Settings:
     max_frame_header_bytes: int = 64 * 1024  # the JSON header of a binary frame
     json_decode_threads: int = 2  # large JSON bodies decoded at once (each holds the GIL while it parses)
     max_tensor_elements: int = 16 * MiB
+    max_apply_cost: int = 10**11  # work of one built-in apply: multiply-accumulates or window reads
     max_model_bytes: int = 16 * MiB  # an uploaded custom-layer ONNX model
+    max_model_nodes: int = 10_000  # its nodes once functions are inlined (subgraphs included)
+    max_model_depth: int = 16  # its nesting of function calls and subgraphs
     max_layers_per_graph: int = 10_000
     max_records_per_layer: int = 1000
     max_sessions: int = 256

@@ -11,15 +11,24 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["HealthWatch", "rss_bytes", "watch_health"]
+__all__ = ["HealthWatch", "peak_rss_bytes", "rss_bytes", "watch_health"]
+
+
+def _status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} for process {pid}")
 
 
 def rss_bytes(pid: int) -> int:
-    """Resident memory of process ``pid`` (Linux ``/proc``)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
+    """Resident memory of process ``pid`` now (Linux ``/proc``)."""
+    return _status_kib(pid, "VmRSS")
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The highest resident memory of process ``pid`` so far: catches what was freed again."""
+    return _status_kib(pid, "VmHWM")
 
 
 class HealthWatch:

@@ -13,6 +13,7 @@ from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument as Inval
 
 from layerserve.server.errors import InvalidArgument
 from layerserve.server.layers.base import LayerKind, Signature
+from layerserve.server.runtime.cancel import guarded_run
 from layerserve.server.runtime.compiler import compile_layer
 from layerserve.server.runtime.providers import ProviderSelection
 
@@ -26,7 +27,7 @@ class CompiledLayer:
 
     def run(self, feeds: dict[str, Any]) -> list[np.ndarray]:
         try:
-            return self.session.run(self.output_names, feeds)  # type: ignore[no-any-return]
+            return guarded_run(lambda options: self.session.run(self.output_names, feeds, options))  # type: ignore[no-any-return]
         except InvalidArgumentError as exc:
             # ONNX Runtime refused these inputs (e.g. a shape its kernels cannot take): the
             # request's fault, so a 422 that says what ORT said, not a 500.
@@ -69,12 +70,16 @@ class SessionCache:
 
     def _compile(self, kind: LayerKind, sig: Signature) -> CompiledLayer:
         model, outputs = compile_layer(kind, sig)
-        return CompiledLayer(self.session(model.SerializeToString()), outputs)
+        return CompiledLayer(self.session(model.SerializeToString(), uploaded=kind.user_defined), outputs)
 
-    def session(self, model: bytes) -> ort.InferenceSession:
-        """A session on the active providers (not cached; callers keep what they reuse)."""
+    def session(self, model: bytes, *, uploaded: bool = False) -> ort.InferenceSession:
+        """A session on the active providers (not cached; callers keep what they reuse).
+        ``uploaded``: a model a user sent, whose constants ORT must not fold at load (a tiny
+        ``ConstantOfShape`` would otherwise allocate its whole output when the session is made)."""
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if uploaded:
+            options.add_session_config_entry("optimization.disable_specified_optimizers", "ConstantFolding")
         if self.intra_op_threads:
             options.intra_op_num_threads = self.intra_op_threads
         return ort.InferenceSession(model, options, providers=self.providers.ort_providers())
