@@ -17,7 +17,7 @@ from layerserve.server.config import Settings
 from layerserve.server.core.graph import Graph
 from layerserve.server.core.layer import Layer
 from layerserve.server.core.naming import GRAPH_NAME, check_name
-from layerserve.server.errors import NotFound
+from layerserve.server.errors import NotFound, StoreUnavailable
 from layerserve.server.plane.transactions import layer_gone, mutation
 from layerserve.server.runtime.executor import Executor
 from layerserve.server.store.base import StateStore
@@ -39,6 +39,9 @@ class GraphPlane:
     def graph(self, name: str, create: bool = False, revision: int | None = None) -> Graph:
         """The graph, current: ``revision``, when given, is the store's revision just read."""
         check_name(name, GRAPH_NAME, "graph name")
+        if name in self.store.damaged:
+            raise StoreUnavailable(f"graph {name!r} is not served: it could not be loaded ({self.store.damaged[name]}); "
+                                   "repair or remove its directory and restart", code="graph_damaged")
         cached = self.graphs.get(name)
         if cached is not None and revision is not None and cached.revision == revision:
             return cached
