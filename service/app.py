@@ -52,7 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     io_binding = binding_enabled(settings.io_binding, providers)
 
     def build_plane(store: StateStore) -> DataPlane:
-        sessions = SessionCache(providers, settings.max_sessions, settings.intra_op_threads)
+        sessions = SessionCache(providers, settings.max_sessions, settings.intra_op_threads,
+                                settings.max_session_bytes, cpu_arena=settings.cpu_arena)
         executor = Executor(sessions, BatchPolicy.from_settings(settings), Batcher(app.state.batch_stats), io_binding)
         return DataPlane(settings, store, executor)  # loads the whole state
 

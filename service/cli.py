@@ -62,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-records-per-layer", type=int,
                        help="conditional losses and pending updates kept per layer, oldest evicted (default 1000)")
     serve.add_argument("--max-sessions", type=int, help="ONNX Runtime sessions kept in the LRU cache (default 256)")
+    serve.add_argument("--max-session-bytes", type=int,
+                       help="bytes of models behind the cached sessions; least recently used evicted (default 1 GiB)")
+    serve.add_argument("--cpu-arena", choices=["on", "off"],
+                       help="ONNX Runtime's CPU memory arena (default off: an arena keeps every session's "
+                            "peak, so cached sessions would pin the memory of the largest requests)")
     serve.add_argument("--request-timeout-s", type=float,
                        help="longest a request may take, body upload included (default 60 s)")
     serve.add_argument("--header-timeout-s", type=float,
@@ -112,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     from layerserve.server.logs import configure_logging
 
     overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k != "command"}
+    if overrides.get("cpu_arena") is not None:
+        overrides["cpu_arena"] = overrides["cpu_arena"] == "on"
     if overrides.get("batching") is not None:
         overrides["batching"] = overrides["batching"] == "on"
     try:

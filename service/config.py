@@ -39,6 +39,8 @@ class Settings:
     max_layers_per_graph: int = 10_000
     max_records_per_layer: int = 1000
     max_sessions: int = 256
+    max_session_bytes: int = 1024 * MiB  # the models behind the cached sessions
+    cpu_arena: bool = False  # ORT's CPU memory arena keeps each session's peak: off, so the cache pins none
     request_timeout_s: float = 60.0
     header_timeout_s: float = 10.0  # a request head must arrive within this (408, connection closed)
     max_header_bytes: int = 64 * 1024  # request line + headers (431)
