@@ -8,12 +8,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from layerserve.server.api.auth import parse_tokens
+from layerserve.server.api.authn import BearerAuth
+from layerserve.server.api.context import RequestContext
 from layerserve.server.api.errors import install_error_handlers
 from layerserve.server.api.hot import HotRoutes
-from layerserve.server.api.middleware import BearerAuth, RequestContext, RequestLimits
+from layerserve.server.api.limits import RequestLimits
 from layerserve.server.api.native import graph_router, native_router
 from layerserve.server.api.oip import oip_router
 from layerserve.server.api.ops import ops_router
+from layerserve.server.api.routes import RouteTable
 from layerserve.server.api.wire import set_decode_threads
 from layerserve.server.config import Settings
 from layerserve.server.layers.custom import CustomLayer
@@ -86,13 +89,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics.install(lambda: app.state.plane, app.state.batch_stats, ready=lambda: float(app.state.ready))
     set_decode_threads(settings.json_decode_threads)
     install_error_handlers(app)
-    for router in (native_router, oip_router, ops_router, graph_router):
+    routers = (native_router, oip_router, ops_router, graph_router)
+    for router in routers:
         app.include_router(router)
     # Added last = outermost: request context, then auth, then limits, then the hot routes
     # (apply, infer: served without FastAPI's routing), then FastAPI's routes.
     app.add_middleware(HotRoutes)
     app.add_middleware(RequestLimits, settings=settings)
     app.add_middleware(BearerAuth, rules=parse_tokens(settings.token))
-    app.add_middleware(RequestContext, metrics=metrics)
+    # The route table is compiled once, from the app's routes and every router included above: a
+    # new route is in it by being declared on one of those routers (or a router added to them).
+    table = RouteTable.from_routes([*app.routes, *(route for router in routers for route in router.routes)])
+    app.add_middleware(RequestContext, metrics=metrics, table=table)
     return app
 

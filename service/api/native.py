@@ -170,7 +170,7 @@ async def apply_reply(plane: DataPlane, settings: Settings, graph: str, layer: s
 async def apply_layer(graph: str, layer: str, request: Request) -> Response:
     """Served by ``layerserve.server.api.hot`` ahead of this router; kept for the schema and mounted apps."""
     settings = request.app.state.settings
-    raw = await read_body(request, settings.max_body_bytes)
+    raw = await read_body(request)
     reply = await apply_reply(_plane(request), settings, graph, layer, raw, request.headers.get("content-type"),
                               request.headers.get("accept", ""))
     request.scope[LAYER_ID_KEY] = reply.layer_id

@@ -22,6 +22,8 @@ from starlette.concurrency import run_in_threadpool
 
 from layerserve.protocol import MAX_RANK, FrameError, json_array, json_values
 from layerserve.server.api import views
+from layerserve.server.api.errors import error_reply
+from layerserve.server.api.routes import split_model
 from layerserve.server.api.wire import (
     LARGE_JSON_BYTES,
     LAYER_ID_KEY,
@@ -73,16 +75,6 @@ class OipError(LayerServeError):
     status, code = 400, "invalid_infer_request"
 
 
-def split_model(model: str) -> tuple[str, str]:
-    """``layer`` -> (default, layer); ``graph.layer`` -> (graph, layer)."""
-    graph, dot, layer = model.partition(".")
-    return (graph, layer) if dot else ("default", model)
-
-
-def _error(status: int, message: str) -> Response:
-    return Response(orjson.dumps({"error": message}), status_code=status, media_type="application/json")
-
-
 def _json(payload: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status,
                     media_type="application/json")
@@ -92,7 +84,7 @@ async def _guarded(handler: Callable[[], Awaitable[Response]]) -> Response:
     try:
         return await handler()
     except LayerServeError as exc:
-        return _error(exc.status, exc.message)
+        return error_reply(exc, "/v2").response()
 
 
 def _plane(request: Request) -> DataPlane:
@@ -159,7 +151,7 @@ async def infer_reply(plane: DataPlane, settings: Any, model: str, read: Callabl
                                                  result.outputs)
         return reply.with_layer(result.layer.id)
     except LayerServeError as exc:
-        return Reply(exc.status, orjson.dumps({"error": exc.message}), "application/json")
+        return error_reply(exc, "/v2")
 
 
 @oip_router.post("/models/{model}/infer")
@@ -167,7 +159,7 @@ async def infer_reply(plane: DataPlane, settings: Any, model: str, read: Callabl
 async def infer(model: str, request: Request, version: str | None = None) -> Response:
     """Served by ``layerserve.server.api.hot`` ahead of this router; kept for the schema and mounted apps."""
     settings = request.app.state.settings
-    reply = await infer_reply(_plane(request), settings, model, lambda: read_body(request, settings.max_body_bytes),
+    reply = await infer_reply(_plane(request), settings, model, lambda: read_body(request),
                               request.headers.get(HEADER_LENGTH))
     request.scope[LAYER_ID_KEY] = reply.layer_id
     return reply.response()

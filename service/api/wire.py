@@ -157,32 +157,20 @@ class Reply(NamedTuple):
         return Response(self.body, status_code=self.status, media_type=self.content_type, headers=self.headers)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing (413) before reading more than ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared_too_large(declared, limit):
-        raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes", limit=limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes", limit=limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
+async def read_body(request: Request) -> bytes:
+    """The body; its size was bounded by the limits middleware (``limits.py``), the one place
+    that checks it, before and while it arrives."""
+    return b"".join([chunk async for chunk in request.stream()])
 
 
-async def receive_body(receive: Callable[[], Awaitable[Message]], limit: int) -> bytes:
-    """``read_body`` straight from the ASGI messages (no ``Request``): the apply routes' way."""
-    chunks, size, more = [], 0, True
+async def receive_body(receive: Callable[[], Awaitable[Message]]) -> bytes:
+    """``read_body`` straight from the ASGI messages (no ``Request``): the fast handlers' way."""
+    chunks, more = [], True
     while more:
         message = await receive()
         if message["type"] != "http.request":
             raise ClientDisconnect()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes", limit=limit)
-        chunks.append(chunk)
+        chunks.append(message.get("body", b""))
         more = message.get("more_body", False)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
@@ -201,7 +189,7 @@ def _validate(model: type[_Body], data: object) -> Any:
 async def decode(request: Request, model: type[_Body], limits: Settings,
                  tensor_field: str | None = None) -> tuple[Any, list[np.ndarray]]:
     """The validated body and its tensors (from JSON ``tensor_field`` or from the frame)."""
-    raw = await read_body(request, limits.max_body_bytes)
+    raw = await read_body(request)
     return await decode_body(raw, request.headers.get("content-type"), model, limits, tensor_field)
 
 
