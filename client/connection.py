@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import numpy as np
 
+from layerserve._checkpoints import AsyncCheckpointCalls, CheckpointCalls
 from layerserve._core import Call, Result, parse_response, prepare
 from layerserve._transport import LeanHTTP, usable_for
 from layerserve.exceptions import TransportError
@@ -47,7 +48,7 @@ class _Base:
         return prepare(method, path, body, tensors, binary=self.binary, **kw)
 
 
-class Connection(_Base):
+class Connection(_Base, CheckpointCalls):
     """A sync connection (one pooled HTTP/1.1 client). ``conn.layers.Dense(...)`` uses it."""
 
     def __init__(self, url: str | None = None, graph: str = "default", token: str | None = None,
@@ -111,7 +112,7 @@ class Connection(_Base):
         self.close()
 
 
-class AsyncConnection(_Base):
+class AsyncConnection(_Base, AsyncCheckpointCalls):
     """An asyncio connection: ``await conn.send(call)``; layers use it through ``apply_async``."""
 
     def __init__(self, url: str | None = None, graph: str = "default", token: str | None = None,

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from layerserve.server.api.auth import parse_tokens
 from layerserve.server.api.authn import BearerAuth
+from layerserve.server.api.checkpoints import checkpoint_router
 from layerserve.server.api.context import RequestContext
 from layerserve.server.api.errors import install_error_handlers
 from layerserve.server.api.hot import HotRoutes
@@ -16,12 +17,14 @@ from layerserve.server.api.limits import RequestLimits
 from layerserve.server.api.native import graph_router, native_router
 from layerserve.server.api.oip import oip_router
 from layerserve.server.api.ops import ops_router
+from layerserve.server.api.programs import programs_router
 from layerserve.server.api.routes import RouteTable
 from layerserve.server.api.wire import set_decode_threads
 from layerserve.server.config import Settings
 from layerserve.server.layers.custom import CustomLayer
 from layerserve.server.metrics import ServiceMetrics
 from layerserve.server.plane import DataPlane
+from layerserve.server.plane.checkpoints import Checkpoints
 from layerserve.server.runtime.batching import Batcher, BatchPolicy, BatchStats
 from layerserve.server.runtime.binding import binding_enabled
 from layerserve.server.runtime.cancel import terminate_all
@@ -58,7 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessions = SessionCache(providers, settings.max_sessions, settings.intra_op_threads,
                                 settings.max_session_bytes, cpu_arena=settings.cpu_arena)
         executor = Executor(sessions, BatchPolicy.from_settings(settings), Batcher(app.state.batch_stats), io_binding)
-        return DataPlane(settings, store, executor)  # loads the whole state
+        plane = DataPlane(settings, store, executor)  # loads the whole state
+        app.state.checkpoints = Checkpoints.attach(plane)
+        return plane
 
     def on_ready(plane: DataPlane) -> None:
         app.state.plane = plane
@@ -89,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics.install(lambda: app.state.plane, app.state.batch_stats, ready=lambda: float(app.state.ready))
     set_decode_threads(settings.json_decode_threads)
     install_error_handlers(app)
-    routers = (native_router, oip_router, ops_router, graph_router)
+    routers = (native_router, oip_router, ops_router, programs_router, graph_router, checkpoint_router)
     for router in routers:
         app.include_router(router)
     # Added last = outermost: request context, then auth, then limits, then the hot routes

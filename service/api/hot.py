@@ -68,4 +68,4 @@ class HotRoutes:
         state = scope["app"].state
         length = _headers(scope).get(_HEADER_LENGTH)
         return await infer_reply(state.plane, state.settings, params["model"], lambda: receive_body(receive),
-                                 None if length is None else length.decode("latin-1"))
+                                 None if length is None else length.decode("latin-1"), params.get("version"))

@@ -34,6 +34,7 @@ __all__ = ["RequestLimits"]
 _LAYER_ID = re.compile(re.escape(LAYER_ID_PREFIX) + r"[0-9]{1,18}")
 _NEEDS_STATE = ("/v1/graphs", "/v2/models")
 _OIP_HEADER_LENGTH = b"inference-header-content-length"
+_JSON_TYPES = ("application/json", "")
 
 
 def _name_problem(match: RouteMatch | None) -> LayerServeError | None:
@@ -85,10 +86,11 @@ class RequestLimits:
         self.app, self.settings = app, settings
 
     def _body_limit(self, scope: Scope) -> int:
-        """Binary bodies (frames, OIP binary data) up to ``--max-body-bytes``; any other body is
-        JSON, parsed into Python objects, so up to ``--max-json-bytes``."""
+        """JSON bodies (``application/json``, or no content type: read as JSON), parsed into
+        Python objects, up to ``--max-json-bytes``; binary ones (frames, OIP binary data,
+        checkpoint uploads) up to ``--max-body-bytes``."""
         content_type = (request_header(scope, b"content-type") or "").split(";")[0].strip().lower()
-        if content_type == FRAME_CONTENT_TYPE or request_header(scope, _OIP_HEADER_LENGTH) is not None:
+        if content_type not in _JSON_TYPES or request_header(scope, _OIP_HEADER_LENGTH) is not None:
             return self.settings.max_body_bytes
         return min(self.settings.max_json_bytes, self.settings.max_body_bytes)
 

@@ -133,7 +133,8 @@ async def describe_layer(graph: str, layer: str, request: Request) -> Response:
 async def patch_layer(graph: str, layer: str, request: Request) -> Response:
     body, _ = await _body(request, PatchLayerBody)
     plane = _plane(request)
-    found = await _call(plane.patch_layer, graph, layer, body.trainable, body.batching, _if_match(request))
+    found = await _call(plane.patch_layer, graph, layer, body.trainable, body.batching, _if_match(request),
+                        body.scope, body.reuse)
     return _described(await _call(views.describe, plane, graph, found.id))
 
 
@@ -157,7 +158,8 @@ async def apply_reply(plane: DataPlane, settings: Settings, graph: str, layer: s
     ``input_refs`` is in the response when the body asks for it or when the apply recorded
     losses or updates for its inputs (the digest is computed only then)."""
     body, inputs = await decode_body(raw, content_type, ApplyBody, settings, "inputs")
-    result = await dispatch.apply(plane, graph, layer, inputs, body.training, bool(body.input_refs))
+    result = await dispatch.apply(plane, graph, layer, inputs, body.training, bool(body.input_refs),
+                                  checkpoint=body.checkpoint)
     frame = FRAME_CONTENT_TYPE in accept
     payload = {} if result.input_refs is None else {"input_refs": result.input_refs}
     elements = 0 if frame else sum(y.size for y in result.outputs)

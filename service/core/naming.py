@@ -16,7 +16,7 @@ from typing import Any
 
 from layerserve.server.errors import InvalidArgument
 
-__all__ = ["GRAPH_NAME", "LAYER_NAME", "GraphNames", "check_name"]
+__all__ = ["GRAPH_NAME", "LAYER_NAME", "SCOPE_NAME", "GraphNames", "check_name"]
 
 
 # The graph and layer names a request may use.
@@ -24,6 +24,8 @@ GRAPH_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # The contract's [A-Za-z0-9_.-]{1,128}, less "." and names holding "..": HTTP clients rewrite
 # a "." or ".." path segment, so such a layer could never be addressed by name.
 LAYER_NAME = re.compile(r"(?!\.\Z)(?!.*\.\.)[A-Za-z0-9_.-]{1,128}")
+# A variable scope: names joined by "/" (graph mode's nested scopes, ``net/hidden``).
+SCOPE_NAME = re.compile(r"(?!.*\.\.)(?!/)(?!.*//)(?!.*/$)[A-Za-z0-9_./-]{1,256}")
 
 
 def check_name(value: object, pattern: re.Pattern[str], what: str) -> str:
