@@ -1,13 +1,14 @@
 """Connections to a layerserve server: ``Connection`` (sync) and ``AsyncConnection``.
 
 Both send the calls ``layerserve._core`` prepares. Idempotent calls (GET, PUT, DELETE) are
-retried with exponential backoff when the transport fails; others are not, since the server
-may already have acted on them.
+retried a few times, with jittered backoff or the server's ``Retry-After``, when the transport
+fails or the server answers 503; others are not, since the server may already have acted on them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -16,9 +17,9 @@ import httpx
 import numpy as np
 
 from layerserve._checkpoints import AsyncCheckpointCalls, CheckpointCalls
-from layerserve._core import Call, Result, parse_response, prepare
+from layerserve._core import Call, Result, parse_response, prepare, retry_delay, transport_error
 from layerserve._transport import LeanHTTP, usable_for
-from layerserve.exceptions import TransportError
+from layerserve.exceptions import LayerServeError, UnavailableError
 
 if TYPE_CHECKING:
     from layerserve.layers.base import Layer
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["AsyncConnection", "Connection", "connect", "get_default_connection"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-_RETRIES = 3
-_BACKOFF_S = 0.1
 _default: Connection | None = None
 
 
@@ -62,13 +61,17 @@ class Connection(_Base, CheckpointCalls):
         self.layers = BoundLayers(self)
 
     def send(self, call: Call, tensor_key: str = "outputs") -> Result:
-        for attempt in range(_RETRIES + 1):
+        for attempt in itertools.count():
             try:
                 return parse_response(*self._exchange(call), tensor_key)
             except httpx.TransportError as exc:
-                if not call.idempotent or attempt == _RETRIES:
-                    raise TransportError(f"{call.method} {self.url}{call.path} failed: {exc}") from exc
-                time.sleep(_BACKOFF_S * 2**attempt)
+                error: LayerServeError = transport_error(call, self.url, exc)
+            except UnavailableError as exc:
+                error = exc
+            delay = retry_delay(call, error, attempt)
+            if delay is None:
+                raise error
+            time.sleep(delay)
         raise AssertionError("unreachable")
 
     def _exchange(self, call: Call) -> tuple[int, dict[str, str], bytes]:
@@ -121,15 +124,19 @@ class AsyncConnection(_Base, AsyncCheckpointCalls):
         self._http = httpx.AsyncClient(base_url=self.url, headers=_headers(token), timeout=timeout)
 
     async def send(self, call: Call, tensor_key: str = "outputs") -> Result:
-        for attempt in range(_RETRIES + 1):
+        for attempt in itertools.count():
             try:
                 response = await self._http.request(call.method, call.path, content=call.content,
                                                     headers=call.headers, params=call.params or None)
                 return parse_response(response.status_code, dict(response.headers), response.content, tensor_key)
             except httpx.TransportError as exc:
-                if not call.idempotent or attempt == _RETRIES:
-                    raise TransportError(f"{call.method} {self.url}{call.path} failed: {exc}") from exc
-                await asyncio.sleep(_BACKOFF_S * 2**attempt)
+                error: LayerServeError = transport_error(call, self.url, exc)
+            except UnavailableError as exc:
+                error = exc
+            delay = retry_delay(call, error, attempt)
+            if delay is None:
+                raise error
+            await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
     async def call(self, method: str, path: str, body: dict[str, Any] | None = None,

@@ -16,9 +16,12 @@ from layerserve.server.api.hot import HotRoutes
 from layerserve.server.api.limits import RequestLimits
 from layerserve.server.api.native import graph_router, native_router
 from layerserve.server.api.oip import oip_router
+from layerserve.server.api.openapi import install_openapi
 from layerserve.server.api.ops import ops_router
 from layerserve.server.api.programs import programs_router
 from layerserve.server.api.routes import RouteTable
+from layerserve.server.api.traffic import TrafficRecorder
+from layerserve.server.api.ui import ui_router
 from layerserve.server.api.wire import set_decode_threads
 from layerserve.server.config import Settings
 from layerserve.server.layers.custom import CustomLayer
@@ -34,6 +37,8 @@ from layerserve.server.runtime.sessions import SessionCache
 from layerserve.server.startup import Startup
 from layerserve.server.store.base import StateStore
 from layerserve.server.store.filesystem import FilesystemStore
+from layerserve.server.traffic import LayerTraffic
+from layerserve.server.version import installed_version
 
 __all__ = ["create_app", "open_store"]
 
@@ -81,8 +86,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             terminate_all()  # runs nobody waits for any more must not hold the exit
             await startup.close()
 
-    app = FastAPI(title="layerserve", version="0.1.0", lifespan=lifespan,
-                  description="TensorFlow's tf.compat.v1.layers, hosted and executed with ONNX Runtime.")
+    # /docs loads its assets from a CDN: off unless asked for (--docs); /openapi.json is always served.
+    app = FastAPI(title="layerserve", version=installed_version(), lifespan=lifespan,
+                  description="TensorFlow's tf.compat.v1.layers, hosted and executed with ONNX Runtime.",
+                  docs_url="/docs" if settings.docs else None, redoc_url=None)
     app.state.settings = settings
     app.state.providers = providers
     app.state.io_binding = io_binding
@@ -92,15 +99,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.plane = None
     app.state.metrics = metrics = ServiceMetrics()
     metrics.install(lambda: app.state.plane, app.state.batch_stats, ready=lambda: float(app.state.ready))
+    app.state.traffic = traffic = LayerTraffic()  # the dashboard's live figures
+    app.state.batch_stats.listeners.append(traffic.record_run)
     set_decode_threads(settings.json_decode_threads)
     install_error_handlers(app)
-    routers = (native_router, oip_router, ops_router, programs_router, graph_router, checkpoint_router)
+    install_openapi(app)
+    routers = (native_router, oip_router, ops_router, programs_router, graph_router, checkpoint_router, ui_router)
     for router in routers:
         app.include_router(router)
-    # Added last = outermost: request context, then auth, then limits, then the hot routes
-    # (apply, infer: served without FastAPI's routing), then FastAPI's routes.
+    # Added last = outermost: request context, then auth, then the dashboard's traffic figures,
+    # then limits, then the hot routes (apply, infer: served without FastAPI's routing), then
+    # FastAPI's routes.
     app.add_middleware(HotRoutes)
     app.add_middleware(RequestLimits, settings=settings)
+    app.add_middleware(TrafficRecorder, traffic=traffic)
     app.add_middleware(BearerAuth, rules=parse_tokens(settings.token))
     # The route table is compiled once, from the app's routes and every router included above: a
     # new route is in it by being declared on one of those routers (or a router added to them).

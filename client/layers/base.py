@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from layerserve._core import Result, layer_path
+from layerserve._foreign import is_auto_reuse
 from layerserve._serialize import dtype_name, to_wire
 from layerserve.connection import AsyncConnection, Connection, get_default_connection
 from layerserve.protocol import input_ref
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
     from layerserve.layers.custom import Definition, Variable
 
-__all__ = ["InputSpec", "Layer", "RemoteUpdate", "RemoteVariable"]
+__all__ = ["InputSpec", "Layer", "RemoteUpdate", "RemoteVariable", "TensorShape"]
 
 
 class InputSpec:
@@ -65,13 +66,33 @@ class InputSpec:
         return out
 
 
+class TensorShape(tuple[int, ...]):
+    """A variable's shape: a tuple of ints with TF's ``as_list()``, ``rank`` and ``ndims``."""
+
+    def as_list(self) -> list[int]:
+        return list(self)
+
+    @property
+    def rank(self) -> int:
+        return len(self)
+
+    ndims = rank
+
+    def __repr__(self) -> str:
+        return f"TensorShape({list(self)})"
+
+    def __str__(self) -> str:
+        return tuple.__repr__(self)
+
+
 class RemoteVariable:
-    """A variable held by the server (``dense/kernel:0``); ``numpy()`` fetches its value."""
+    """A variable held by the server (``dense/kernel:0``), used as TF's ``tf.Variable``: ``numpy()``,
+    ``value()`` and ``read_value()`` fetch its value (``np.asarray(var)`` too), ``assign`` sets it."""
 
     def __init__(self, conn: Connection, layer: Layer | None, name: str, shape: tuple[int, ...], dtype: str,
                  trainable: bool) -> None:
         self._conn, self._layer = conn, layer
-        self.name, self.shape, self.dtype, self.trainable = name, shape, dtype, trainable
+        self.name, self.shape, self.dtype, self.trainable = name, TensorShape(shape), dtype, trainable
 
     @classmethod
     def _from_json(cls, conn: Connection, layer: Layer | None, data: dict[str, Any]) -> RemoteVariable:
@@ -82,8 +103,36 @@ class RemoteVariable:
                                  accept_tensors=True, tensor_key="values")
         return result.tensors[0].copy()
 
+    def value(self) -> np.ndarray:
+        return self.numpy()
+
+    def read_value(self) -> np.ndarray:
+        return self.numpy()
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        value = self.numpy()
+        return value if dtype is None else value.astype(dtype)
+
+    def assign(self, value: Any, use_locking: Any = None, name: Any = None, read_value: bool = True) -> Any:
+        """Set the variable's value on the server (shape and dtype as TF checks them); returns the
+        variable, as TF's eager ``assign`` does, or None when ``read_value=False``."""
+        from layerserve.layers._assign import assign_variable
+
+        assign_variable(self, np.asarray(value))
+        return self if read_value else None
+
+    def assign_add(self, delta: Any, use_locking: Any = None, name: Any = None, read_value: bool = True) -> Any:
+        return self.assign(self.numpy() + np.asarray(delta, dtype=self.dtype), read_value=read_value)
+
+    def assign_sub(self, delta: Any, use_locking: Any = None, name: Any = None, read_value: bool = True) -> Any:
+        return self.assign(self.numpy() - np.asarray(delta, dtype=self.dtype), read_value=read_value)
+
+    def get_shape(self) -> TensorShape:
+        return self.shape
+
     def __repr__(self) -> str:
-        return f"RemoteVariable({self.name!r}, {self.shape}, {self.dtype})"
+        return (f"<RemoteVariable {self.name!r} shape={tuple(self.shape)} dtype={self.dtype} "
+                f"trainable={self.trainable} graph={self._conn.graph!r}>")
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, RemoteVariable) and (self._conn.url, self._conn.graph, self.name) == (
@@ -165,7 +214,7 @@ class Layer(metaclass=_LayerMeta):
             return
         config = {k: to_wire(v, k) for k, v in {**(_config or {}), **kwargs}.items()}
         body = {"class": self._class_name, "name": name, "trainable": trainable, "dtype": dtype_name(dtype),
-                "config": config, "scope": _scope, "reuse": _reuse}
+                "config": config, "scope": _scope, "reuse": _reuse_wire(_reuse)}
         described = conn.call("POST", f"/v1/graphs/{conn.graph}/layers", body).body
         self._bind(conn, described)
 
@@ -429,8 +478,39 @@ class Layer(metaclass=_LayerMeta):
         """Remove the layer (and the variables no other layer shares) from the server."""
         self._call("DELETE")
 
+    # ---- TF's attributes: named weights (kernel, bias, gamma, ...) and config (units, ...) ----
+    def __getattr__(self, attr: str) -> Any:
+        """``layer.kernel``, ``layer.moving_mean``: the variable of that name once built (TF's
+        AttributeError before); ``layer.units``, ``layer.kernel_size``: the constructor's arguments."""
+        prop = getattr(type(self), attr, None)
+        if isinstance(prop, property):  # a property that raised AttributeError: let it raise its own
+            return prop.__get__(self, type(self))
+        if attr.startswith("_") or "_id" not in self.__dict__:
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{attr}'")
+        described = self._describe()
+        for data in described["variables"]:
+            if _short_name(data) == attr:
+                return RemoteVariable._from_json(self._conn, self, data)
+        config = described["config"]
+        if attr in config and attr not in ("name", "trainable", "dtype"):
+            return _config_attribute(config[attr])
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{attr}'")
+
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._name!r} id={self._id} graph={self._conn.graph!r}>"
+        return f"<layerserve {type(self).__name__} {self._name!r} (id {self._id}, graph {self._conn.graph!r})>"
+
+
+def _short_name(variable: dict[str, Any]) -> str:
+    """``kernel`` for ``dense/kernel:0``; TF's case-unique op names (``Dense/kernel_1:0``) keep the key's."""
+    key = variable.get("key") or str(variable["name"]).split(":")[0]
+    return str(key).rsplit("/", 1)[-1]
+
+
+def _config_attribute(value: Any) -> Any:
+    """TF keeps tuple arguments (``kernel_size``, ``strides``) as tuples on the layer."""
+    if isinstance(value, list) and all(isinstance(v, (int, type(None))) for v in value):
+        return tuple(value)
+    return value
 
 
 def _server_build_outside_definition(user_build: Any) -> Any:
@@ -444,6 +524,13 @@ def _server_build_outside_definition(user_build: Any) -> Any:
         return user_build(self, input_shape, *args, **kwargs)
 
     return build
+
+
+def _reuse_wire(reuse: Any) -> bool | str | None:
+    """``reuse`` of a functional form: True/False/None, or ``tf.compat.v1.AUTO_REUSE`` as ``"auto"``."""
+    if reuse is None:
+        return None
+    return "auto" if is_auto_reuse(reuse) else bool(reuse)
 
 
 def _training(training: Any) -> bool | None:

@@ -18,7 +18,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from layerserve.server.api.errors import send_error
-from layerserve.server.api.routes import RouteTable, match_of, match_request, request_header
+from layerserve.server.api.routes import RouteTable, match_of, match_request, request_header, split_model
 from layerserve.server.api.wire import LAYER_ID_KEY
 from layerserve.server.errors import LayerServeError
 from layerserve.server.logs import request_id
@@ -129,7 +129,12 @@ class RequestContext:
         so that the one series of a deleted layer goes with it."""
         match, layer = match_of(scope), scope.get(LAYER_ID_KEY)
         graph = match.graph if match is not None else None
-        if graph is None or not isinstance(layer, str):
+        if graph is None or match is None:
+            return
+        if route.endswith(("/apply", "/infer")):  # the protocol's statistics: by id once resolved
+            named = match.params.get("layer") or split_model(match.params.get("model", ""))[1]
+            self.metrics.count_inference(graph, layer if isinstance(layer, str) else named, seconds, ok=status == 200)
+        if not isinstance(layer, str):
             return
         if status == 200 and route.endswith(("/apply", "/infer")):
             self.metrics.observe_apply(graph, layer, seconds)

@@ -46,10 +46,11 @@ async def send_reply(send: Send, reply: Reply) -> None:
     await send({"type": "http.response.body", "body": reply.body})
 
 
-def _error(status: int, code: str, message: str, path: str, *, exception: str, **details: object) -> Response:
+def _error(status: int, code: str, message: str, path: str, *, exception: str,
+           headers: dict[str, str] | None = None, **details: object) -> Response:
     exc = LayerServeError(message, code=code, exception=exception, **details)
     exc.status = status
-    return error_reply(exc, path).response()
+    return error_reply(exc, path, headers).response()
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -67,7 +68,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return _error(exc.status_code, code, str(exc.detail), request.url.path, exception="LookupError")
+        return _error(exc.status_code, code, str(exc.detail), request.url.path, exception="LookupError",
+                      headers=dict(exc.headers or {}))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

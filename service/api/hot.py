@@ -1,5 +1,5 @@
-"""The hot routes, served ahead of FastAPI's router: ``POST /v1/graphs/{graph}/layers/{layer}/apply``
-and ``POST /v2/models/{model}[/versions/{version}]/infer``.
+"""The hot routes, served ahead of FastAPI's router: ``POST /v1/graphs/{graph}/layers/{layer}/apply``,
+``POST /v1/graphs/{graph}/programs/{program}:run`` and ``POST /v2/models/{model}[/versions/{version}]/infer``.
 
 They sit inside the middleware (request id, metrics, access log, auth, limits and timeout all
 apply as to any route), dispatch on the template the route table matched once (``routes.py``),
@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from layerserve.server.api.errors import error_reply, send_reply
 from layerserve.server.api.native import APPLY_PATH, apply_reply
 from layerserve.server.api.oip import HEADER_LENGTH, INFER_PATHS, infer_reply
+from layerserve.server.api.programs import RUN_PATH, programs_for, run_reply
 from layerserve.server.api.routes import match_of
 from layerserve.server.api.wire import LAYER_ID_KEY, Reply, receive_body
 from layerserve.server.errors import LayerServeError
@@ -37,7 +38,8 @@ class HotRoutes:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._fast = {APPLY_PATH: self._serve_apply, **{path: self._serve_infer for path in INFER_PATHS}}
+        self._fast = {APPLY_PATH: self._serve_apply, RUN_PATH: self._serve_run,
+                      **{path: self._serve_infer for path in INFER_PATHS}}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = match_of(scope) if scope["type"] == "http" and scope["method"] == "POST" else None
@@ -60,6 +62,19 @@ class HotRoutes:
             return await apply_reply(state.plane, state.settings, params["graph"], params["layer"], raw,
                                      None if content_type is None else content_type.decode("latin-1"),
                                      headers.get(b"accept", b"").decode("latin-1"))
+        except LayerServeError as exc:  # as the app's exception handler answers it
+            return error_reply(exc, scope["path"])
+
+    @staticmethod
+    async def _serve_run(scope: Scope, receive: Receive, params: dict[str, str]) -> Reply:
+        state = scope["app"].state
+        headers = _headers(scope)
+        try:
+            raw = await receive_body(receive)
+            content_type = headers.get(b"content-type")
+            return await run_reply(programs_for(state), state.settings, params["graph"], params["program"], raw,
+                                   None if content_type is None else content_type.decode("latin-1"),
+                                   headers.get(b"accept", b"").decode("latin-1"))
         except LayerServeError as exc:  # as the app's exception handler answers it
             return error_reply(exc, scope["path"])
 

@@ -115,7 +115,7 @@ async def create_layer(graph: str, request: Request) -> Response:
     body, _ = await _body(request, CreateLayerBody)
     plane = _plane(request)
     layer = await _call(plane.create_layer, graph, body.class_name, body.config, body.name, body.trainable,
-                        body.dtype, body.scope, bool(body.reuse), body.batching)
+                        body.dtype, body.scope, body.reuse or False, body.batching)
     return _described(await _call(views.describe, plane, graph, layer.id), 201)
 
 

@@ -53,7 +53,8 @@ def split_model(model: str) -> tuple[str, str]:
 @dataclass
 class _Node:
     literal: dict[str, _Node] = field(default_factory=dict)
-    param: tuple[str, _Node] | None = None  # the parameter's name and what follows it
+    # parameters at this level: name, literal suffix in the same segment ("{program}:run"), what follows
+    params: list[tuple[str, str, _Node]] = field(default_factory=list)
     rest: str | None = None  # a ``{name:path}`` parameter: the rest of the path
     route: tuple[str, frozenset[str]] | None = None  # the template ending here, and its methods
 
@@ -78,14 +79,23 @@ class RouteTable:
                 node.rest = segment[1:-6]
                 node = node.literal.setdefault(_REST, _Node())
                 break
-            if segment.startswith("{") and segment.endswith("}"):
-                name = segment[1:-1].split(":")[0]
-                node.param = node.param or (name, _Node())
-                node = node.param[1]
+            if segment.startswith("{") and "}" in segment:
+                name, _, suffix = segment[1:].partition("}")
+                node = self._param_child(node, name.split(":")[0], suffix)
             else:
                 node = node.literal.setdefault(segment, _Node())
         known = node.route[1] if node.route is not None else frozenset()
         node.route = (template, known | methods)
+
+    @staticmethod
+    def _param_child(node: _Node, name: str, suffix: str) -> _Node:
+        for known, known_suffix, child in node.params:
+            if known == name and known_suffix == suffix:
+                return child
+        child = _Node()
+        node.params.append((name, suffix, child))
+        node.params.sort(key=lambda entry: -len(entry[1]))  # the longest suffix is tried first
+        return child
 
     def match(self, raw_path: bytes) -> RouteMatch | None:
         """The route of ``raw_path`` (percent-encoded, as sent), or None."""
@@ -102,11 +112,12 @@ class RouteTable:
             hit = self._walk(child, segments, at + 1, params)
             if hit is not None:
                 return hit
-        if node.param is not None and text:
-            name, after = node.param
-            hit = self._walk(after, segments, at + 1, {**params, name: text})
-            if hit is not None:
-                return hit
+        for name, suffix, after in node.params:
+            if len(text) > len(suffix) and text.endswith(suffix):
+                value = text[:len(text) - len(suffix)]
+                hit = self._walk(after, segments, at + 1, {**params, name: value})
+                if hit is not None:
+                    return hit
         if node.rest is not None:
             rest = "/".join(_decoded(s) for s in segments[at:])
             found = node.literal[_REST].route

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import numpy as np
 import orjson
@@ -77,7 +77,9 @@ class CreateLayerBody(_Body):
     dtype: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     scope: str | None = Field(None, description="functional forms: the exact variable scope (TF's `_scope`)")
-    reuse: bool | None = Field(None, description="functional forms: share the scope's existing variables")
+    reuse: bool | Literal["auto"] | None = Field(
+        None, description="functional forms: share the scope's existing variables (\"auto\": share them when "
+                          "they exist, else create them, as tf.compat.v1.AUTO_REUSE)")
     batching: dict[str, Any] | None = Field(None, description="dynamic batching overrides: enabled, "
                                                                "max_batch_size, max_queue_delay_ms")
 
