@@ -107,7 +107,7 @@ RUN_PATH = "/v1/graphs/{graph}/programs/{program}:run"
 async def run_reply(programs: ProgramModels, settings: Any, graph: str, program: str, raw: bytes,
                     content_type: str | None, accept: str) -> Reply:
     """A whole run, from the body's bytes to the answer (``layerserve.server.api.hot`` serves it)."""
-    body, tensors = await decode_body(raw, content_type, RunProgramBody, settings.max_tensor_elements, "values")
+    body, tensors = await decode_body(raw, content_type, RunProgramBody, settings, "values")
     if len(body.feeds) != len(tensors):
         raise InvalidArgument(f"{len(body.feeds)} feed names for {len(tensors)} tensors", code="invalid_feeds")
     feeds = dict(zip(body.feeds, tensors, strict=True))
