@@ -45,7 +45,9 @@ __all__ = [
     "FrameError",
     "decode_frame",
     "encode_frame",
+    "frame_header_length",
     "input_ref",
+    "json_array",
     "json_dumps",
     "json_loads",
     "json_number",
@@ -103,6 +105,56 @@ def json_values(array: np.ndarray) -> list[Any]:
     if flat.dtype.kind == "f" and not np.isfinite(flat).all():
         values = [json_number(v) for v in values]
     return values
+
+
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _json_scalar(value: Any) -> Any:
+    """A JSON number or boolean as it is; one of the three non-finite spellings as its float."""
+    if isinstance(value, str):
+        if value not in _NON_FINITE:
+            raise FrameError(f"data holds the string {value[:40]!r}; numbers are JSON numbers, and only "
+                             '"NaN", "Infinity" and "-Infinity" are written as strings')
+        return _NON_FINITE[value]
+    if not isinstance(value, (int, float)):  # bool is an int
+        raise FrameError(f"data holds {type(value).__name__} values; a tensor holds numbers")
+    return value
+
+
+def json_array(data: list[Any], dtype: np.dtype[Any]) -> np.ndarray:
+    """JSON ``data`` (flat or nested lists) as an array of ``dtype``, strictly: numbers and
+    booleans only, non-finite floats as ``"NaN"``/``"Infinity"``/``"-Infinity"`` and nothing
+    else as a string, and no value that ``dtype`` cannot hold (1e39 is not a float32, 1.5 and
+    300 are not an int8). Strings are looked at only when there are some (the slow path)."""
+    try:
+        probe = np.array(data)
+        if probe.dtype.kind in "OSU":
+            if dtype.kind != "f":
+                raise FrameError(f"data of a {dtype.name} tensor holds values that are not numbers")
+            probe = np.array(_map_nested(data), dtype=np.float64)
+        if probe.dtype.kind not in "biuf":
+            raise FrameError(f"data holds values that are not {dtype.name}")
+        array = probe.astype(dtype.newbyteorder("="))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise FrameError(f"data holds values that are not {dtype.name}: {exc}") from None
+    _check_representable(probe, array)
+    return array
+
+
+def _map_nested(data: Any) -> Any:
+    return [_map_nested(v) for v in data] if isinstance(data, list) else _json_scalar(data)
+
+
+def _check_representable(probe: np.ndarray, array: np.ndarray) -> None:
+    """Refuse values that changed in the cast (beyond a float's rounding)."""
+    if array.dtype.kind == "f":
+        if probe.dtype.kind == "f" and not np.array_equal(np.isfinite(probe), np.isfinite(array)):
+            raise FrameError(f"data holds values out of the range of {array.dtype.name}")
+        if probe.dtype.kind in "iu" and not np.isfinite(array).all():
+            raise FrameError(f"data holds values out of the range of {array.dtype.name}")
+    elif array.dtype.kind != "b" and probe.dtype.kind != "b" and not np.array_equal(array, probe):
+        raise FrameError(f"data holds values that are not {array.dtype.name} (out of range or not integral)")
 
 
 def _element_count(shape: tuple[int, ...]) -> int:
@@ -177,10 +229,7 @@ def tensor_from_json(obj: object, max_elements: int | None = None) -> np.ndarray
     data = obj["data"]
     if not isinstance(data, list) or len(data) != count:
         raise FrameError(f"data must be a flat list of {count} numbers for shape {list(shape)}")
-    try:
-        array = np.array(data, dtype=dtype.newbyteorder("="))
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise FrameError(f"data holds values that are not {dtype.name}: {exc}") from None
+    array = json_array(data, dtype)
     if array.ndim != 1:
         raise FrameError("data must be a flat list of numbers")
     return array.reshape(shape)
@@ -230,6 +279,11 @@ def _header_json(raw: bytes) -> Any:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise FrameError(f"frame header is not JSON: {exc}") from None
+
+
+def frame_header_length(body: bytes) -> int:
+    """The length of a frame's JSON header, read from its fixed header (0 when too short)."""
+    return int(_HEADER.unpack_from(body)[1]) if len(body) >= _HEADER.size else 0
 
 
 def decode_frame(body: bytes, max_elements: int | None = None) -> tuple[dict[str, Any], list[np.ndarray]]:

@@ -8,17 +8,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from layerserve.server.api.auth import parse_tokens
+from layerserve.server.api.authn import BearerAuth
 from layerserve.server.api.checkpoints import checkpoint_router
+from layerserve.server.api.context import RequestContext
 from layerserve.server.api.errors import install_error_handlers
 from layerserve.server.api.hot import HotRoutes
-from layerserve.server.api.middleware import BearerAuth, RequestContext, RequestLimits
+from layerserve.server.api.limits import RequestLimits
 from layerserve.server.api.native import graph_router, native_router
 from layerserve.server.api.oip import oip_router
 from layerserve.server.api.openapi import install_openapi
 from layerserve.server.api.ops import ops_router
 from layerserve.server.api.programs import programs_router
+from layerserve.server.api.routes import RouteTable
 from layerserve.server.api.traffic import TrafficRecorder
 from layerserve.server.api.ui import ui_router
+from layerserve.server.api.wire import set_decode_threads
 from layerserve.server.config import Settings
 from layerserve.server.layers.custom import CustomLayer
 from layerserve.server.metrics import ServiceMetrics
@@ -26,6 +30,7 @@ from layerserve.server.plane import DataPlane
 from layerserve.server.plane.checkpoints import Checkpoints
 from layerserve.server.runtime.batching import Batcher, BatchPolicy, BatchStats
 from layerserve.server.runtime.binding import binding_enabled
+from layerserve.server.runtime.cancel import terminate_all
 from layerserve.server.runtime.executor import Executor
 from layerserve.server.runtime.providers import select_providers
 from layerserve.server.runtime.sessions import SessionCache
@@ -53,10 +58,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
     providers = select_providers(settings.providers, settings.provider_options, settings.require_providers)
     CustomLayer.max_model_bytes = settings.max_model_bytes
+    CustomLayer.max_model_nodes, CustomLayer.max_model_depth = settings.max_model_nodes, settings.max_model_depth
+    CustomLayer.max_tensor_elements = settings.max_tensor_elements
     io_binding = binding_enabled(settings.io_binding, providers)
 
     def build_plane(store: StateStore) -> DataPlane:
-        sessions = SessionCache(providers, settings.max_sessions, settings.intra_op_threads)
+        sessions = SessionCache(providers, settings.max_sessions, settings.intra_op_threads,
+                                settings.max_session_bytes, cpu_arena=settings.cpu_arena)
         executor = Executor(sessions, BatchPolicy.from_settings(settings), Batcher(app.state.batch_stats), io_binding)
         plane = DataPlane(settings, store, executor)  # loads the whole state
         app.state.checkpoints = Checkpoints.attach(plane)
@@ -75,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             app.state.ready = False
+            terminate_all()  # runs nobody waits for any more must not hold the exit
             await startup.close()
 
     # /docs loads its assets from a CDN: off unless asked for (--docs); /openapi.json is always served.
@@ -92,10 +101,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics.install(lambda: app.state.plane, app.state.batch_stats, ready=lambda: float(app.state.ready))
     app.state.traffic = traffic = LayerTraffic()  # the dashboard's live figures
     app.state.batch_stats.listeners.append(traffic.record_run)
+    set_decode_threads(settings.json_decode_threads)
     install_error_handlers(app)
     install_openapi(app)
-    for router in (native_router, oip_router, ops_router, programs_router, graph_router, checkpoint_router,
-                   ui_router):
+    routers = (native_router, oip_router, ops_router, programs_router, graph_router, checkpoint_router, ui_router)
+    for router in routers:
         app.include_router(router)
     # Added last = outermost: request context, then auth, then the dashboard's traffic figures,
     # then limits, then the hot routes (apply, infer: served without FastAPI's routing), then
@@ -104,6 +114,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestLimits, settings=settings)
     app.add_middleware(TrafficRecorder, traffic=traffic)
     app.add_middleware(BearerAuth, rules=parse_tokens(settings.token))
-    app.add_middleware(RequestContext, metrics=metrics)
+    # The route table is compiled once, from the app's routes and every router included above: a
+    # new route is in it by being declared on one of those routers (or a router added to them).
+    table = RouteTable.from_routes([*app.routes, *(route for router in routers for route in router.routes)])
+    app.add_middleware(RequestContext, metrics=metrics, table=table)
     return app
 

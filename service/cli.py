@@ -51,13 +51,35 @@ def _parser() -> argparse.ArgumentParser:
                             "command lines are visible to other users)")
     serve.add_argument("--log-level", metavar="{critical,error,warning,info,debug}", help="log level (default info)")
     serve.add_argument("--max-body-bytes", help="largest request body accepted (default 64 MiB)")
+    serve.add_argument("--max-json-bytes", help="largest JSON body, or OIP JSON part (413; default 16 MiB): send "
+                                                "large tensors as binary frames")
+    serve.add_argument("--max-frame-header-bytes", help="largest JSON header of a binary frame (413; default 64 KiB)")
+    serve.add_argument("--json-decode-threads", help="large JSON bodies decoded at once; others wait (default 2)")
     serve.add_argument("--max-model-bytes", help="largest custom-layer ONNX model (default 16 MiB)")
+    serve.add_argument("--max-model-nodes", help="most nodes of a custom-layer model once its functions are "
+                                                 "inlined (422; default 10000)")
+    serve.add_argument("--max-model-depth", help="deepest nesting of functions and subgraphs in a custom-layer "
+                                                 "model (422; default 16)")
     serve.add_argument("--max-tensor-elements", help="largest tensor accepted, in elements (default 16Mi)")
+    serve.add_argument("--max-apply-cost", help="most work one apply of a built-in layer may take, in "
+                                                "multiply-accumulates or window reads (422; default 1e11)")
     serve.add_argument("--max-layers-per-graph", help="most layers one graph may hold (default 10000)")
     serve.add_argument("--max-records-per-layer",
                        help="conditional losses and pending updates kept per layer, oldest evicted (default 1000)")
     serve.add_argument("--max-sessions", help="ONNX Runtime sessions kept in the LRU cache (default 256)")
+    serve.add_argument("--max-session-bytes", help="bytes of models behind the cached sessions; least recently "
+                                                   "used evicted (default 1 GiB)")
+    serve.add_argument("--cpu-arena", metavar="{on,off}", help="ONNX Runtime's CPU memory arena (default off: an "
+                       "arena keeps every session's peak, so cached sessions would pin the largest requests' memory)")
     serve.add_argument("--request-timeout-s", help="longest a request may take, body upload included (default 60 s)")
+    serve.add_argument("--header-timeout-s", help="a request's head must arrive within this; else 408 and the "
+                                                  "connection closes (default 10 s)")
+    serve.add_argument("--max-header-bytes", help="largest request head, request line and headers (431; "
+                                                  "default 64 KiB)")
+    serve.add_argument("--max-connections", help="open HTTP connections per process; past it new ones get 503 "
+                                                 "(default 1000)")
+    serve.add_argument("--write-timeout-s", help="a client that leaves its response unread this long is "
+                                                 "disconnected (default 30 s)")
     serve.add_argument("--max-batch-size", help="dynamic batching: largest batch (default 64)")
     serve.add_argument("--max-queue-delay-ms", help="dynamic batching: longest wait (default 2 ms)")
     serve.add_argument("--docs", metavar="{on,off}", help="serve the interactive API page /docs (default off: it "
@@ -78,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import uvicorn
 
+        from layerserve.server.api.connections import ConnectionLimits, guarded_protocol, raise_descriptor_limit
         from layerserve.server.app import create_app
         from layerserve.server.config import Settings
         from layerserve.server.runtime.providers import ProviderError
@@ -96,11 +119,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"layerserve: {exc}", file=sys.stderr)
         return 2
     _exit_quietly_after_shutdown()
-    # uvloop + httptools where installed (uvicorn[standard]): the plain asyncio loop adds
-    # ~44 ms per request on small responses (Nagle), and httptools parses faster. Our
-    # middleware writes the access log (with the request id); uvicorn's would duplicate it.
+    limits = ConnectionLimits(settings.header_timeout_s, settings.max_header_bytes, settings.max_connections,
+                              settings.write_timeout_s)
+    raise_descriptor_limit(settings.max_connections)
+    # uvloop where installed (uvicorn[standard]): the plain asyncio loop adds ~44 ms per
+    # request on small responses (Nagle). httptools with our connection limits (see
+    # api/connections.py). Our middleware writes the access log (with the request id);
+    # uvicorn's would duplicate it.
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, log_config=None,
-                access_log=False, loop=_available("uvloop", "asyncio"), http=_available("httptools", "h11"),
+                access_log=False, loop=_available("uvloop", "asyncio"), http=guarded_protocol(limits),
                 timeout_graceful_shutdown=DRAIN_S)
     return 0
 

@@ -58,12 +58,31 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = _accepted(
         "critical, error, warning, info or debug", default="info")
     max_body_bytes: int = _accepted("a positive integer (bytes)", default=64 * MiB, ge=1)
+    max_json_bytes: int = _accepted("a positive integer (bytes): a JSON body or OIP JSON part", default=16 * MiB, ge=1)
+    max_frame_header_bytes: int = _accepted("a positive integer (bytes): a frame's JSON header", default=64 * 1024,
+                                            ge=1)
+    json_decode_threads: int = _accepted("a positive integer: large JSON bodies decoded at once", default=2, ge=1)
     max_tensor_elements: int = _accepted("a positive integer", default=16 * MiB, ge=1)
+    max_apply_cost: int = _accepted("a positive integer: multiply-accumulates or window reads of one apply",
+                                    default=10**11, ge=1)
     max_model_bytes: int = _accepted("a positive integer (bytes)", default=16 * MiB, ge=1)
+    max_model_nodes: int = _accepted("a positive integer: nodes of a model once its functions are inlined",
+                                     default=10_000, ge=1)
+    max_model_depth: int = _accepted("a positive integer: nesting of functions and subgraphs", default=16, ge=1)
     max_layers_per_graph: int = _accepted("a positive integer", default=10_000, ge=1)
     max_records_per_layer: int = _accepted("a positive integer", default=1000, ge=1)
     max_sessions: int = _accepted("a positive integer", default=256, ge=1)
+    max_session_bytes: int = _accepted("a positive integer (bytes of the cached sessions' models)",
+                                       default=1024 * MiB, ge=1)
+    cpu_arena: bool = _accepted("on or off (also true/false, yes/no, 1/0)", default=False)
     request_timeout_s: float = _accepted("a number of seconds above 0", default=60.0, gt=0, allow_inf_nan=False)
+    header_timeout_s: float = _accepted("a number of seconds above 0: a request head's deadline", default=10.0, gt=0,
+                                        allow_inf_nan=False)
+    max_header_bytes: int = _accepted("an integer of at least 1024 (bytes of a request head)", default=64 * 1024,
+                                      ge=1024)
+    max_connections: int = _accepted("a positive integer: open HTTP connections", default=1000, ge=1)
+    write_timeout_s: float = _accepted("a number of seconds above 0: how long a response may stay unread",
+                                       default=30.0, gt=0, allow_inf_nan=False)
     intra_op_threads: int = _accepted("an integer of at least 0 (0: ONNX Runtime decides)", default=0, ge=0)
     batching: bool = _accepted("on or off (also true/false, yes/no, 1/0)", default=True)
     max_batch_size: int = _accepted("a positive integer", default=64, ge=1)

@@ -37,6 +37,7 @@ _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _MEMORY_GAUGES = {
     "sessions_cached": "ONNX Runtime sessions in the cache",
+    "sessions_bytes": "bytes of the models behind the cached sessions (bounded by --max-session-bytes)",
     "resident_layers": "layers whose variables are resident on the execution device",
     "resident_variable_bytes": "bytes of variables resident on the execution device",
     "device_used_bytes": "memory in use on the execution device (where the device reports it)",

@@ -26,12 +26,14 @@ def free_port() -> int:
 class ServerProcess:
     """``python -m layerserve.server serve`` in a subprocess; ``start()`` waits until ``/readyz`` says ready."""
 
-    def __init__(self, state_dir: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(self, state_dir: Path, *args: str, port: int | None = None, env: dict[str, str] | None = None,
+                 max_file_bytes: int | None = None) -> None:
         self.state_dir = Path(state_dir)
         self.port = port or free_port()
         self.args = list(args)
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
+        self.max_file_bytes = max_file_bytes  # RLIMIT_FSIZE of the server: writes past it fail (a full disk)
         self.log_path = self.state_dir.parent / f"server-{self.port}.log"
 
     @property
@@ -43,8 +45,15 @@ class ServerProcess:
         cmd = [sys.executable, "-m", "layerserve.server", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                "--state-dir", str(self.state_dir), "--log-level", "warning", *self.args]
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                         preexec_fn=self._limit_files if self.max_file_bytes is not None else None)
         return self
+
+    def _limit_files(self) -> None:
+        import resource
+
+        assert self.max_file_bytes is not None
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.max_file_bytes, self.max_file_bytes))
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         self.launch()

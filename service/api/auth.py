@@ -76,8 +76,10 @@ def _match(rules: list[TokenRule], presented: bytes) -> TokenRule | None:
     return found
 
 
-def authorize(rules: list[TokenRule], header: str | None, path: str) -> str | None:
-    """None when the request may proceed; else ``"unauthorized"`` or ``"forbidden"``."""
+def authorize(rules: list[TokenRule], header: str | None, path: str, *, graph: str | None = None,
+              matched: bool = False) -> str | None:
+    """None when the request may proceed; else ``"unauthorized"`` or ``"forbidden"``. ``graph``:
+    the graph of the request's route (``matched``); a path no route matches is read here."""
     if not rules or is_exempt(path):
         return None
     presented = _bearer(header)
@@ -86,7 +88,8 @@ def authorize(rules: list[TokenRule], header: str | None, path: str) -> str | No
         return "unauthorized"
     if rule.graphs is None:
         return None
-    graph = graph_of_path(path)
+    if not matched:
+        graph = graph_of_path(path)
     if graph is None:
         return None if path in GRAPHLESS_PATHS else "forbidden"
     return None if graph in rule.graphs else "forbidden"

@@ -85,7 +85,7 @@ def unpack_checkpoint(raw: bytes) -> tuple[bytes, bytes]:
 async def create_checkpoint(graph: str, request: Request) -> Response:
     """Snapshot every variable of the graph under a new name."""
     s = request.app.state.settings
-    body, _ = await decode(request, CheckpointBody, s.max_body_bytes, s.max_tensor_elements)
+    body, _ = await decode(request, CheckpointBody, s)
     meta = await run_in_threadpool(_service(request).create, graph, body.name)
     return json_response(_summary(meta), 201)
 
@@ -119,7 +119,7 @@ async def upload_checkpoint(graph: str, name: str, request: Request) -> Response
     if content_type not in (TAR_TYPE, "application/octet-stream"):
         raise UnsupportedMediaType(f"upload a checkpoint as {TAR_TYPE} (a tar of its two files), not "
                                    f"{content_type or 'no content type'}")
-    raw = await read_body(request, request.app.state.settings.max_body_bytes)
+    raw = await read_body(request)
     index, data = await run_in_threadpool(unpack_checkpoint, raw)
     meta = await run_in_threadpool(_service(request).upload, graph, name, index, data)
     return json_response(_summary(meta), 201)

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from layerserve.protocol import FRAME_CONTENT_TYPE, FrameError, input_ref, json_number
 from layerserve.server.api import views
 from layerserve.server.api.wire import (
+    LAYER_ID_KEY,
     ApplyBody,
     BuildBody,
     CreateLayerBody,
@@ -26,6 +27,7 @@ from layerserve.server.api.wire import (
     decode_body,
     json_response,
     json_tensor,
+    parse_uint,
     read_body,
     tensor_reply,
     tensor_response,
@@ -54,7 +56,7 @@ async def _call(fn: Callable[..., T], *args: Any) -> T:
 
 async def _body(request: Request, model: Any, tensor_field: str | None = None) -> tuple[Any, list[np.ndarray]]:
     s = request.app.state.settings
-    return await decode(request, model, s.max_body_bytes, s.max_tensor_elements, tensor_field)
+    return await decode(request, model, s, tensor_field)
 
 
 def _refs(items: list[Any] | None, max_elements: int) -> list[str] | None:
@@ -82,11 +84,11 @@ def _if_match(request: Request) -> int | None:
     raw = request.headers.get("if-match")
     if raw is None:
         return None
-    text = raw.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
+    version = parse_uint(raw.strip().removeprefix("W/").strip('"'))
+    if version is None:
         raise InvalidArgument(f"If-Match must be a layer version as given in X-Layer-Version, got {raw[:40]!r}",
                               code="invalid_if_match")
-    return int(text)
+    return version
 
 
 def _version(version: int) -> dict[str, str]:
@@ -138,7 +140,7 @@ async def patch_layer(graph: str, layer: str, request: Request) -> Response:
 
 @native_router.delete("/{layer}", status_code=204)
 async def delete_layer(graph: str, layer: str, request: Request) -> Response:
-    await _call(_plane(request).delete_layer, graph, layer, _if_match(request))
+    request.scope[LAYER_ID_KEY] = await _call(_plane(request).delete_layer, graph, layer, _if_match(request))
     return Response(status_code=204)
 
 
@@ -155,23 +157,25 @@ async def apply_reply(plane: DataPlane, settings: Settings, graph: str, layer: s
     """The whole apply, from the body's bytes to the response (``layerserve.server.api.hot`` serves it).
     ``input_refs`` is in the response when the body asks for it or when the apply recorded
     losses or updates for its inputs (the digest is computed only then)."""
-    body, inputs = await decode_body(raw, content_type, ApplyBody, settings.max_tensor_elements, "inputs")
+    body, inputs = await decode_body(raw, content_type, ApplyBody, settings, "inputs")
     result = await dispatch.apply(plane, graph, layer, inputs, body.training, bool(body.input_refs),
                                   checkpoint=body.checkpoint)
     frame = FRAME_CONTENT_TYPE in accept
     payload = {} if result.input_refs is None else {"input_refs": result.input_refs}
     elements = 0 if frame else sum(y.size for y in result.outputs)
-    return await dispatch.off_loop_if_large(elements, tensor_reply, frame, payload, result.outputs, "outputs",
-                                            _version(result.version))
+    reply = await dispatch.off_loop_if_large(elements, tensor_reply, frame, payload, result.outputs, "outputs",
+                                             _version(result.version))
+    return reply.with_layer(result.layer.id)
 
 
 @native_router.post("/{layer}/apply", openapi_extra=body_doc(ApplyBody, {"inputs": "tensors"}, frame=True))
 async def apply_layer(graph: str, layer: str, request: Request) -> Response:
     """Served by ``layerserve.server.api.hot`` ahead of this router; kept for the schema and mounted apps."""
     settings = request.app.state.settings
-    raw = await read_body(request, settings.max_body_bytes)
+    raw = await read_body(request)
     reply = await apply_reply(_plane(request), settings, graph, layer, raw, request.headers.get("content-type"),
                               request.headers.get("accept", ""))
+    request.scope[LAYER_ID_KEY] = reply.layer_id
     return reply.response()
 
 

@@ -10,6 +10,7 @@ protocol's body ``{"error": "<message>"}`` with the status the native API would 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,9 +21,20 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from layerserve.protocol import MAX_RANK, FrameError, json_array, json_values
 from layerserve.server.api import views
-from layerserve.server.api.wire import Reply, json_reply, read_body
-from layerserve.server.errors import BadRequest, LayerServeError, NotFound
+from layerserve.server.api.errors import error_reply
+from layerserve.server.api.routes import split_model
+from layerserve.server.api.wire import (
+    LARGE_JSON_BYTES,
+    LAYER_ID_KEY,
+    Reply,
+    decode_in_thread,
+    json_reply,
+    parse_uint,
+    read_body,
+)
+from layerserve.server.errors import BadRequest, LayerServeError, NotFound, PayloadTooLarge
 from layerserve.server.plane import DataPlane, dispatch
 from layerserve.server.plane.checkpoints import LIVE_VERSIONS
 from layerserve.server.plane.program_models import programs_of
@@ -34,6 +46,7 @@ HEADER_LENGTH = "Inference-Header-Content-Length"
 INPUT_NAME, OUTPUT_NAME = "input_0", "output_0"  # a layer's k-th input/output is input_k / output_k
 DATATYPES = {"FP16": "float16", "FP32": "float32", "FP64": "float64"}
 TO_DATATYPE = {v: k for k, v in DATATYPES.items()}
+_OUTPUT_NAME = re.compile(r"output_(0|[1-9][0-9]{0,5})")
 INFER_PATHS = ("/v2/models/{model}/infer", "/v2/models/{model}/versions/{version}/infer")
 # Named programs also take and give integers and booleans.
 PROGRAM_DATATYPES = {**DATATYPES, "INT32": "int32", "INT64": "int64", "BOOL": "bool"}
@@ -41,7 +54,7 @@ TO_PROGRAM_DATATYPE = {v: k for k, v in PROGRAM_DATATYPES.items()}
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)  # "3" is not a dimension, nor 3.5
 
 
 class InferInput(_Model):
@@ -68,16 +81,6 @@ class OipError(LayerServeError):
     status, code = 400, "invalid_infer_request"
 
 
-def split_model(model: str) -> tuple[str, str]:
-    """``layer`` -> (default, layer); ``graph.layer`` -> (graph, layer)."""
-    graph, dot, layer = model.partition(".")
-    return (graph, layer) if dot else ("default", model)
-
-
-def _error(status: int, message: str) -> Response:
-    return Response(orjson.dumps({"error": message}), status_code=status, media_type="application/json")
-
-
 def _json(payload: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status,
                     media_type="application/json")
@@ -87,7 +90,7 @@ async def _guarded(handler: Callable[[], Awaitable[Response]]) -> Response:
     try:
         return await handler()
     except LayerServeError as exc:
-        return _error(exc.status, exc.message)
+        return error_reply(exc, "/v2").response()
 
 
 def _plane(request: Request) -> DataPlane:
@@ -229,16 +232,22 @@ async def infer_reply(plane: DataPlane, settings: Any, model: str, read: Callabl
             return await _infer_program(plane, settings, model, graph, layer, await read(), header_length)
         kind = plane.layer(graph, layer)[1].kind
         raw = await read()
-        json_bytes = len(raw) if header_length is None else int(header_length) if header_length.isdigit() else 0
-        body, xs = await dispatch.off_loop_if_large(json_bytes // 8, _decode_infer, raw, header_length,
-                                                    settings, kind.num_inputs)
+        json_bytes = len(raw) if header_length is None else parse_uint(header_length) or 0
+        if json_bytes > settings.max_json_bytes:
+            raise PayloadTooLarge(f"the JSON part of {json_bytes} bytes exceeds the limit of {settings.max_json_bytes} "
+                                  "bytes; send large tensors as binary data", limit=settings.max_json_bytes)
+        if json_bytes > LARGE_JSON_BYTES:
+            body, xs = await decode_in_thread(_decode_infer, raw, header_length, settings, kind.num_inputs)
+        else:
+            body, xs = _decode_infer(raw, header_length, settings, kind.num_inputs)
         result = await dispatch.apply(plane, graph, layer, xs, _training(body.parameters), refs=False,
                                       checkpoint=checkpoint)
         size = sum(y.size for y in result.outputs)
-        return await dispatch.off_loop_if_large(0 if _wants_binary(body) else size, _encode_infer, model, body,
-                                                result.outputs, checkpoint or "1")
+        reply = await dispatch.off_loop_if_large(0 if _wants_binary(body) else size, _encode_infer, model, body,
+                                                 result.outputs, checkpoint or "1")
+        return reply.with_layer(result.layer.id)
     except LayerServeError as exc:
-        return Reply(exc.status, orjson.dumps({"error": exc.message}), "application/json")
+        return error_reply(exc, "/v2")
 
 
 async def _infer_program(plane: DataPlane, settings: Any, model: str, graph: str, name: str, raw: bytes,
@@ -285,8 +294,9 @@ def _encode_named(model: str, body: InferRequest, names: list[str], ys: list[np.
 async def infer(model: str, request: Request, version: str | None = None) -> Response:
     """Served by ``layerserve.server.api.hot`` ahead of this router; kept for the schema and mounted apps."""
     settings = request.app.state.settings
-    reply = await infer_reply(_plane(request), settings, model, lambda: read_body(request, settings.max_body_bytes),
+    reply = await infer_reply(_plane(request), settings, model, lambda: read_body(request),
                               request.headers.get(HEADER_LENGTH), version)
+    request.scope[LAYER_ID_KEY] = reply.layer_id
     return reply.response()
 
 
@@ -345,7 +355,7 @@ def _decode_infer(raw: bytes, header_length: str | None, settings: Any,
     if sorted(i.name for i in body.inputs) != sorted(expected):
         raise OipError(f"the model takes the inputs {expected}, got {[i.name for i in body.inputs]}")
     for out in body.outputs or []:
-        if not out.name.startswith("output_") or not out.name[7:].isdigit():
+        if not _OUTPUT_NAME.fullmatch(out.name):
             raise OipError(f"unknown output {out.name!r}; the model's outputs are output_0, output_1, ...")
     binary, offset, tensors = memoryview(raw)[split:], 0, {}
     for spec in body.inputs:  # binary payloads follow the header in the order the inputs are listed
@@ -359,9 +369,10 @@ def _decode_infer(raw: bytes, header_length: str | None, settings: Any,
 def _header_length(value: str | None, total: int) -> int:
     if value is None:
         return total
-    if not value.strip().isdigit() or int(value) > total:
+    length = parse_uint(value.strip())
+    if length is None or length > total:
         raise BadRequest(f"{HEADER_LENGTH} must be an integer no larger than the body ({total} bytes)")
-    return int(value)
+    return length
 
 
 def _input_tensor(spec: InferInput, binary: memoryview, max_elements: int,
@@ -370,27 +381,37 @@ def _input_tensor(spec: InferInput, binary: memoryview, max_elements: int,
     dtype_name = datatypes.get(spec.datatype)
     if dtype_name is None:
         raise OipError(f"datatype {spec.datatype!r} is not supported; use one of {', '.join(datatypes)}")
-    if any(d < 0 for d in spec.shape):
-        raise OipError(f"input shape must be non-negative, got {spec.shape}")
-    count = int(np.prod(spec.shape, dtype=np.int64))
-    if count > max_elements:
-        raise OipError(f"input has {count} elements, more than the limit of {max_elements}")
+    if any(d < 0 for d in spec.shape) or len(spec.shape) > MAX_RANK:
+        raise OipError(f"input shape must be at most {MAX_RANK} non-negative dimensions, got {spec.shape[:40]}")
+    count = _element_count(spec.shape, max_elements)
     dtype = np.dtype(dtype_name).newbyteorder("<")
     size = spec.parameters.get("binary_data_size")
     if size is not None:
-        if size != count * dtype.itemsize or size > len(binary):
+        if type(size) is not int or size != count * dtype.itemsize or size > len(binary):
             raise OipError(f"binary_data_size {size} does not match {spec.datatype} x {spec.shape} "
                            f"({count * dtype.itemsize} bytes) or the {len(binary)} bytes left after the header")
         return np.frombuffer(binary, dtype=dtype, count=count).reshape(spec.shape), size
     return _json_data(spec.data, dtype, count, spec.shape), 0
 
 
+def _element_count(shape: list[int], max_elements: int) -> int:
+    """The product of ``shape``, refused as soon as it passes ``max_elements`` (no overflow)."""
+    if 0 in shape:
+        return 0
+    count = 1
+    for dim in shape:
+        count *= dim
+        if count > max_elements:
+            raise OipError(f"input of shape {shape[:40]} has more elements than the limit of {max_elements}")
+    return count
+
+
 def _json_data(data: Any, dtype: np.dtype[Any], count: int, shape: list[int]) -> np.ndarray:
     if not isinstance(data, list):
         raise OipError("input data must be a list (flat or nested, row-major)")
     try:
-        array = np.array(data, dtype=dtype.newbyteorder("="))
-    except (TypeError, ValueError, OverflowError) as exc:
+        array = json_array(data, dtype)
+    except FrameError as exc:
         raise OipError(f"input data is not a list of {dtype.name} numbers: {exc}") from None
     if array.size != count:
         raise OipError(f"input data has {array.size} elements; shape {shape} needs {count}")
@@ -425,8 +446,9 @@ def _encode_infer(model: str, body: InferRequest, ys: list[np.ndarray], version:
         if binary:
             payloads.append(y.astype(y.dtype.newbyteorder("<"), copy=False))  # joined below: one copy
             out["parameters"] = {"binary_data_size": payloads[-1].nbytes}
-        else:
-            out["data"] = y.ravel()
+        else:  # non-finite values as the native API writes them ("NaN", "Infinity", "-Infinity")
+            finite = y.dtype.kind != "f" or bool(np.isfinite(y).all())
+            out["data"] = y.ravel() if finite else json_values(y)
         outputs.append(out)
     head: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": outputs}
     if body.id is not None:

@@ -31,7 +31,8 @@ async def readyz(request: Request) -> Response:
     body = {"ready": ready, "providers": list(providers.active), "missing_providers": list(providers.missing),
             "device": providers.device, "io_binding": getattr(state, "io_binding", False),
             "onnxruntime": runtime_version(), "store": state.store_kind,
-            "startup_error": getattr(startup, "error", None)}
+            "startup_error": getattr(startup, "error", None),
+            "damaged_graphs": dict(state.plane.store.damaged) if state.plane is not None else {}}
     return json_response(body, 200 if ready else 503)
 
 

@@ -64,7 +64,7 @@ def _programs(request: Request) -> ProgramModels:
 
 async def _decode(request: Request, model: type[_Body], tensor_field: str | None) -> tuple[object, list]:  # type: ignore[type-arg]
     s = request.app.state.settings
-    return await decode(request, model, s.max_body_bytes, s.max_tensor_elements, tensor_field)
+    return await decode(request, model, s, tensor_field)
 
 
 @programs_router.post("/{graph}/variables", status_code=201, openapi_extra=body_doc(CreateVariableBody))
@@ -107,7 +107,7 @@ RUN_PATH = "/v1/graphs/{graph}/programs/{program}:run"
 async def run_reply(programs: ProgramModels, settings: Any, graph: str, program: str, raw: bytes,
                     content_type: str | None, accept: str) -> Reply:
     """A whole run, from the body's bytes to the answer (``layerserve.server.api.hot`` serves it)."""
-    body, tensors = await decode_body(raw, content_type, RunProgramBody, settings.max_tensor_elements, "values")
+    body, tensors = await decode_body(raw, content_type, RunProgramBody, settings, "values")
     if len(body.feeds) != len(tensors):
         raise InvalidArgument(f"{len(body.feeds)} feed names for {len(tensors)} tensors", code="invalid_feeds")
     feeds = dict(zip(body.feeds, tensors, strict=True))
@@ -120,7 +120,7 @@ async def run_reply(programs: ProgramModels, settings: Any, graph: str, program:
 async def run_program(graph: str, program: str, request: Request) -> Response:
     """Served by ``layerserve.server.api.hot`` ahead of this router; kept for the schema and mounted apps."""
     settings = request.app.state.settings
-    raw = await read_body(request, settings.max_body_bytes)
+    raw = await read_body(request)
     reply = await run_reply(programs_for(request.app.state), settings, graph, program, raw,
                             request.headers.get("content-type"), request.headers.get("accept", ""))
     return reply.response()

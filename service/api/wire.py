@@ -8,8 +8,9 @@ header and the tensors as raw payloads. The response uses the encoding the reque
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
 import numpy as np
 import orjson
@@ -26,19 +27,42 @@ from layerserve.protocol import (
     FrameError,
     decode_frame,
     encode_frame,
+    frame_header_length,
     json_values,
     tensor_from_json,
 )
+from layerserve.server.config import Settings
 from layerserve.server.errors import BadRequest, InvalidArgument, PayloadTooLarge, UnsupportedMediaType
 
 __all__ = [
-    "ApplyBody", "BuildBody", "CreateLayerBody", "PatchLayerBody", "RefsBody", "Reply", "ShapeBody", "WeightsBody",
-    "body_doc", "decode", "decode_body", "json_reply", "json_response", "json_tensor", "read_body", "receive_body",
-    "tensor_reply", "tensor_response", "wants_frame",
+    "LARGE_JSON_BYTES", "LAYER_ID_KEY", "ApplyBody", "BuildBody", "CreateLayerBody", "PatchLayerBody", "RefsBody", "Reply", "ShapeBody", "WeightsBody",
+    "body_doc", "declared_too_large", "decode_in_thread", "set_decode_threads", "decode", "decode_body", "json_reply", "json_response", "json_tensor", "read_body", "receive_body",
+    "tensor_reply", "tensor_response", "parse_uint", "wants_frame",
 ]
 
+T = TypeVar("T")
 JSON_TYPE = "application/json"
-_LARGE_JSON_BYTES = 128 * 1024
+LARGE_JSON_BYTES = 128 * 1024
+
+
+# Set in the ASGI scope by the routes that resolved a layer: the metrics label it by id.
+LAYER_ID_KEY = "layerserve.layer_id"
+_MAX_UINT_DIGITS = 18  # below 2**63: every count and version fits, and int() stays cheap
+
+
+def parse_uint(text: str) -> int | None:
+    """A non-negative decimal integer in ASCII digits (``str.isdigit`` also takes "²" and other
+    digits ``int`` refuses), at most 18 of them; None for anything else."""
+    if not text or len(text) > _MAX_UINT_DIGITS or not text.isascii() or not text.isdigit():
+        return None
+    return int(text)
+
+
+def declared_too_large(declared: str | None, limit: int) -> bool:
+    """A ``Content-Length`` over ``limit`` (more digits than any count counts too)."""
+    if declared is None or not declared.isascii() or not declared.isdigit():
+        return False
+    return len(declared) > _MAX_UINT_DIGITS or int(declared) > limit
 
 
 class _Body(BaseModel):
@@ -130,37 +154,29 @@ class Reply(NamedTuple):
     body: bytes
     content_type: str
     headers: dict[str, str] | None = None
+    layer_id: str | None = None  # the layer that answered: it labels the apply metrics
+
+    def with_layer(self, layer_id: str) -> Reply:
+        return self._replace(layer_id=layer_id)
 
     def response(self) -> Response:
         return Response(self.body, status_code=self.status, media_type=self.content_type, headers=self.headers)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing (413) before reading more than ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes", limit=limit)
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes", limit=limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
+async def read_body(request: Request) -> bytes:
+    """The body; its size was bounded by the limits middleware (``limits.py``), the one place
+    that checks it, before and while it arrives."""
+    return b"".join([chunk async for chunk in request.stream()])
 
 
-async def receive_body(receive: Callable[[], Awaitable[Message]], limit: int) -> bytes:
-    """``read_body`` straight from the ASGI messages (no ``Request``): the apply routes' way."""
-    chunks, size, more = [], 0, True
+async def receive_body(receive: Callable[[], Awaitable[Message]]) -> bytes:
+    """``read_body`` straight from the ASGI messages (no ``Request``): the fast handlers' way."""
+    chunks, more = [], True
     while more:
         message = await receive()
         if message["type"] != "http.request":
             raise ClientDisconnect()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes", limit=limit)
-        chunks.append(chunk)
+        chunks.append(message.get("body", b""))
         more = message.get("more_body", False)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
@@ -176,29 +192,55 @@ def _validate(model: type[_Body], data: object) -> Any:
                               code="invalid_request", errors=errors) from None
 
 
-async def decode(request: Request, model: type[_Body], limit: int, max_elements: int,
+async def decode(request: Request, model: type[_Body], limits: Settings,
                  tensor_field: str | None = None) -> tuple[Any, list[np.ndarray]]:
     """The validated body and its tensors (from JSON ``tensor_field`` or from the frame)."""
-    raw = await read_body(request, limit)
-    return await decode_body(raw, request.headers.get("content-type"), model, max_elements, tensor_field)
+    raw = await read_body(request)
+    return await decode_body(raw, request.headers.get("content-type"), model, limits, tensor_field)
 
 
-async def decode_body(raw: bytes, content_type: str | None, model: type[_Body], max_elements: int,
+async def decode_body(raw: bytes, content_type: str | None, model: type[_Body], limits: Settings,
                       tensor_field: str | None = None) -> tuple[Any, list[np.ndarray]]:
-    """``decode`` of a body already read, sent with ``content_type`` (JSON when None)."""
+    """``decode`` of a body already read, sent with ``content_type`` (JSON when None). The
+    middleware has bounded a JSON body by ``max_json_bytes`` already."""
+    max_elements = limits.max_tensor_elements
     content_type = (content_type or JSON_TYPE).split(";")[0].strip().lower()
     try:
         if content_type == FRAME_CONTENT_TYPE:
+            head = frame_header_length(raw)
+            if head > limits.max_frame_header_bytes:
+                raise PayloadTooLarge(f"a frame's JSON header of {head} bytes exceeds the limit of "
+                                      f"{limits.max_frame_header_bytes} bytes", limit=limits.max_frame_header_bytes)
             header, arrays = decode_frame(raw, max_elements)
             return _validate(model, header), arrays
         if content_type not in (JSON_TYPE, ""):
             raise UnsupportedMediaType(f"content type {content_type!r} is not supported; send {JSON_TYPE} "
                                        f"or {FRAME_CONTENT_TYPE}")
-        if len(raw) > _LARGE_JSON_BYTES:  # per-element parsing: keep it off the event loop
-            return await run_in_threadpool(_decode_json, raw, model, max_elements, tensor_field)
+        if len(raw) > LARGE_JSON_BYTES:  # per-element parsing: keep it off the event loop
+            return await decode_in_thread(_decode_json, raw, model, max_elements, tensor_field)
         return _decode_json(raw, model, max_elements, tensor_field)
     except FrameError as exc:
         raise InvalidArgument(str(exc), code="invalid_tensor") from None
+
+
+_decode_slots: asyncio.Semaphore | None = None
+_decode_threads = 2
+
+
+def set_decode_threads(threads: int) -> None:
+    """How many large bodies may be decoded at once (``--json-decode-threads``)."""
+    global _decode_threads, _decode_slots
+    _decode_threads, _decode_slots = max(1, threads), None
+
+
+async def decode_in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a worker thread, at most ``--json-decode-threads`` at once: each holds the
+    GIL while it parses and builds Python objects, so more at once only multiply memory."""
+    global _decode_slots
+    if _decode_slots is None:
+        _decode_slots = asyncio.Semaphore(_decode_threads)
+    async with _decode_slots:
+        return await run_in_threadpool(fn, *args)
 
 
 def _decode_json(raw: bytes, model: type[_Body], max_elements: int,

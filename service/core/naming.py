@@ -21,9 +21,9 @@ __all__ = ["GRAPH_NAME", "LAYER_NAME", "SCOPE_NAME", "GraphNames", "check_name"]
 
 # The graph and layer names a request may use.
 GRAPH_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-# The contract's [A-Za-z0-9_.-]{1,128}, less names holding "..": a ".." path segment is
-# rewritten by HTTP clients, so such a layer could never be addressed by name.
-LAYER_NAME = re.compile(r"(?!.*\.\.)[A-Za-z0-9_.-]{1,128}")
+# The contract's [A-Za-z0-9_.-]{1,128}, less "." and names holding "..": HTTP clients rewrite
+# a "." or ".." path segment, so such a layer could never be addressed by name.
+LAYER_NAME = re.compile(r"(?!\.\Z)(?!.*\.\.)[A-Za-z0-9_.-]{1,128}")
 # A variable scope: names joined by "/" (graph mode's nested scopes, ``net/hidden``).
 SCOPE_NAME = re.compile(r"(?!.*\.\.)(?!/)(?!.*//)(?!.*/$)[A-Za-z0-9_./-]{1,256}")
 

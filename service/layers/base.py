@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -16,7 +17,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import onnx
 
-from layerserve.server.errors import InvalidArgument
+from layerserve.server.errors import InvalidArgument, LayerServeError
 from layerserve.server.layers.kit.initializers import Initializer, parse_initializer
 from layerserve.server.layers.kit.input_spec import InputSpec
 from layerserve.server.layers.kit.names import to_snake_case
@@ -198,6 +199,20 @@ class LayerKind:
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         raise NotImplementedError
+
+    def apply_cost(self, input_shape: tuple[int, ...]) -> int:
+        """The work of one apply on an input of ``input_shape``, in multiply-accumulates or
+        element reads: every input and output element, plus ``work_per_output`` per output."""
+        inputs = math.prod(input_shape)
+        try:
+            outputs = math.prod(d or 0 for d in self.compute_output_shape(input_shape))
+        except (LayerServeError, NotImplementedError):
+            return inputs
+        return inputs + outputs * max(1, self.work_per_output(input_shape))
+
+    def work_per_output(self, input_shape: tuple[int, ...]) -> int:
+        """Multiply-accumulates (or input reads) behind one output element."""
+        return 1
 
     # ---- execution -------------------------------------------------------------------
     def graph(self, b: GraphBuilder, x: str, sig: Signature) -> GraphOutputs:

@@ -45,6 +45,9 @@ class Dense(LayerKind):
                                       self.regularizer("bias_regularizer")))
         return specs
 
+    def work_per_output(self, input_shape: tuple[int, ...]) -> int:
+        return input_shape[-1]
+
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         shown = str(tuple(input_shape))  # as TF prints a TensorShape
         if len(input_shape) < 2:

@@ -7,6 +7,7 @@ from Gather + ReduceSum over window indices precomputed from the static input sh
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -124,6 +125,9 @@ class _Pooling(LayerKind):
             if not w.same and w.size < w.k:
                 raise IncompatibleInput(f"Negative dimension size caused by subtracting {w.k} from {w.size} for "
                                         f"'{self.tf_op}' with input shapes: [{','.join(map(str, shown))}].")
+
+    def work_per_output(self, input_shape: tuple[int, ...]) -> int:
+        return int(math.prod(self.config["pool_size"]))
 
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         if len(input_shape) != self.rank + 2:

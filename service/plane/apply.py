@@ -17,7 +17,7 @@ from layerserve.server.layers.base import Signature, VariableSpec
 from layerserve.server.layers.kit.dtypes import check_float_input, dtype_name
 from layerserve.server.plane.lifecycle import Lifecycle, input_specs
 from layerserve.server.plane.records import Records
-from layerserve.server.plane.transactions import retried
+from layerserve.server.plane.transactions import layer_gone, retried
 
 __all__ = ["ApplyResult", "Applying", "var_specs"]
 
@@ -31,9 +31,13 @@ class ApplyResult:
 
 
 def var_specs(g: Graph, layer: Layer) -> tuple[VariableSpec, ...]:
-    """The signature's view of the layer's variables."""
-    return tuple(VariableSpec(layer.short_name(n), g.variables[n].shape, g.variables[n].dtype)
-                 for n in layer.variables)
+    """The signature's view of the layer's variables (404 when the layer was deleted meanwhile)."""
+    variables = g.variables
+    try:
+        return tuple(VariableSpec(layer.short_name(n), variables[n].shape, variables[n].dtype)
+                     for n in layer.variables)
+    except KeyError:
+        raise layer_gone(g, layer) from None
 
 
 class Applying(Lifecycle, Records):
@@ -76,7 +80,11 @@ class Applying(Lifecycle, Records):
         sig = Signature(dtype_name(xs[0].dtype), tuple(xs[0].shape), training, var_specs(g, layer),
                         tuple(tuple(each.shape) for each in xs[1:]))
         self._check_output_size(layer, tuple(xs[0].shape))
-        outputs = self.executor.run(layer, sig, xs[0], {n: values[n] for n in layer.variables}, batch, xs[1:])
+        self._check_cost(layer, tuple(xs[0].shape))
+        own = self.values_of(g, layer, list(layer.variables), values)
+        outputs = self.executor.run(layer, sig, xs[0], own, batch, xs[1:])
+        for name, value in outputs.items():  # custom graphs: their outputs' sizes are known only now
+            self._check_size(np.shape(value), f"output {name!r} of layer {layer.name!r}")
         input_refs = self._record(g, layer, inputs, outputs, training, values)
         if input_refs is None and refs:
             input_refs = [input_ref(each) for each in inputs]
@@ -108,6 +116,17 @@ class Applying(Lifecycle, Records):
             return x.astype(layer.dtype)
         raise IncompatibleInput(layer.kind.dtype_error(layer.dtype, x.dtype.name), exception="TypeError",
                                 code="dtype_mismatch")
+
+    def _check_cost(self, layer: Layer, shape: tuple[int, ...]) -> None:
+        """The cost model of built-in layers (custom graphs are bounded by the timeout, which
+        terminates their run)."""
+        if layer.kind.user_defined:
+            return
+        cost, limit = layer.kind.apply_cost(shape), self.settings.max_apply_cost
+        if cost > limit:
+            raise InvalidArgument(f"applying layer {layer.name!r} to an input of shape {list(shape)} takes about "
+                                  f"{cost:.3g} multiply-accumulates, more than the limit of {limit:.3g} "
+                                  "(--max-apply-cost)", code="apply_too_costly", cost=cost, limit=limit)
 
     def _check_output_size(self, layer: Layer, shape: tuple[int, ...]) -> None:
         if layer.kind.user_defined or layer.kind.num_inputs != 1:

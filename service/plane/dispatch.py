@@ -26,6 +26,7 @@ import numpy as np
 
 from layerserve.server.plane import ApplyResult, DataPlane
 from layerserve.server.plane.pinned import apply_pinned
+from layerserve.server.runtime.cancel import cancel, run_scope
 
 __all__ = ["IDLE_INLINE_BUDGET_S", "INLINE_BUDGET_S", "INLINE_MAX_ELEMENTS", "apply", "in_thread",
            "off_loop_if_large"]
@@ -52,16 +53,27 @@ async def apply(plane: DataPlane, graph: str, layer: str, inputs: list[np.ndarra
     ``checkpoint`` always in the pool (it may read the checkpoint from the store)."""
     global _in_flight
     if checkpoint is not None:
-        return await in_thread(functools.partial(apply_pinned, plane, graph, layer, inputs, training, checkpoint,
-                                                 refs=refs))
+        return await _cancellable(functools.partial(apply_pinned, plane, graph, layer, inputs, training, checkpoint,
+                                                   refs=refs))
     _in_flight += 1
     try:
         revision = await plane.store.head_revision_async(graph)  # a shared store's version check, off the threads
         if await _inline(plane, graph, layer, inputs, training, revision):
             return plane.apply(graph, layer, inputs, training, False, revision, refs)
-        return await in_thread(plane.apply, graph, layer, inputs, training, True, revision, refs)
+        return await _cancellable(plane.apply, graph, layer, inputs, training, True, revision, refs)
     finally:
         _in_flight -= 1
+
+
+async def _cancellable(fn: Callable[..., T], *args: object) -> T:
+    """``in_thread``; when the request gives up (its timeout, its client gone), the ONNX
+    Runtime runs made for it are terminated, so that its thread comes back to the pool."""
+    with run_scope() as scope:
+        try:
+            return await in_thread(fn, *args)
+        except asyncio.CancelledError:
+            cancel(scope)
+            raise
 
 
 async def _inline(plane: DataPlane, graph: str, layer: str, inputs: list[np.ndarray], training: bool | None,

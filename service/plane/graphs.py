@@ -17,8 +17,8 @@ from layerserve.server.config import Settings
 from layerserve.server.core.graph import Graph
 from layerserve.server.core.layer import Layer
 from layerserve.server.core.naming import GRAPH_NAME, check_name
-from layerserve.server.errors import NotFound
-from layerserve.server.plane.transactions import mutation
+from layerserve.server.errors import NotFound, StoreUnavailable
+from layerserve.server.plane.transactions import layer_gone, mutation
 from layerserve.server.runtime.executor import Executor
 from layerserve.server.store.base import StateStore
 
@@ -45,6 +45,9 @@ class GraphPlane:
     def graph(self, name: str, create: bool = False, revision: int | None = None) -> Graph:
         """The graph, current: ``revision``, when given, is the store's revision just read."""
         check_name(name, GRAPH_NAME, "graph name")
+        if name in self.store.damaged:
+            raise StoreUnavailable(f"graph {name!r} is not served: it could not be loaded ({self.store.damaged[name]}); "
+                                   "repair or remove its directory and restart", code="graph_damaged")
         cached = self.graphs.get(name)
         if cached is not None and revision is not None and cached.revision == revision:
             return cached
@@ -98,6 +101,13 @@ class GraphPlane:
         if name not in g.variables or name not in values:
             raise NotFound(f"graph {graph!r} has no variable {name[:200]!r}", code="variable_not_found")
         return g.variables[name].to_json(), values[name]
+
+    @staticmethod
+    def values_of(g: Graph, layer: Layer, names: list[str], values: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The variables' values from the snapshot ``values``; a layer deleted since its lookup is 404."""
+        if g.layers.get(layer.id) is not layer or any(n not in values for n in names):
+            raise layer_gone(g, layer)
+        return {n: values[n] for n in names}
 
     # ---- persistence -------------------------------------------------------------------
     def _mutation(self, g: Graph, *touched: Layer) -> AbstractContextManager[None]:

@@ -86,9 +86,10 @@ class Lifecycle(GraphPlane):
         return layer
 
     @retried
-    def delete_layer(self, graph: str, ref: str, if_match: int | None = None) -> None:
+    def delete_layer(self, graph: str, ref: str, if_match: int | None = None) -> str:
+        """Delete the layer (and the variables no other layer shares); its id."""
         g, layer = self.layer(graph, ref)
-        with self._mutation(g):
+        with self._mutation(g, layer):
             check_version(g, layer, if_match)
             del g.layers[layer.id]
             orphans = [n for n in layer.variables if not g.owners(n)]
@@ -97,6 +98,7 @@ class Lifecycle(GraphPlane):
             g.drop_values(orphans)
             self._commit(g)
         self.executor.forget(layer.key)
+        return layer.id
 
     # ---- build -------------------------------------------------------------------------
     @retried

@@ -96,10 +96,16 @@ class Records(GraphPlane):
                     if_match: int | None = None) -> list[str]:
         """Apply the visible pending updates (of ``refs``, or all) in TF's order; consume them."""
         g = self.graph(graph)
-        layers = [g.resolve(ref)] if ref is not None else list(g.layers.values())
         changed: dict[str, np.ndarray] = {}
+        with g.lock:  # the graph-wide run takes the layers present under the lock (reentrant)
+            layers = [g.resolve(ref)] if ref is not None else list(g.layers.values())
+            self._run_updates(g, layers, refs, changed, if_match if ref is not None else None)
+        return list(changed)
+
+    def _run_updates(self, g: Graph, layers: list[Layer], refs: list[str] | None, changed: dict[str, np.ndarray],
+                     if_match: int | None) -> None:
         with self._mutation(g, *layers):
-            if ref is not None:
+            if if_match is not None:
                 check_version(g, layers[0], if_match)
             for layer in layers:
                 chosen = layer.visible_updates(refs)
@@ -109,4 +115,3 @@ class Records(GraphPlane):
                 layer.updates = type(layer.updates)(u for u in layer.updates if not any(u is c for c in chosen))
             g.set_values(changed)
             self._commit(g, variables=list(changed), layers=[layer.id for layer in layers])
-        return list(changed)

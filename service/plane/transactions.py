@@ -19,10 +19,10 @@ from typing import Any, Protocol, TypeVar
 from layerserve.server.config import Settings
 from layerserve.server.core.graph import Graph
 from layerserve.server.core.layer import Layer
-from layerserve.server.errors import Conflict
+from layerserve.server.errors import Conflict, NotFound
 from layerserve.server.store.base import StaleGraph
 
-__all__ = ["COMMIT_CAUSE", "check_version", "mutation", "retried"]
+__all__ = ["COMMIT_CAUSE", "check_version", "layer_gone", "mutation", "retried"]
 
 # What the commits of the operation in progress are for, as the version history names it.
 COMMIT_CAUSE: contextvars.ContextVar[str] = contextvars.ContextVar("commit_cause", default="")
@@ -67,11 +67,21 @@ def check_version(g: Graph, layer: Layer, expected: int | None) -> None:
                        code="version_conflict", version=g.layer_version(layer))
 
 
+def layer_gone(g: Graph, layer: Layer) -> NotFound:
+    """The error for a layer deleted between its lookup and its use."""
+    return NotFound(f"graph {g.name!r} has no layer {layer.id!r} (deleted)", code="layer_not_found")
+
+
 @contextmanager
 def mutation(g: Graph, *touched: Layer) -> Iterator[None]:
     """Hold the graph's lock; when anything fails (a check or the store's commit), undo
-    every change made in memory, so that a failed request changes nothing."""
+    every change made in memory, so that a failed request changes nothing. The ``touched``
+    layers were resolved before the lock: one deleted meanwhile is 404, as if it had been
+    deleted first."""
     with g.lock:
+        for layer in touched:
+            if g.layers.get(layer.id) is not layer:
+                raise layer_gone(g, layer)
         rollback = g.checkpoint(touched)
         try:
             yield

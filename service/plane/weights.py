@@ -9,7 +9,7 @@ from layerserve.server.errors import Conflict, InvalidArgument
 from layerserve.server.layers.base import Signature
 from layerserve.server.plane.apply import var_specs
 from layerserve.server.plane.graphs import GraphPlane
-from layerserve.server.plane.transactions import check_version, retried
+from layerserve.server.plane.transactions import check_version, layer_gone, retried
 
 __all__ = ["Weights"]
 
@@ -25,14 +25,17 @@ class Weights(GraphPlane):
         """The weights and the layer version they are."""
         g, layer = self.layer(graph, ref)
         version = g.layer_version(layer)
-        values = g.values
-        names = layer.weights(g.variables)
+        try:
+            names = layer.weights(g.variables)
+        except KeyError:
+            raise layer_gone(g, layer) from None
+        values = self.values_of(g, layer, names, g.values)
         return names, [values[n] for n in names], version
 
     @retried
     def set_weights(self, graph: str, ref: str, arrays: list[np.ndarray], if_match: int | None = None) -> Layer:
         g, layer = self.layer(graph, ref)
-        with self._mutation(g):
+        with self._mutation(g, layer):
             check_version(g, layer, if_match)
             names = layer.weights(g.variables)
             if len(arrays) != len(names):
@@ -60,5 +63,4 @@ class Weights(GraphPlane):
             raise Conflict(f"layer {layer.name!r} is not built yet: apply or build it first", code="not_built")
         shape = tuple(1 if d is None else d for d in layer.build_shape)
         sig = Signature(layer.dtype, shape, False, var_specs(g, layer))
-        values = g.values
-        return self.executor.export(layer, sig, {n: values[n] for n in layer.variables})
+        return self.executor.export(layer, sig, self.values_of(g, layer, list(layer.variables), g.values))

@@ -16,6 +16,7 @@ import onnxruntime as ort
 from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument as InvalidArgumentError
 
 from layerserve.server.errors import InvalidArgument
+from layerserve.server.runtime.cancel import guarded_run
 from layerserve.server.runtime.providers import ProviderSelection
 from layerserve.server.runtime.sessions import CompiledLayer
 
@@ -77,7 +78,7 @@ def run_bound(compiled: CompiledLayer, device_values: Mapping[str, ort.OrtValue]
     for name in compiled.output_names:
         binding.bind_output(name, device, device_id)
     try:
-        compiled.session.run_with_iobinding(binding)
+        guarded_run(lambda options: compiled.session.run_with_iobinding(binding, options))
     except InvalidArgumentError as exc:  # the request's inputs, as CompiledLayer.run says: a 422
         raise InvalidArgument(f"ONNX Runtime rejected the inputs: {exc}", code="execution_rejected") from None
     outputs: list[np.ndarray] = binding.copy_outputs_to_cpu()

@@ -22,6 +22,7 @@ from layerserve.server.errors import IncompatibleInput, LayerServeError
 from layerserve.server.layers.base import Signature
 from layerserve.server.runtime.batching import Batcher, BatchPolicy, run_padded
 from layerserve.server.runtime.binding import ResidentVariables, run_bound
+from layerserve.server.runtime.cancel import guarded_run
 from layerserve.server.runtime.compiler import INPUT, OUTPUT, compile_layer, input_name
 from layerserve.server.runtime.model_check import check_loadable, clean_message
 from layerserve.server.runtime.sessions import CompiledLayer, SessionCache
@@ -124,12 +125,13 @@ class Executor:
             built = layer.kind.weight_loss_model()
             if built is None:
                 return []
-            cached = (self.sessions.session(built[0].SerializeToString()), built[1])
+            cached = (self.sessions.session(built[0].SerializeToString(), uploaded=True), built[1])
             with self._lock:
                 self._loss_sessions[layer.key] = cached
         session, names = cached
         feeds = {layer.short_name(n): variables[n] for n in layer.variables}
-        return [(name, np.asarray(v).reshape(())) for name, v in zip(names, session.run(names, feeds), strict=True)]
+        values = guarded_run(lambda options: session.run(names, feeds, options))
+        return [(name, np.asarray(v).reshape(())) for name, v in zip(names, values, strict=True)]
 
     def check_loadable(self, models: list[bytes]) -> None:
         check_loadable(self.sessions, models)

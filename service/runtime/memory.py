@@ -42,6 +42,7 @@ def memory_report(executor: Executor) -> dict[str, Any]:
     providers = executor.sessions.providers
     report: dict[str, Any] = {
         "sessions_cached": len(executor.sessions),
+        "sessions_bytes": executor.sessions.nbytes,
         "resident_layers": len(resident) if resident is not None else 0,
         "resident_variable_bytes": resident.resident_bytes() if resident is not None else 0,
         "device": resident.device if resident is not None else "cpu",

@@ -21,7 +21,7 @@ def check_loadable(sessions: SessionCache, models: list[bytes]) -> None:
     """Create (and drop) a session per model: unsupported ops, opsets or types fail here."""
     for model in models:
         try:
-            sessions.session(model)
+            sessions.session(model, uploaded=True)
         except Exception as exc:  # ORT raises its own exception types for every load failure
             providers = ", ".join(sessions.providers.active)
             raise InvalidArgument(

@@ -13,6 +13,7 @@ from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument as Inval
 
 from layerserve.server.errors import InvalidArgument
 from layerserve.server.layers.base import LayerKind, Signature
+from layerserve.server.runtime.cancel import guarded_run
 from layerserve.server.runtime.compiler import compile_layer
 from layerserve.server.runtime.providers import ProviderSelection
 
@@ -23,10 +24,11 @@ __all__ = ["CompiledLayer", "SessionCache"]
 class CompiledLayer:
     session: ort.InferenceSession
     output_names: list[str]
+    nbytes: int = 0  # the model it was made from: what the session holds besides its runs' buffers
 
     def run(self, feeds: dict[str, Any]) -> list[np.ndarray]:
         try:
-            return self.session.run(self.output_names, feeds)  # type: ignore[no-any-return]
+            return guarded_run(lambda options: self.session.run(self.output_names, feeds, options))  # type: ignore[no-any-return]
         except InvalidArgumentError as exc:
             # ONNX Runtime refused these inputs (e.g. a shape its kernels cannot take): the
             # request's fault, so a 422 that says what ORT said, not a 500.
@@ -34,10 +36,19 @@ class CompiledLayer:
 
 
 class SessionCache:
-    def __init__(self, providers: ProviderSelection, max_sessions: int = 256, intra_op_threads: int = 0) -> None:
+    """Sessions by (layer, signature), least recently used evicted past ``max_sessions`` or past
+    ``max_bytes`` of models. Sessions run without ONNX Runtime's CPU memory arena (unless
+    ``cpu_arena``): an arena keeps the peak of every input shape a session has seen, so a
+    cache of sessions would pin the memory of the largest requests for as long as they stay."""
+
+    def __init__(self, providers: ProviderSelection, max_sessions: int = 256, intra_op_threads: int = 0,
+                 max_bytes: int = 1 << 30, *, cpu_arena: bool = False) -> None:
         self.providers = providers
         self.max_sessions = max_sessions
+        self.max_bytes = max_bytes
+        self.cpu_arena = cpu_arena
         self.intra_op_threads = intra_op_threads
+        self.nbytes = 0
         self._sessions: OrderedDict[tuple[Any, ...], CompiledLayer] = OrderedDict()
         self._lock = threading.Lock()
         self._building: dict[tuple[Any, ...], threading.Lock] = {}
@@ -62,19 +73,27 @@ class SessionCache:
             compiled = self._compile(kind, sig)
             with self._lock:
                 self._sessions[key] = compiled
+                self.nbytes += compiled.nbytes
                 self._building.pop(key, None)
-                while len(self._sessions) > self.max_sessions:
-                    self._sessions.popitem(last=False)
+                while len(self._sessions) > 1 and (len(self._sessions) > self.max_sessions
+                                                   or self.nbytes > self.max_bytes):
+                    self.nbytes -= self._sessions.popitem(last=False)[1].nbytes
         return compiled
 
     def _compile(self, kind: LayerKind, sig: Signature) -> CompiledLayer:
         model, outputs = compile_layer(kind, sig)
-        return CompiledLayer(self.session(model.SerializeToString()), outputs)
+        raw = model.SerializeToString()
+        return CompiledLayer(self.session(raw, uploaded=kind.user_defined), outputs, len(raw))
 
-    def session(self, model: bytes) -> ort.InferenceSession:
-        """A session on the active providers (not cached; callers keep what they reuse)."""
+    def session(self, model: bytes, *, uploaded: bool = False) -> ort.InferenceSession:
+        """A session on the active providers (not cached; callers keep what they reuse).
+        ``uploaded``: a model a user sent, whose constants ORT must not fold at load (a tiny
+        ``ConstantOfShape`` would otherwise allocate its whole output when the session is made)."""
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.enable_cpu_mem_arena = self.cpu_arena
+        if uploaded:
+            options.add_session_config_entry("optimization.disable_specified_optimizers", "ConstantFolding")
         if self.intra_op_threads:
             options.intra_op_num_threads = self.intra_op_threads
         return ort.InferenceSession(model, options, providers=self.providers.ort_providers())
@@ -83,7 +102,7 @@ class SessionCache:
         """Release a deleted layer's sessions (and the device memory they hold)."""
         with self._lock:
             for key in [k for k in self._sessions if k[0] == layer_id]:
-                del self._sessions[key]
+                self.nbytes -= self._sessions.pop(key).nbytes
 
     def active_providers(self) -> list[str]:
         return list(self.providers.active)

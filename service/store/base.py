@@ -23,6 +23,9 @@ class StateStore(ABC):
     shared = False
 
     def __init__(self) -> None:
+        # graph -> why it could not be loaded (the file and the reason): it is not served, and
+        # nothing may overwrite it until someone repairs or removes it
+        self.damaged: dict[str, str] = {}
         self.stamper = Stamper()
 
     @abstractmethod

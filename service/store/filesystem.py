@@ -167,27 +167,51 @@ class FilesystemStore(StateStore):
 
     # ---- load --------------------------------------------------------------------------
     def load(self) -> dict[str, Graph]:
+        """Every graph of the directory; one that cannot be read is reported (``damaged``, by
+        file) and left untouched on disk, and the others are served."""
         self._acquire()
-        graphs = {}
+        graphs, self.damaged = {}, {}
         for directory in sorted((self.root / "graphs").iterdir()):
-            manifest = directory / "manifest.json"
-            if manifest.is_file():
-                graph = self._load_graph(directory, json.loads(manifest.read_text()))
+            try:
+                graph = self._load_directory(directory)
+            except Exception as exc:  # any unreadable file: this graph only
+                self.damaged[directory.name] = str(exc)[:600]
+                log.error("graph %s is not served: %s", directory.name, exc)
+                continue
+            if graph is not None:
                 graphs[graph.name] = graph
             self._remove_unreferenced(directory)
         return graphs
+
+    def _load_directory(self, directory: Path) -> Graph | None:
+        manifest = directory / "manifest.json"
+        if not manifest.is_file():
+            blob_dir = directory / "blobs"
+            if blob_dir.is_dir() and any(blob_dir.iterdir()):
+                raise _Damaged(manifest, "missing, while the graph's blobs are there")
+            return None
+        try:
+            content = json.loads(manifest.read_text())
+        except (OSError, ValueError) as exc:
+            raise _Damaged(manifest, exc) from None
+        try:
+            return self._load_graph(directory, content)
+        except _Damaged:
+            raise
+        except Exception as exc:  # a manifest of the wrong structure
+            raise _Damaged(manifest, f"{type(exc).__name__}: {exc}") from None
 
     def _load_graph(self, directory: Path, manifest: dict[str, Any]) -> Graph:
         blob_dir = directory / "blobs"
         blobs = manifest["blobs"]
         models = blobs.get("models", [])  # none before format 2: configs held them inline
-        graph = graph_from_json(manifest["graph"], {d: base64.b64encode((blob_dir / blob_name(d)).read_bytes()).decode()
+        graph = graph_from_json(manifest["graph"], {d: base64.b64encode(_read(blob_dir / blob_name(d))).decode()
                                                     for d in models})
-        graph.set_values({name: np.load(blob_dir / blob, allow_pickle=False)
+        graph.set_values({name: _load_value(blob_dir / blob, graph.variables.get(name))
                           for name, blob in blobs["variables"].items()})
         records = {}
         for layer_id, index in blobs["records"].items():
-            stored = from_index(index, {n: decode_object((blob_dir / n).read_bytes()) for n in index_objects(index)})
+            stored = from_index(index, {n: decode_object(_read(blob_dir / n)) for n in index_objects(index)})
             losses, updates = stored.live()
             graph.layers[layer_id].losses, graph.layers[layer_id].updates = deque(losses), deque(updates)
             records[layer_id] = stored
@@ -206,6 +230,25 @@ class FilesystemStore(StateStore):
             if path.name not in referenced:
                 path.unlink()
 
+    def _discard_uncommitted(self, name: str) -> None:
+        """After a failed commit: the blobs it wrote (maybe partly) go, so a full disk gets its
+        space back at once. The caller holds the graph's lock: no other commit is writing here."""
+        try:
+            self._remove_unreferenced(self._graph_dir(name))
+        except OSError as exc:
+            log.warning("could not remove the blobs of a failed commit of graph %s: %s", name, exc)
+
+    def healthy(self) -> bool:
+        """Readiness: the state directory takes a write (and its fsync) right now."""
+        probe = self.root / ".ready-probe"
+        try:
+            _fsync_write(probe, b"1")
+            probe.unlink()
+        except OSError as exc:
+            log.warning("state directory %s is not writable: %s", self.root, exc)
+            return False
+        return True
+
     # ---- commit ------------------------------------------------------------------------
     def commit(self, graph: Graph, variables: Iterable[str] = (), layers: Iterable[str] = ()) -> None:
         if self._lock_fd is None:
@@ -219,6 +262,7 @@ class FilesystemStore(StateStore):
         except OSError as exc:  # disk full, I/O error: nothing was committed, and the stamps go back
             saved, graph.revision, graph.versions = stamped
             self.stamper.restore(graph.name, saved)
+            self._discard_uncommitted(graph.name)
             raise StoreUnavailable(f"could not write the state directory: {exc.strerror or exc}") from exc
 
     def _write(self, graph: Graph, variables: Iterable[str], layers: Iterable[str]) -> None:
@@ -270,6 +314,32 @@ class FilesystemStore(StateStore):
             records[layer_id] = stored
         else:
             records.pop(layer_id, None)
+
+
+class _Damaged(Exception):
+    """A file of a graph that cannot be read, named by path."""
+
+    def __init__(self, path: Path, reason: object) -> None:
+        super().__init__(f"{path}: {reason}")
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise _Damaged(path, exc.strerror or exc) from None
+
+
+def _load_value(path: Path, variable: Any) -> np.ndarray:
+    """A variable's stored value, which must have the shape and dtype the manifest declares."""
+    try:
+        value: np.ndarray = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise _Damaged(path, exc) from None
+    if variable is not None and (tuple(value.shape) != tuple(variable.shape) or value.dtype.name != variable.dtype):
+        raise _Damaged(path, f"holds a {value.dtype.name} array of shape {list(value.shape)}; variable "
+                             f"{variable.name!r} is {variable.dtype} of shape {list(variable.shape)}")
+    return value
 
 
 def _write_blob(path: Path, text: str) -> None:

@@ -5,6 +5,7 @@ construction errors, input_spec, output shapes, and the graph frame around the c
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, cast
 
 import numpy as np
@@ -171,6 +172,12 @@ class ConvBase(LayerKind):
         """(spatial dims, channels, output spatial dims) of a concrete ``core``."""
         spatial, channels = self.split(core)
         return known(spatial), int(channels or 0), known(self.spatial_output(spatial))
+
+    def work_per_output(self, input_shape: tuple[int, ...]) -> int:
+        """The kernel's window times the input channels (an upper bound for the separable and
+        transposed forms)."""
+        channels = input_shape[-1] if self.channels_last else input_shape[1]
+        return int(math.prod(self.config["kernel_size"])) * channels
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         self._check_rank(input_shape)

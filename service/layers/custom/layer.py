@@ -21,6 +21,7 @@ import onnx
 from layerserve.protocol import tensor_from_json
 from layerserve.server.errors import IncompatibleInput, InvalidArgument
 from layerserve.server.layers.base import LayerKind, Shape, Signature, VariableSpec
+from layerserve.server.layers.custom.budget import ModelBudget
 from layerserve.server.layers.custom.framing import Frame, data_inputs, extract_outputs, frame_model
 from layerserve.server.layers.custom.shapes import output_shape
 from layerserve.server.layers.custom.spec import (
@@ -66,15 +67,18 @@ class CustomLayer(LayerKind):
     takes_training = True
     user_defined = True
     blob_fields = ("model",)
-    # Set from the server's settings at start-up (``--max-model-bytes``).
+    # Set from the server's settings at start-up (``--max-model-bytes`` and the model budget).
     max_model_bytes: ClassVar[int] = 16 * MiB
+    max_model_nodes: ClassVar[int] = 10_000
+    max_model_depth: ClassVar[int] = 16
+    max_tensor_elements: ClassVar[int] = 16 * MiB
 
     @classmethod
     def from_kwargs(cls, kwargs: dict[str, Any]) -> LayerKind:
         """Validate everything at creation: nothing is created from a config that fails."""
         config = normalize_config(kwargs)
         raw = decode_model(config["model"], cls.max_model_bytes)
-        model = safe_model(raw)
+        model = safe_model(raw, ModelBudget(cls.max_model_nodes, cls.max_model_depth), cls.max_tensor_elements)
         kind = cls(config)
         spec = kind.input_specs
         check_graph(model, kind.variables, kind.losses, kind.updates, config["training_input"],

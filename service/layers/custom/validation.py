@@ -1,7 +1,8 @@
 """Checks an uploaded custom-layer model before anything is created.
 
 In order: size (413), decoding, external data (nothing in an upload may name a file on the
-server), onnx.checker, strict shape inference, then the graph against the declared inputs,
+server), the node and depth budget (budget.py), onnx.checker, strict shape inference and the
+sizes it computed, then the graph against the declared inputs,
 variables, losses, updates and training input. Every failure is a 422 that names the field
 or graph value at fault. Whether ONNX Runtime can run the model is checked by the runtime
 (``Executor.check_loadable``), which knows the active providers.
@@ -17,6 +18,7 @@ import onnx
 from google.protobuf.message import DecodeError
 
 from layerserve.server.errors import PayloadTooLarge
+from layerserve.server.layers.custom.budget import ModelBudget, check_inferred_sizes
 from layerserve.server.layers.custom.framing import depends_on, subgraphs
 from layerserve.server.layers.custom.spec import LossDecl, UpdateDecl, VariableDecl, bad, input_ref_of
 
@@ -75,8 +77,10 @@ def _check_no_external_data(model: onnx.ModelProto) -> None:
                                       "their tensors inline (no file paths)")
 
 
-def safe_model(raw: bytes) -> onnx.ModelProto:
-    """The decoded, checked model with every shape inference could fill in."""
+def safe_model(raw: bytes, budget: ModelBudget, max_elements: int) -> onnx.ModelProto:
+    """The decoded, checked model with every shape inference could fill in: within ``budget``
+    (checked before anything inlines its functions), and every shape inference computed
+    within ``max_elements``."""
     model = onnx.ModelProto()
     try:
         model.ParseFromString(raw)
@@ -87,14 +91,17 @@ def safe_model(raw: bytes) -> onnx.ModelProto:
     _check_no_external_data(model)
     if len(model.training_info):
         raise bad("config.model", "carries training_info, which layerserve does not run; remove it")
+    budget.check(model)
     try:
         onnx.checker.check_model(model)
     except (onnx.checker.ValidationError, RuntimeError, ValueError) as exc:
         raise bad("config.model", f"fails onnx.checker: {str(exc).strip()[:600]}") from None
     try:
-        return onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     except (onnx.shape_inference.InferenceError, RuntimeError, ValueError) as exc:
         raise bad("config.model", f"fails ONNX shape inference: {str(exc).strip()[:600]}") from None
+    check_inferred_sizes(inferred, max_elements)
+    return inferred
 
 
 def elem_dtype(info: onnx.ValueInfoProto) -> str | None:
