@@ -30,8 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from layerserve.server.api.auth import TokenRule, authorize, graph_of_path
 from layerserve.server.config import Settings
-from layerserve.server.core.graph import LAYER_ID_PREFIX
-from layerserve.server.core.naming import GRAPH_NAME, LAYER_NAME
+from layerserve.server.core.naming import GRAPH_NAME, layer_ref_problem
 from layerserve.server.errors import (
     Forbidden,
     InvalidArgument,
@@ -51,7 +50,6 @@ log = logging.getLogger("layerserve.http")
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID = REQUEST_ID_HEADER.encode()
 _VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-_LAYER_ID = re.compile(re.escape(LAYER_ID_PREFIX) + r"[0-9]{1,18}")
 _NEEDS_STATE = ("/v1/graphs", "/v2/models")
 _ERROR_SNIFF_BYTES = 65536
 
@@ -209,10 +207,7 @@ def _path_problem(raw_path: bytes) -> LayerServeError | None:
     if not GRAPH_NAME.fullmatch(graph):
         return InvalidArgument(f"graph name must match {GRAPH_NAME.pattern}, got {graph[:80]!r}", code="invalid_name")
     if len(parts) > 5 and parts[4] == b"layers" and parts[5]:
-        layer = _segment(parts[5])
-        if not (LAYER_NAME.fullmatch(layer) or _LAYER_ID.fullmatch(layer)):
-            return InvalidArgument(f"a layer is named by its id or a name matching {LAYER_NAME.pattern}, "
-                                   f"got {layer[:80]!r}", code="invalid_name")
+        return layer_ref_problem(_segment(parts[5]))
     return None
 
 

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from layerserve.server.api import views
 from layerserve.server.api.wire import Reply, json_reply, read_body
+from layerserve.server.core.naming import layer_ref_problem
 from layerserve.server.errors import BadRequest, LayerServeError
 from layerserve.server.plane import DataPlane, dispatch
 
@@ -63,9 +64,14 @@ class OipError(LayerServeError):
 
 
 def split_model(model: str) -> tuple[str, str]:
-    """``layer`` -> (default, layer); ``graph.layer`` -> (graph, layer)."""
+    """``layer`` -> (default, layer); ``graph.layer`` -> (graph, layer). A layer part that can
+    name no layer is refused (422) as on the native routes."""
     graph, dot, layer = model.partition(".")
-    return (graph, layer) if dot else ("default", model)
+    graph, layer = (graph, layer) if dot else ("default", model)
+    problem = layer_ref_problem(layer)
+    if problem is not None:
+        raise problem
+    return graph, layer
 
 
 def _error(status: int, message: str) -> Response:
