@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 import layerserve
 
-__all__ = ["EXTRA", "HERE", "SHARED", "Case", "discover_cases", "run_case", "run_functional"]
+__all__ = ["EXTRA", "HERE", "SHARED", "Case", "case_dirs", "discover_cases", "run_case", "run_functional"]
 
 HERE = Path(__file__).resolve().parent
 EXTRA = HERE / "extra"
@@ -49,7 +50,7 @@ class Case:
         return dict(self.data["tolerance"])
 
 
-def _case_dirs(root: Path) -> list[Path]:
+def case_dirs(root: Path) -> list[Path]:
     index = root / "cases" / "index.json"
     if not index.is_file():
         return []
@@ -62,7 +63,7 @@ def discover_cases() -> list[tuple[str, Path]]:
     seen: dict[str, str] = {}
     found = []
     for root in roots:
-        for directory in _case_dirs(root):
+        for directory in case_dirs(root):
             digest = hashlib.sha256((directory / "case.json").read_bytes()).hexdigest()
             if seen.get(directory.name) == digest:
                 continue
@@ -218,15 +219,23 @@ def run_functional(conn: layerserve.Connection, case: Case) -> None:
     if not case.data["functional_accepts_kwargs"]:  # keep what the form takes (its signature is TF's)
         taken = inspect.signature(fn).parameters
         if "dtype" in kwargs and "dtype" not in taken:
-            return  # the form cannot make that layer
+            # TF's form has no dtype: it cannot make this layer, and says so as TF does
+            with pytest.raises(TypeError):
+                fn(case.input(0), **kwargs)
+            return
         kwargs = {k: v for k, v in kwargs.items() if k in taken}
-    deterministic = [a for a in case.data["applies"] if not a["stochastic"]]
+    assert case.data["applies"], f"case {case.id} has no apply to check"
     if case.data["weights"]:
         fn(case.input(0), name="fn", **kwargs)
         handle = next(layer for layer in conn.list_layers() if layer.name == "fn")
         handle.set_weights([case.arrays[w["array"]] for w in case.data["weights"]])
         kwargs.update(name="fn", reuse=True)
-    for apply in deterministic:
+    for apply in case.data["applies"]:
         extra = {} if apply["training"] is None else {"training": apply["training"]}
-        y = fn(case.input(apply["input"]), **kwargs, **extra)
-        _close(y, case.arrays[apply["output"]], case.tol, "functional output")
+        x = case.input(apply["input"])
+        y = fn(x, **kwargs, **extra)
+        assert list(y.shape) == apply["output_shape"] and y.dtype.name == apply["output_dtype"]
+        if apply["stochastic"]:
+            _check_dropout(y, x, apply["dropout_stats"])
+        else:
+            _close(y, case.arrays[apply["output"]], case.tol, "functional output")
