@@ -48,16 +48,17 @@ class Spans:
         self.spans: list[tuple[int, float, float]] = []
 
     @contextmanager
-    def span(self) -> Iterator[None]:
+    def span(self, who: int | None = None) -> Iterator[None]:
+        """Time one request of ``who`` (by default the calling thread; an asyncio task passes its own)."""
         start = time.monotonic()
         try:
             yield
         finally:
             with self._lock:
-                self.spans.append((threading.get_ident(), start, time.monotonic()))
+                self.spans.append((threading.get_ident() if who is None else who, start, time.monotonic()))
 
     def overlapping_pairs(self) -> int:
-        """Pairs of requests from different threads that were in flight at the same time."""
+        """Pairs of requests from different threads (or tasks) that were in flight at the same time."""
         spans = sorted(self.spans, key=lambda s: s[1])
         pairs = 0
         for k, (thread, _, end) in enumerate(spans):
