@@ -15,7 +15,7 @@ import numpy as np
 from layerserve.exceptions import error_from_body
 from layerserve.protocol import FRAME_CONTENT_TYPE, decode_frame, encode_frame, json_dumps, json_loads, tensor_to_json
 
-__all__ = ["Call", "Result", "layer_path", "parse_response", "prepare"]
+__all__ = ["Call", "Request", "Result", "layer_path", "parse_response", "prepare", "prepare_request"]
 
 IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
 
@@ -31,6 +31,20 @@ class Call:
     @property
     def idempotent(self) -> bool:
         return self.method in IDEMPOTENT
+
+
+@dataclass
+class Request:
+    """A route's call before the wire format is chosen: ``prepare_request`` makes it a ``Call``
+    (tensors as a binary frame or as JSON), ``tensor_key`` names the answer's tensors."""
+
+    method: str
+    path: str
+    body: dict[str, Any] | None = None
+    tensors: list[np.ndarray] | None = None
+    request_key: str = "inputs"
+    accept_tensors: bool = False
+    tensor_key: str = "outputs"
 
 
 @dataclass
@@ -60,6 +74,11 @@ def prepare(method: str, path: str, body: dict[str, Any] | None = None, tensors:
         return Call(method, path, headers, None, params or {})
     headers["content-type"] = "application/json"
     return Call(method, path, headers, json_dumps(payload), params or {})
+
+
+def prepare_request(request: Request, *, binary: bool) -> Call:
+    return prepare(request.method, request.path, request.body, request.tensors, binary=binary,
+                   request_key=request.request_key, accept_tensors=request.accept_tensors)
 
 
 def _json_tensors(body: dict[str, Any], tensor_key: str) -> list[np.ndarray]:

@@ -19,11 +19,14 @@ import numpy as np
 
 from layerserve._serialize import to_wire
 from layerserve._tracing import Tensor, Trace
+from layerserve.layers.input_spec import InputSpec
 from layerserve.protocol import tensor_to_json
 
 if TYPE_CHECKING:
-    from layerserve.layers.base import InputSpec, Layer
     from layerserve.ops import UpdateOp
+
+# A ``layerserve.layers.Layer`` being defined: not imported, since the Layer builds on this module.
+Layer = Any
 
 __all__ = ["Definition", "InputDim", "SymbolicShape", "Variable", "define_layer", "onnx_layer_config"]
 
@@ -87,7 +90,8 @@ class Variable(Tensor):
         """The variable's current value on the server (once the layer is built)."""
         for var in self._layer.variables:
             if var.name.rsplit("/", 1)[-1] == f"{self.name}:0":
-                return var.numpy()
+                value: np.ndarray = var.numpy()
+                return value
         raise ValueError(f"variable {self.name!r} does not exist yet: the layer is built at its first apply")
 
 
