@@ -51,7 +51,8 @@ class Client(_Base):
     """A sync client of one server and graph: ``send`` a route's request, get its result."""
 
     def __init__(self, url: str | None = None, graph: str = "default", token: str | None = None,
-                 binary: bool = True, timeout: float = 60.0, transport: Transport | None = None) -> None:
+                 binary: bool = True, timeout: float = 60.0,  # noqa: FBT001, FBT002 - a public, positional signature
+                 transport: Transport | None = None) -> None:
         super().__init__(url, graph, token, binary=binary, timeout=timeout)
         self.transport = transport or sync_transport(self.url, auth_headers(token), timeout)
 
@@ -82,7 +83,8 @@ class AsyncConnection(_Base):
     """An asyncio connection: ``await conn.send(call)``; layers use it through ``apply_async``."""
 
     def __init__(self, url: str | None = None, graph: str = "default", token: str | None = None,
-                 binary: bool = True, timeout: float = 60.0, transport: AsyncTransport | None = None) -> None:
+                 binary: bool = True, timeout: float = 60.0,  # noqa: FBT001, FBT002 - a public, positional signature
+                 transport: AsyncTransport | None = None) -> None:
         super().__init__(url, graph, token, binary=binary, timeout=timeout)
         self.transport = transport or AsyncHttpxTransport(self.url, auth_headers(token), timeout)
 

@@ -59,7 +59,7 @@ def layer_path(graph: str, layer: str, suffix: str = "") -> str:
 
 
 def prepare(method: str, path: str, body: dict[str, Any] | None = None, tensors: list[np.ndarray] | None = None,
-            binary: bool = True, request_key: str = "inputs", accept_tensors: bool = False,
+            *, binary: bool = True, request_key: str = "inputs", accept_tensors: bool = False,
             params: dict[str, str] | None = None) -> Call:
     """A request: tensors go as a binary frame (``binary``) or as JSON tensors under ``request_key``."""
     headers = {"accept": f"{FRAME_CONTENT_TYPE}, application/json" if binary and accept_tensors

@@ -61,7 +61,7 @@ def build(graph: str, layer: str, input_shape: Any, dtype: str | None) -> Reques
     return Request("POST", layer_path(graph, layer, "/build"), {"input_shape": input_shape, "dtype": dtype})
 
 
-def apply(graph: str, layer: str, inputs: list[np.ndarray], training: bool | None) -> Request:
+def apply(graph: str, layer: str, inputs: list[np.ndarray], *, training: bool | None) -> Request:
     return Request("POST", layer_path(graph, layer, "/apply"), {"training": training}, inputs, accept_tensors=True)
 
 

@@ -95,7 +95,7 @@ def usable_for(url: str) -> bool:
 
 def _alive(sock: socket.socket) -> bool:
     """An idle keep-alive socket the server has not closed (no EOF, no stray bytes)."""
-    sock.setblocking(False)  # a socket with a timeout would wait for data first
+    sock.setblocking(False)  # noqa: FBT003 - the socket API  # a socket with a timeout would wait for data first
     try:
         sock.recv(1, socket.MSG_PEEK)  # returns only at EOF or with stray bytes
     except (BlockingIOError, InterruptedError):

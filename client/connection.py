@@ -20,7 +20,8 @@ class Connection(Client):
     """A sync connection (one pooled HTTP/1.1 client). ``conn.layers.Dense(...)`` uses it."""
 
     def __init__(self, url: str | None = None, graph: str = "default", token: str | None = None,
-                 binary: bool = True, timeout: float = 60.0, transport: Transport | None = None) -> None:
+                 binary: bool = True, timeout: float = 60.0,  # noqa: FBT001, FBT002 - a public, positional signature
+                 transport: Transport | None = None) -> None:
         super().__init__(url, graph, token, binary, timeout, transport)
         self.layers = BoundLayers(self)
 
@@ -48,7 +49,7 @@ set_default_client(factory=Connection)
 
 
 def connect(url: str | None = None, graph: str = "default", token: str | None = None,
-            binary: bool = True) -> Connection:
+            binary: bool = True) -> Connection:  # noqa: FBT001, FBT002 - a public, positional signature
     """Open a connection and make it the default for ``layerserve.layers``."""
     connection = Connection(url, graph=graph, token=token, binary=binary)
     set_default_client(connection)

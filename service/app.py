@@ -43,13 +43,14 @@ def open_store(settings: Settings) -> StateStore:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
-    providers = select_providers(settings.providers, settings.provider_options, settings.require_providers)
+    providers = select_providers(settings.providers, settings.provider_options, require=settings.require_providers)
     CustomLayer.max_model_bytes = settings.max_model_bytes
     io_binding = binding_enabled(settings.io_binding, providers)
 
     def build_plane(store: StateStore) -> DataPlane:
         sessions = SessionCache(providers, settings.max_sessions, settings.intra_op_threads)
-        executor = Executor(sessions, BatchPolicy.from_settings(settings), Batcher(app.state.batch_stats), io_binding)
+        executor = Executor(sessions, BatchPolicy.from_settings(settings), Batcher(app.state.batch_stats),
+                            io_binding=io_binding)
         return DataPlane(settings, store, executor)  # loads the whole state
 
     def on_ready(plane: DataPlane) -> None:

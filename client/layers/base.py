@@ -8,6 +8,8 @@ A subclass that defines ``call`` is a custom layer: once its ``__init__`` has re
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -60,7 +62,7 @@ class Layer(Definable, metaclass=LayerMeta):
         if "_class_name" in cls.__dict__:  # a built-in class of tf.compat.v1.layers
             _BUILT_IN.setdefault(cls._class_name, cls)
 
-    def __init__(self, trainable: bool = True, name: str | None = None, dtype: Any = None, *,
+    def __init__(self, trainable: bool = True, name: str | None = None, dtype: Any = None, *,  # noqa: FBT001, FBT002 - TF's signature
                  _connection: Client | None = None, _scope: str | None = None, _reuse: bool | None = None,
                  _config: dict[str, Any] | None = None, **kwargs: Any) -> None:
         conn = _connection or default_client()
@@ -224,13 +226,14 @@ class Layer(Definable, metaclass=LayerMeta):
         return self.__call__(inputs, *args, **kwargs)
 
     def __call__(self, inputs: Any, *args: Any, training: Any = None, **kwargs: Any) -> Any:
-        return _routes.outputs(self._send(_routes.apply, _inputs(inputs), _training(training)))
+        return _routes.outputs(self._send(functools.partial(_routes.apply, training=_training(training)), _inputs(inputs)))
 
     async def apply_async(self, inputs: Any, training: Any = None, connection: AsyncConnection | None = None) -> Any:
         """``apply`` for asyncio programs, over ``connection`` (or a fresh one to the same server)."""
         conn = connection or AsyncConnection(self._conn.url, self._conn.graph, self._conn.token, self._conn.binary)
         try:
-            result = await conn.request(_routes.apply(self._conn.graph, self._id, _inputs(inputs), _training(training)))
+            result = await conn.request(_routes.apply(self._conn.graph, self._id, _inputs(inputs),
+                                                      training=_training(training)))
         finally:
             if connection is None:
                 await conn.aclose()
@@ -293,8 +296,6 @@ def functional(layer: Layer, inputs: Any, training: Any = None) -> Any:
     try:
         return layer.apply(inputs, training=training)
     except Exception:
-        try:
+        with contextlib.suppress(Exception):
             layer.delete()
-        except Exception:
-            pass
         raise

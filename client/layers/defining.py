@@ -71,14 +71,15 @@ class Definable:
         return self._definition
 
     def add_weight(self, name: str, shape: Sequence[Any] | None = None, dtype: Any = None, initializer: Any = None,
-                   regularizer: Any = None, trainable: bool | None = None, constraint: Any = None,
+                   regularizer: Any = None, trainable: bool | None = None, constraint: Any = None,  # noqa: FBT001 - TF's signature
                    **kwargs: Any) -> Variable:
         """TF's ``add_weight``: a variable ``<scope>/<name>:0`` made when the server builds the layer."""
         if kwargs:
             raise TypeError(f"('Unknown keyword argument:', {sorted(kwargs)[0]!r})")
         if constraint is not None:
             raise TypeError("add_weight: constraints are applied by optimizers, which run in the client's process")
-        return add_weight(self, self._defining("add_weight"), name, shape, dtype, initializer, regularizer, trainable)
+        return add_weight(self, self._defining("add_weight"), name, shape, dtype, initializer, regularizer,
+                          trainable=trainable)
 
     def add_loss(self, losses: Any, inputs: Any = None) -> None:
         """TF's ``add_loss``: a tensor of the inputs (or with ``inputs``) is conditional; one of the

@@ -15,14 +15,14 @@ __all__ = ["RemoteUpdate", "RemoteVariable"]
 class RemoteVariable:
     """A variable held by the server (``dense/kernel:0``); ``numpy()`` fetches its value."""
 
-    def __init__(self, conn: Client, layer: Any, name: str, shape: tuple[int, ...], dtype: str,
+    def __init__(self, conn: Client, layer: Any, name: str, shape: tuple[int, ...], dtype: str, *,
                  trainable: bool) -> None:
         self._conn, self._layer = conn, layer
         self.name, self.shape, self.dtype, self.trainable = name, shape, dtype, trainable
 
     @classmethod
     def _from_json(cls, conn: Client, layer: Any, data: dict[str, Any]) -> RemoteVariable:
-        return cls(conn, layer, data["name"], tuple(data["shape"]), data["dtype"], data["trainable"])
+        return cls(conn, layer, data["name"], tuple(data["shape"]), data["dtype"], trainable=data["trainable"])
 
     def numpy(self) -> np.ndarray:
         return self._conn.request(_routes.variable_value(self._conn.graph, self.name)).tensors[0].copy()

@@ -214,7 +214,7 @@ def _path_problem(raw_path: bytes) -> LayerServeError | None:
 class _BodyGuard:
     """Counts the body as it arrives; past the limit, the route's read fails with 413."""
 
-    def __init__(self, receive: Receive, limit: int, declared: str | None, chunked: bool) -> None:
+    def __init__(self, receive: Receive, limit: int, declared: str | None, *, chunked: bool) -> None:
         self._receive, self.limit, self.size = receive, limit, 0
         self.complete = (declared or "0") == "0" and not chunked
 
@@ -267,7 +267,7 @@ class RequestLimits:
             await send_error(scope, send, problem)
             return
         chunked = _header(scope, b"transfer-encoding") is not None
-        body = _BodyGuard(receive, self.settings.max_body_bytes, declared, chunked)
+        body = _BodyGuard(receive, self.settings.max_body_bytes, declared, chunked=chunked)
         started = False
 
         async def send_watched(message: Message) -> None:

@@ -143,7 +143,7 @@ async def infer_reply(plane: DataPlane, settings: Any, model: str, read: Callabl
         json_bytes = len(raw) if header_length is None else int(header_length) if header_length.isdigit() else 0
         body, xs = await dispatch.off_loop_if_large(json_bytes // 8, _decode_infer, raw, header_length,
                                                     settings, kind.num_inputs)
-        result = await dispatch.apply(plane, graph, layer, xs, _training(body.parameters), refs=False)
+        result = await dispatch.apply(plane, graph, layer, xs, training=_training(body.parameters), refs=False)
         size = sum(y.size for y in result.outputs)
         return await dispatch.off_loop_if_large(0 if _wants_binary(body) else size, _encode_infer, model, body,
                                                 result.outputs)

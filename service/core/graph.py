@@ -60,7 +60,7 @@ class Graph:
                                 candidates=[layer.id for layer in matches])
         return matches[0]
 
-    def new_layer(self, kind: LayerKind, name: str | None, trainable: bool, dtype: str | None,
+    def new_layer(self, kind: LayerKind, name: str | None, *, trainable: bool, dtype: str | None,
                   scope: str | None = None, reuse: bool = False) -> Layer:
         base = kind.base_name()
         layer_name = name if name else self.names.new_layer_name(base)

@@ -6,6 +6,7 @@ With a store that other replicas write too, every call first brings its graph up
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from contextlib import AbstractContextManager
 from typing import Any
@@ -35,7 +36,7 @@ class GraphPlane:
         self._graphs_lock = threading.Lock()
         store.watch(self._warm)
 
-    def graph(self, name: str, create: bool = False, revision: int | None = None) -> Graph:
+    def graph(self, name: str, *, create: bool = False, revision: int | None = None) -> Graph:
         """The graph, current: ``revision``, when given, is the store's revision just read."""
         check_name(name, GRAPH_NAME, "graph name")
         cached = self.graphs.get(name)
@@ -61,11 +62,9 @@ class GraphPlane:
     def _warm(self, name: str, revision: int) -> None:
         """Another replica committed: refresh a graph this one serves before a request needs it."""
         cached = self.graphs.get(name)
-        if cached is not None and 0 <= revision and cached.revision < revision:
-            try:
+        if cached is not None and revision >= 0 and cached.revision < revision:
+            with contextlib.suppress(Exception):  # warming is a hint; the next request refreshes anyway
                 self.graph(name)
-            except Exception:  # warming is a hint; the next request refreshes anyway
-                pass
 
     def _forget_removed(self, old: Graph, new: Graph) -> None:
         for layer_id in old.layers.keys() - new.layers.keys():

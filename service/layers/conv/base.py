@@ -121,7 +121,7 @@ class ConvBase(LayerKind):
         if self.checks_output_at_build:  # Keras' Conv.build calls compute_output_shape
             self.compute_output_shape(shape)
 
-    def check_op(self, shape: tuple[int, ...], dtype: str, training: bool) -> None:
+    def check_op(self, shape: tuple[int, ...], dtype: str, *, training: bool) -> None:
         """The convolution op's shape checks: a 'valid' window longer than the input fails
         (TF's graph mode knows the static shape), even where Keras' output length is 0."""
         lead = len(shape) - self.rank - 1
@@ -191,13 +191,15 @@ class ConvBase(LayerKind):
     # ---- variables -------------------------------------------------------------------
     def weight(self, name: str, shape: tuple[int, ...], dtype: str, prefix: str) -> VariableSpec:
         init = self.initializer(f"{prefix}_initializer") or Initializer("GlorotUniform", {"seed": None})
-        return VariableSpec(name, shape, dtype, True, init, self.regularizer(f"{prefix}_regularizer"))
+        return VariableSpec(name, shape, dtype, trainable=True, initializer=init,
+                            regularizer=self.regularizer(f"{prefix}_regularizer"))
 
     def bias_specs(self, dtype: str) -> list[VariableSpec]:
         if not self.config["use_bias"]:
             return []
-        return [VariableSpec("bias", (self.config["filters"],), dtype, True, self.initializer("bias_initializer"),
-                             self.regularizer("bias_regularizer"))]
+        return [VariableSpec("bias", (self.config["filters"],), dtype, trainable=True,
+                             initializer=self.initializer("bias_initializer"),
+                             regularizer=self.regularizer("bias_regularizer"))]
 
     # ---- graph -----------------------------------------------------------------------
     def graph(self, b: GraphBuilder, x: str, sig: Signature) -> GraphOutputs:

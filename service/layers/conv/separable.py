@@ -35,13 +35,13 @@ class SeparableConv(ConvBase):
     checks_output_at_build = False  # Keras' separable build skips it; the depthwise op checks
     tf_op = "DepthwiseConv2dNative"
 
-    def check_op(self, shape: tuple[int, ...], dtype: str, training: bool) -> None:
+    def check_op(self, shape: tuple[int, ...], dtype: str, *, training: bool) -> None:
         """TF builds the layer, then its depthwise op (rank 4; 1D inputs get a dim inserted) fails."""
         rank = len(shape) + (1 if self.rank == 1 else 0)
         if rank != 4:
             raise IncompatibleInput(f"Shape must be rank 4 but is rank {rank} for '{self.tf_op}' with input "
                                     f"shapes: [{','.join(str(v) for v in shape)}].")
-        super().check_op(shape, dtype, training)
+        super().check_op(shape, dtype, training=training)
 
     def variable_specs(self, input_shape: Shape, dtype: str) -> list[VariableSpec]:
         c = self.config

@@ -38,7 +38,7 @@ class ConvTranspose(ConvBase):
     rank_checked_at_build = True
     checks_output_at_build = False  # its output is never shorter than its input
 
-    def check_op(self, shape: tuple[int, ...], dtype: str, training: bool) -> None:
+    def check_op(self, shape: tuple[int, ...], dtype: str, *, training: bool) -> None:
         """Every input length gives an output: nothing for the op to refuse."""
 
     def dtype_error(self, layer_dtype: str, input_dtype: str) -> str:
