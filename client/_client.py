@@ -11,16 +11,16 @@ import asyncio
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import numpy as np
 
 from layerserve._core import Call, Request, Result, parse_response, prepare, prepare_request
-from layerserve._transport import AsyncHttpxTransport, AsyncTransport, Transport, sync_transport
+from layerserve._transport import AsyncHttpxTransport, AsyncTransport, Reply, Transport, sync_transport
 from layerserve.exceptions import TransportError
 
-__all__ = ["AsyncConnection", "Client", "default_client", "set_default_client"]
+__all__ = ["AsyncClient", "Client", "default_client", "set_default_client"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 _RETRIES = 3
@@ -59,13 +59,16 @@ class Client(_Base):
     def send(self, call: Call, tensor_key: str = "outputs") -> Result:
         for attempt in range(_RETRIES + 1):
             try:
-                reply = self.transport.request(call.method, call.path, call.headers, call.content, call.params)
-                return parse_response(*reply, tensor_key)
+                return parse_response(*self._exchange(call), tensor_key)
             except httpx.TransportError as exc:
                 if not call.idempotent or attempt == _RETRIES:
                     raise self._failed(call, exc) from exc
                 time.sleep(_BACKOFF_S * 2**attempt)
         raise AssertionError("unreachable")
+
+    def _exchange(self, call: Call) -> Reply:
+        """One call, no retry, the answer as it came (status, headers, body)."""
+        return self.transport.request(call.method, call.path, call.headers, call.content, call.params)
 
     def request(self, request: Request) -> Result:
         """Send one route's request (``layerserve._routes``)."""
@@ -79,8 +82,8 @@ class Client(_Base):
         self.transport.close()
 
 
-class AsyncConnection(_Base):
-    """An asyncio connection: ``await conn.send(call)``; layers use it through ``apply_async``."""
+class AsyncClient(_Base):
+    """An asyncio client: ``await client.send(call)``; layers use it through ``apply_async``."""
 
     def __init__(self, url: str | None = None, graph: str = "default", token: str | None = None,
                  binary: bool = True, timeout: float = 60.0,  # noqa: FBT001, FBT002 - a public, positional signature
@@ -109,7 +112,7 @@ class AsyncConnection(_Base):
     async def aclose(self) -> None:
         await self.transport.aclose()
 
-    async def __aenter__(self) -> AsyncConnection:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

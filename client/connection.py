@@ -1,7 +1,8 @@
 """Connections to a layerserve server: ``Connection`` (sync) and ``AsyncConnection``.
 
-``Connection`` is the sync ``Client`` (``layerserve._client``) with the graph-wide operations
-and ``conn.layers``: the layer classes bound to it.
+Both are the thin shells of ``layerserve._client`` (sending what the I/O-free core builds) with
+the checkpoint calls (``layerserve._checkpoints``); ``Connection`` adds the graph-wide
+operations and ``conn.layers``: the layer classes bound to it.
 """
 
 from __future__ import annotations
@@ -9,14 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from layerserve import _routes
-from layerserve._client import AsyncConnection, Client, default_client, set_default_client
+from layerserve._checkpoints import AsyncCheckpointCalls, CheckpointCalls
+from layerserve._client import AsyncClient, Client, default_client, set_default_client
 from layerserve._transport import Transport
 from layerserve.layers import BoundLayers, Layer, RemoteVariable
 
 __all__ = ["AsyncConnection", "Connection", "connect", "get_default_connection"]
 
 
-class Connection(Client):
+class Connection(Client, CheckpointCalls):
     """A sync connection (one pooled HTTP/1.1 client). ``conn.layers.Dense(...)`` uses it."""
 
     def __init__(self, url: str | None = None, graph: str = "default", token: str | None = None,
@@ -43,6 +45,10 @@ class Connection(Client):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class AsyncConnection(AsyncClient, AsyncCheckpointCalls):
+    """An asyncio connection: ``await conn.send(call)``; layers use it through ``apply_async``."""
 
 
 set_default_client(factory=Connection)

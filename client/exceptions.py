@@ -63,6 +63,9 @@ _BY_EXCEPTION: dict[str, type[LayerServeError]] = {
     "TypeError": LayerTypeError,
     "LookupError": NotFoundError,
     "PermissionError": AuthenticationError,
+    # TensorFlow's own error types (tf.errors), where the server names them: checkpoints' restore
+    "NotFoundError": NotFoundError,
+    "InvalidArgumentError": InvalidArgumentError,
 }
 
 

@@ -25,7 +25,7 @@ class Initializer:
         return dict(self._config)
 
     def to_wire(self) -> dict[str, Any]:
-        return {"class_name": type(self).__name__, "config": self.get_config()}
+        return {"class_name": getattr(self, "_wire_class", type(self).__name__), "config": self.get_config()}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._config.items())})"

@@ -8,16 +8,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from layerserve.server.api.auth import parse_tokens
+from layerserve.server.api.checkpoints import checkpoint_router
 from layerserve.server.api.errors import install_error_handlers
 from layerserve.server.api.hot import HotRoutes
 from layerserve.server.api.middleware import BearerAuth, RequestContext, RequestLimits
 from layerserve.server.api.native import graph_router, native_router
 from layerserve.server.api.oip import oip_router
 from layerserve.server.api.ops import ops_router
+from layerserve.server.api.programs import programs_router
 from layerserve.server.config import Settings
 from layerserve.server.layers.custom import CustomLayer
 from layerserve.server.metrics import ServiceMetrics
 from layerserve.server.plane import DataPlane
+from layerserve.server.plane.checkpoints import Checkpoints
 from layerserve.server.runtime.batching import Batcher, BatchPolicy, BatchStats
 from layerserve.server.runtime.binding import binding_enabled
 from layerserve.server.runtime.executor import Executor
@@ -51,7 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessions = SessionCache(providers, settings.max_sessions, settings.intra_op_threads)
         executor = Executor(sessions, BatchPolicy.from_settings(settings), Batcher(app.state.batch_stats),
                             io_binding=io_binding)
-        return DataPlane(settings, store, executor)  # loads the whole state
+        plane = DataPlane(settings, store, executor)  # loads the whole state
+        app.state.checkpoints = Checkpoints.attach(plane)
+        return plane
 
     def on_ready(plane: DataPlane) -> None:
         app.state.plane = plane
@@ -80,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics = ServiceMetrics()
     metrics.install(lambda: app.state.plane, app.state.batch_stats, ready=lambda: float(app.state.ready))
     install_error_handlers(app)
-    for router in (native_router, oip_router, ops_router, graph_router):
+    for router in (native_router, oip_router, ops_router, programs_router, graph_router, checkpoint_router):
         app.include_router(router)
     # Added last = outermost: request context, then auth, then limits, then the hot routes
     # (apply, infer: served without FastAPI's routing), then FastAPI's routes.

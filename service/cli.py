@@ -24,6 +24,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--store", help="state store URL, e.g. redis://host:6379/0 (default: the state directory)")
     serve.add_argument("--keep-versions", type=int,
                        help="shared store: versions kept of each layer definition and variable (default 4)")
+    serve.add_argument("--keep-history", type=int,
+                       help="versions kept in each graph's history; checkpointed versions always (default 1000)")
+    serve.add_argument("--history-max-age-s", type=float,
+                       help="drop history versions older than this, checkpointed ones never (default 30 days; 0: "
+                            "no age limit)")
     serve.add_argument("--write-retries", type=int,
                        help="shared store: attempts of a write that loses the race to another replica (default 16)")
     serve.add_argument("--providers", type=lambda s: [p.strip() for p in s.split(",") if p.strip()],

@@ -20,6 +20,8 @@ class Settings:
     state_dir: str = "./layerserve-state"
     store: str | None = None  # e.g. redis://host:6379/0; None means the state directory
     keep_versions: int = 4  # shared store: versions kept per entry (readers racing writers need them)
+    keep_history: int = 1000  # versions kept in each graph's history (checkpointed ones always)
+    history_max_age_s: float = 30 * 24 * 3600.0  # and none older than this (0: no age limit)
     write_retries: int = 16  # shared store: attempts of a write that keeps losing the race
     providers: list[str] = field(default_factory=lambda: ["cpu"])
     provider_options: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from layerserve import _routes
-from layerserve._client import AsyncConnection, Client, default_client
+from layerserve._client import AsyncClient, Client, default_client
 from layerserve._core import Request, Result
 from layerserve._serialize import dtype_name, to_wire
 from layerserve.layers.defining import Definable, LayerMeta
@@ -228,9 +228,9 @@ class Layer(Definable, metaclass=LayerMeta):
     def __call__(self, inputs: Any, *args: Any, training: Any = None, **kwargs: Any) -> Any:
         return _routes.outputs(self._send(functools.partial(_routes.apply, training=_training(training)), _inputs(inputs)))
 
-    async def apply_async(self, inputs: Any, training: Any = None, connection: AsyncConnection | None = None) -> Any:
+    async def apply_async(self, inputs: Any, training: Any = None, connection: AsyncClient | None = None) -> Any:
         """``apply`` for asyncio programs, over ``connection`` (or a fresh one to the same server)."""
-        conn = connection or AsyncConnection(self._conn.url, self._conn.graph, self._conn.token, self._conn.binary)
+        conn = connection or AsyncClient(self._conn.url, self._conn.graph, self._conn.token, self._conn.binary)
         try:
             result = await conn.request(_routes.apply(self._conn.graph, self._id, _inputs(inputs),
                                                       training=_training(training)))

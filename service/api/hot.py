@@ -92,5 +92,6 @@ class HotRoutes:
         length = _headers(scope).get(_HEADER_LENGTH)
         reply = await infer_reply(state.plane, state.settings, model,
                                   lambda: receive_body(receive, state.settings.max_body_bytes),
-                                  None if length is None else length.decode("latin-1"))
+                                  None if length is None else length.decode("latin-1"),
+                                  parts[5] if len(parts) == 7 else None)
         await send_reply(send, reply)

@@ -134,7 +134,7 @@ async def patch_layer(graph: str, layer: str, request: Request) -> Response:
     body, _ = await _body(request, PatchLayerBody)
     plane = _plane(request)
     found = await _call(plane.patch_layer, graph, layer, trainable=body.trainable, batching=body.batching,
-                        if_match=_if_match(request))
+                        if_match=_if_match(request), scope=body.scope, reuse=body.reuse)
     return _described(await _call(views.describe, plane, graph, found.id))
 
 
@@ -158,7 +158,8 @@ async def apply_reply(plane: DataPlane, settings: Settings, graph: str, layer: s
     ``input_refs`` is in the response when the body asks for it or when the apply recorded
     losses or updates for its inputs (the digest is computed only then)."""
     body, inputs = await decode_body(raw, content_type, ApplyBody, settings.max_tensor_elements, "inputs")
-    result = await dispatch.apply(plane, graph, layer, inputs, training=body.training, refs=bool(body.input_refs))
+    result = await dispatch.apply(plane, graph, layer, inputs, training=body.training, refs=bool(body.input_refs),
+                                  checkpoint=body.checkpoint)
     frame = FRAME_CONTENT_TYPE in accept
     payload = {} if result.input_refs is None else {"input_refs": result.input_refs}
     elements = 0 if frame else sum(y.size for y in result.outputs)

@@ -22,8 +22,9 @@ from starlette.concurrency import run_in_threadpool
 from layerserve.server.api import views
 from layerserve.server.api.wire import Reply, json_reply, read_body
 from layerserve.server.core.naming import layer_ref_problem
-from layerserve.server.errors import BadRequest, LayerServeError
+from layerserve.server.errors import BadRequest, LayerServeError, NotFound
 from layerserve.server.plane import DataPlane, dispatch
+from layerserve.server.plane.checkpoints import LIVE_VERSIONS
 
 __all__ = ["INFER_PATHS", "InferRequest", "infer_reply", "oip_router", "split_model"]
 
@@ -118,7 +119,12 @@ async def ready(request: Request) -> Response:
 async def model_metadata(model: str, request: Request, version: str | None = None) -> Response:
     async def handle() -> Response:
         graph, layer = split_model(model)
-        return _json(await run_in_threadpool(_metadata, _plane(request), graph, layer, model))
+        meta = await run_in_threadpool(_metadata, _plane(request), graph, layer, model)
+        names = await run_in_threadpool(request.app.state.checkpoints.names, graph)
+        if version not in (None, "", *LIVE_VERSIONS) and version not in names:
+            raise NotFound(f"model {model!r} has no version {version!r}: its versions are 1 (the live weights) "
+                           "and its graph's checkpoints", code="checkpoint_not_found")
+        return _json({**meta, "versions": ["1", *names]})
     return await _guarded(handle)
 
 
@@ -133,9 +139,11 @@ async def model_ready(model: str, request: Request, version: str | None = None) 
 
 
 async def infer_reply(plane: DataPlane, settings: Any, model: str, read: Callable[[], Awaitable[bytes]],
-                      header_length: str | None) -> Reply:
+                      header_length: str | None, version: str | None = None) -> Reply:
     """The whole inference, errors in the protocol's body (``layerserve.server.api.hot`` serves it);
-    ``read`` gives the request body, read once the model is known to exist."""
+    ``read`` gives the request body, read once the model is known to exist. A ``version`` other
+    than the live one (``1``) names a checkpoint of the model's graph: its values compute."""
+    checkpoint = None if version in (None, "", *LIVE_VERSIONS) else version
     try:
         graph, layer = split_model(model)
         kind = plane.layer(graph, layer)[1].kind
@@ -143,10 +151,11 @@ async def infer_reply(plane: DataPlane, settings: Any, model: str, read: Callabl
         json_bytes = len(raw) if header_length is None else int(header_length) if header_length.isdigit() else 0
         body, xs = await dispatch.off_loop_if_large(json_bytes // 8, _decode_infer, raw, header_length,
                                                     settings, kind.num_inputs)
-        result = await dispatch.apply(plane, graph, layer, xs, training=_training(body.parameters), refs=False)
+        result = await dispatch.apply(plane, graph, layer, xs, training=_training(body.parameters), refs=False,
+                                      checkpoint=checkpoint)
         size = sum(y.size for y in result.outputs)
         return await dispatch.off_loop_if_large(0 if _wants_binary(body) else size, _encode_infer, model, body,
-                                                result.outputs)
+                                                result.outputs, checkpoint or "1")
     except LayerServeError as exc:
         return Reply(exc.status, orjson.dumps({"error": exc.message}), "application/json")
 
@@ -157,7 +166,7 @@ async def infer(model: str, request: Request, version: str | None = None) -> Res
     """Served by ``layerserve.server.api.hot`` ahead of this router; kept for the schema and mounted apps."""
     settings = request.app.state.settings
     reply = await infer_reply(_plane(request), settings, model, lambda: read_body(request, settings.max_body_bytes),
-                              request.headers.get(HEADER_LENGTH))
+                              request.headers.get(HEADER_LENGTH), version)
     return reply.response()
 
 
@@ -280,7 +289,7 @@ def _wants_binary(body: InferRequest) -> bool:
     return bool(body.parameters.get("binary_data_output", False))
 
 
-def _encode_infer(model: str, body: InferRequest, ys: list[np.ndarray]) -> Reply:
+def _encode_infer(model: str, body: InferRequest, ys: list[np.ndarray], version: str = "1") -> Reply:
     wanted = [o.name for o in body.outputs] if body.outputs else [f"output_{k}" for k in range(len(ys))]
     binary, outputs, payloads = _wants_binary(body), [], []
     for name in wanted:
@@ -298,7 +307,7 @@ def _encode_infer(model: str, body: InferRequest, ys: list[np.ndarray]) -> Reply
         else:
             out["data"] = y.ravel()
         outputs.append(out)
-    head: dict[str, Any] = {"model_name": model, "model_version": "1", "outputs": outputs}
+    head: dict[str, Any] = {"model_name": model, "model_version": version, "outputs": outputs}
     if body.id is not None:
         head["id"] = body.id
     if not binary:

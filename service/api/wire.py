@@ -61,6 +61,8 @@ class CreateLayerBody(_Body):
 class PatchLayerBody(_Body):
     trainable: bool | None = None
     batching: dict[str, Any] | None = None
+    scope: str | None = Field(None, description="graph mode: the variable scope taken at the first call")
+    reuse: bool | None = Field(None, description="graph mode: share the scope's existing variables")
 
 
 class BuildBody(_Body):
@@ -77,6 +79,8 @@ class ApplyBody(_Body):
     training: bool | None = None
     input_refs: bool | None = Field(None, description="return the inputs' references (sha256 digests) even "
                                                       "when the apply recorded nothing for them")
+    checkpoint: str | None = Field(None, description="compute with this named checkpoint's values instead of the "
+                                                     "live ones (read-only: nothing is recorded)")
 
 
 class WeightsBody(_Body):

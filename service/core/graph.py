@@ -46,6 +46,8 @@ class Graph:
     revision: int = 0
     versions: dict[str, int] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+    # Registered programs (TF1 graph mode): id (the sha256 of the model) -> the ONNX model, base64.
+    programs: dict[str, str] = field(default_factory=dict)
 
     # ---- layers ------------------------------------------------------------------------
     def resolve(self, ref: str) -> Layer:
@@ -134,7 +136,7 @@ class Graph:
         """A function that puts the graph back as it is now: its layers, variables, values
         and names, and the state of the ``touched`` layers (the ones a mutation may change)."""
         names, next_id = self.names.to_json(), self.next_id
-        layers, variables, values = dict(self.layers), dict(self.variables), self.values
+        layers, variables, values, programs = dict(self.layers), dict(self.variables), self.values, dict(self.programs)
         saved = [(layer, _layer_state(layer)) for layer in touched]
 
         def rollback() -> None:
@@ -143,6 +145,8 @@ class Graph:
             self.layers.update(layers)
             self.variables.clear()
             self.variables.update(variables)
+            self.programs.clear()
+            self.programs.update(programs)
             for layer, state in saved:
                 layer.__dict__.update(state)
         return rollback

@@ -16,7 +16,8 @@ from typing import Any
 
 from layerserve.server.errors import InvalidArgument
 
-__all__ = ["GRAPH_NAME", "LAYER_ID", "LAYER_ID_PREFIX", "LAYER_NAME", "GraphNames", "check_name", "layer_ref_problem"]
+__all__ = ["GRAPH_NAME", "LAYER_ID", "LAYER_ID_PREFIX", "LAYER_NAME", "SCOPE_NAME", "GraphNames", "check_name",
+           "layer_ref_problem"]
 
 
 # The graph and layer names a request may use.
@@ -27,6 +28,8 @@ LAYER_NAME = re.compile(r"(?!.*\.\.)[A-Za-z0-9_.-]{1,128}")
 # A layer's id: the prefix, then its number in the graph (never a valid name, so never ambiguous).
 LAYER_ID_PREFIX = "~"
 LAYER_ID = re.compile(re.escape(LAYER_ID_PREFIX) + r"[0-9]{1,18}")
+# A variable scope: names joined by "/" (graph mode's nested scopes, ``net/hidden``).
+SCOPE_NAME = re.compile(r"(?!.*\.\.)(?!/)(?!.*//)(?!.*/$)[A-Za-z0-9_./-]{1,256}")
 
 
 def check_name(value: object, pattern: re.Pattern[str], what: str) -> str:

@@ -1,4 +1,5 @@
-"""The application service: graph cache, transactions, layer lifecycle, apply, records."""
+"""The application service: graph cache, transactions, layer lifecycle, apply, records, programs,
+checkpoints and the version history."""
 
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ from typing import TypeVar
 import numpy as np
 
 from layerserve.server.plane import ApplyResult, DataPlane
+from layerserve.server.plane.pinned import apply_pinned
 
 __all__ = ["IDLE_INLINE_BUDGET_S", "INLINE_BUDGET_S", "INLINE_MAX_ELEMENTS", "apply", "in_thread",
            "off_loop_if_large"]
@@ -46,9 +47,13 @@ async def in_thread(fn: Callable[..., T], *args: object) -> T:
 
 
 async def apply(plane: DataPlane, graph: str, layer: str, inputs: list[np.ndarray], *, training: bool | None,
-                refs: bool = True) -> ApplyResult:
-    """``plane.apply``, inline or in the pool (see the module's docstring)."""
+                refs: bool = True, checkpoint: str | None = None) -> ApplyResult:
+    """``plane.apply``, inline or in the pool (see the module's docstring); an apply pinned to a
+    ``checkpoint`` always in the pool (it may read the checkpoint from the store)."""
     global _in_flight
+    if checkpoint is not None:
+        return await in_thread(functools.partial(apply_pinned, plane, graph, layer, inputs, checkpoint,
+                                                 training=training, refs=refs))
     _in_flight += 1
     try:
         revision = await plane.store.head_revision_async(graph)  # a shared store's version check, off the threads

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -22,7 +23,10 @@ from layerserve.server.plane.transactions import mutation
 from layerserve.server.runtime.executor import Executor
 from layerserve.server.store.base import StateStore
 
-__all__ = ["GraphPlane"]
+__all__ = ["CommitListener", "GraphPlane"]
+
+# Called after each commit that made a new revision, with the graph and the variables it wrote.
+CommitListener = Callable[[Graph, list[str]], None]
 
 
 class GraphPlane:
@@ -34,6 +38,9 @@ class GraphPlane:
         self.executor = executor
         self.graphs: dict[str, Graph] = store.load()
         self._graphs_lock = threading.Lock()
+        self.commit_listeners: list[CommitListener] = []
+        # (graph, checkpoint name) -> its variables' values, for applies pinned to it (set by plane.checkpoints)
+        self.pinned_values: Callable[[str, str], Mapping[str, np.ndarray]] | None = None
         store.watch(self._warm)
 
     def graph(self, name: str, *, create: bool = False, revision: int | None = None) -> Graph:
@@ -96,4 +103,8 @@ class GraphPlane:
         return mutation(g, *touched)
 
     def _commit(self, g: Graph, variables: list[str] | None = None, layers: list[str] | None = None) -> None:
+        before = g.revision
         self.store.commit(g, variables or (), layers or ())
+        if g.revision != before:
+            for listener in self.commit_listeners:
+                listener(g, list(variables or ()))

@@ -6,8 +6,8 @@ from typing import Any
 
 from layerserve.server.core.graph import Graph
 from layerserve.server.core.layer import Layer, Variable, short_name
-from layerserve.server.core.naming import LAYER_NAME, check_name
-from layerserve.server.errors import InvalidArgument
+from layerserve.server.core.naming import LAYER_NAME, SCOPE_NAME, check_name
+from layerserve.server.errors import Conflict, InvalidArgument
 from layerserve.server.layers import kind_for
 from layerserve.server.layers.base import VariableSpec
 from layerserve.server.layers.kit.dtypes import normalize_dtype
@@ -37,7 +37,7 @@ class Lifecycle(GraphPlane):
         if name is not None:
             check_name(name, LAYER_NAME, "layer name")
         if scope is not None:
-            check_name(scope, LAYER_NAME, "scope")
+            check_name(scope, SCOPE_NAME, "scope")
         if not isinstance(trainable, bool) and trainable is not None:
             raise InvalidArgument("trainable must be true or false", code="invalid_argument", exception="TypeError")
         cls = kind_for(class_name)
@@ -69,11 +69,16 @@ class Lifecycle(GraphPlane):
 
     @retried
     def patch_layer(self, graph: str, ref: str, *, trainable: bool | None = None,
-                    batching: dict[str, Any] | None = None, if_match: int | None = None) -> Layer:
+                    batching: dict[str, Any] | None = None, if_match: int | None = None,
+                    scope: str | None = None, reuse: bool | None = None) -> Layer:
         g, layer = self.layer(graph, ref)
         overrides = None if batching is None else parse_batching(batching)
+        if scope is not None:
+            check_name(scope, SCOPE_NAME, "scope")
         with self._mutation(g, layer):
             check_version(g, layer, if_match)
+            if scope is not None:
+                _fix_scope(layer, scope, reuse=bool(reuse))
             if trainable is not None:
                 layer.trainable = trainable
             if overrides is not None:
@@ -189,3 +194,12 @@ def _shape_arg(shape: object) -> tuple[int | None, ...]:
         raise InvalidArgument(f"input_shape must be a non-empty list of non-negative ints or nulls, got {shape!r}",
                               code="invalid_shape")
     return tuple(shape)
+
+
+def _fix_scope(layer: Layer, scope: str, *, reuse: bool) -> None:
+    """Graph mode names a layer's variable scope at its first call (nested scopes, reuse)."""
+    if layer.scope is not None and (layer.scope != scope or layer.built):
+        if layer.scope == scope:
+            return
+        raise Conflict(f"layer {layer.name!r} already has the variable scope {layer.scope!r}", code="scope_taken")
+    layer.scope, layer.base_name, layer.fixed_scope, layer.reuse = scope, scope, True, reuse

@@ -8,6 +8,7 @@ again on the fresh copy (``retried``), a bounded number of times.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import random
 import time
@@ -21,7 +22,12 @@ from layerserve.server.core.layer import Layer
 from layerserve.server.errors import Conflict
 from layerserve.server.store.base import StaleGraph
 
-__all__ = ["check_version", "mutation", "retried"]
+__all__ = ["COMMIT_CAUSE", "check_version", "mutation", "retried"]
+
+# What the commits of the operation in progress are for, as the version history names it.
+COMMIT_CAUSE: contextvars.ContextVar[str] = contextvars.ContextVar("commit_cause", default="")
+_CAUSES = {"run_updates": "updates:run", "patch_layer": "patch", "create_layer": "create", "delete_layer": "delete",
+           "_use_up_name": "create", "_run_and_commit": "program", "create_variable": "create"}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,10 +39,13 @@ class _Configured(Protocol):
 def retried(method: F) -> F:
     """Run a write again on the store's fresh copy when another replica committed first."""
 
+    cause = _CAUSES.get(method.__name__, method.__name__)
+
     @functools.wraps(method)
     def wrapper(self: _Configured, *args: Any, **kwargs: Any) -> Any:
         attempts = max(1, self.settings.write_retries)
         for attempt in range(attempts):
+            token = COMMIT_CAUSE.set(COMMIT_CAUSE.get() or cause)
             try:
                 return method(self, *args, **kwargs)
             except StaleGraph:
@@ -44,6 +53,8 @@ def retried(method: F) -> F:
                     raise Conflict(f"the graph kept changing under this write ({attempts} attempts); retry it",
                                    code="write_conflict") from None
                 time.sleep(random.uniform(0, min(0.05, 0.002 * 2**attempt)))  # desynchronise the racers
+            finally:
+                COMMIT_CAUSE.reset(token)
         raise AssertionError("unreachable")
 
     return wrapper  # type: ignore[return-value]

@@ -24,7 +24,7 @@ from layerserve.server.layers import kind_for
 from layerserve.server.layers.base import LayerKind
 from layerserve.server.layers.kit.regularizers import parse_regularizer
 
-__all__ = ["array_from_json", "array_to_json", "blob_name", "blob_refs", "decode_records", "graph_from_json",
+__all__ = ["array_from_json", "array_to_json", "blob_name", "blob_refs", "program_refs", "decode_records", "graph_from_json",
            "graph_to_json", "layer_blobs", "layer_from_json", "layer_to_json", "loss_to_json", "records_from_json",
            "records_to_json", "update_to_json"]
 
@@ -150,6 +150,7 @@ def graph_to_json(graph: Graph) -> dict[str, Any]:
         "revision": graph.revision, "versions": dict(graph.versions),
         "layers": [layer_to_json(layer) for layer in graph.layers.values()],
         "variables": [v.to_json() for v in graph.variables.values()],
+        **({"programs": list(graph.programs)} if graph.programs else {}),
     }
 
 
@@ -162,4 +163,10 @@ def graph_from_json(data: dict[str, Any], blobs: Mapping[str, str] | None = None
         graph.layers[layer.id] = layer
     for v in data["variables"]:
         graph.variables[v["name"]] = Variable.from_json(v)
+    graph.programs = {d: (blobs or {})[d] for d in program_refs(data) if d in (blobs or {})}
     return graph
+
+
+def program_refs(structure: dict[str, Any]) -> list[str]:
+    """The digests of the programs a graph's structure names (each program's id is its digest)."""
+    return list(structure.get("programs", []))

@@ -20,7 +20,7 @@ import numpy as np
 from layerserve.server.core.graph import Graph
 from layerserve.server.core.layer import Variable
 from layerserve.server.core.naming import GraphNames
-from layerserve.server.store.codec import layer_blobs, layer_from_json, layer_to_json
+from layerserve.server.store.codec import layer_blobs, layer_from_json, layer_to_json, program_refs
 
 __all__ = ["STRUCTURE", "assemble", "decode_entry", "definition_texts", "dumps", "graph_blobs", "value_bytes",
            "value_from_bytes"]
@@ -35,7 +35,8 @@ def dumps(obj: Any) -> str:
 
 def _structure_json(graph: Graph) -> dict[str, Any]:
     return {"next_id": graph.next_id, "names": graph.names.to_json(), "order": list(graph.layers),
-            "variables": [v.to_json() for v in graph.variables.values()]}
+            "variables": [v.to_json() for v in graph.variables.values()],
+            **({"programs": list(graph.programs)} if graph.programs else {})}
 
 
 def definition_texts(graph: Graph) -> dict[str, str]:
@@ -51,6 +52,7 @@ def graph_blobs(graph: Graph) -> dict[str, str]:
     blobs: dict[str, str] = {}
     for layer in graph.layers.values():
         blobs.update(layer_blobs(layer))
+    blobs.update(graph.programs)
     return blobs
 
 
@@ -83,6 +85,7 @@ def assemble(name: str, revision: int, versions: dict[str, int], table: dict[str
     for v in structure["variables"]:
         graph.variables[v["name"]] = Variable.from_json(v)
     graph.set_values({n: table[f"V:{n}"] for n in graph.variables if f"V:{n}" in table})
+    graph.programs = {d: blobs[d] for d in program_refs(structure) if d in blobs}
     return graph
 
 

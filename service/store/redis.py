@@ -39,8 +39,8 @@ from redis.retry import Retry
 from layerserve.server.core.graph import Graph
 from layerserve.server.errors import StoreUnavailable
 from layerserve.server.store.base import StaleGraph, StateStore
-from layerserve.server.store.codec import blob_name, blob_refs
-from layerserve.server.store.entries import assemble, decode_entry, value_bytes
+from layerserve.server.store.codec import blob_name, blob_refs, program_refs
+from layerserve.server.store.entries import STRUCTURE, assemble, decode_entry, value_bytes
 from layerserve.server.store.records import EMPTY, StoredRecords, decode_object, from_index, index_objects, plan
 from layerserve.server.store.versions import Changes
 
@@ -196,7 +196,8 @@ class RedisStore(StateStore):
             for f, (rev, value) in table.items():
                 if f.startswith("R:") and not isinstance(value, StoredRecords):
                     table[f] = (rev, from_index(value, objects))
-            blobs = {d: objects[blob_name(d)] for f, (_, v) in table.items() if f.startswith("L:") for d in blob_refs(v)}
+            blobs = {d: objects[blob_name(d)] for f, (_, v) in table.items() if (f == STRUCTURE or f.startswith("L:"))
+                     for d in _refs(f, v)}
             graph = assemble(name, revision, head, {f: value for f, (_, value) in table.items()}, blobs)
             with self._lock:
                 self._entries[name], self._objects[name] = table, objects
@@ -224,8 +225,8 @@ class RedisStore(StateStore):
         for f, (_, value) in table.items():
             if f.startswith("R:"):
                 wanted.update(value.names() if isinstance(value, StoredRecords) else index_objects(value))
-            elif f.startswith("L:"):
-                wanted.update(map(blob_name, blob_refs(value)))
+            elif (f == STRUCTURE or f.startswith("L:")):
+                wanted.update(map(blob_name, _refs(f, value)))
         return self._objects_named(name, wanted)
 
     def _objects_named(self, name: str, wanted: Iterable[str]) -> dict[str, Any] | None:
@@ -369,3 +370,8 @@ class RedisStore(StateStore):
     def close(self) -> None:
         self._closed.set()  # the watcher, a daemon, notices within a second
         self.client.close()
+
+
+def _refs(field: str, value: Any) -> list[str]:
+    """The blobs an entry refers to: a layer's models, the structure's programs."""
+    return program_refs(value) if field == STRUCTURE else blob_refs(value)

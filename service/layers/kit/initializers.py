@@ -65,6 +65,8 @@ class Initializer:
         rng = np.random.default_rng(c.get("seed"))
         if self.class_name in ("Zeros", "Ones", "Constant"):
             value = {"Zeros": 0.0, "Ones": 1.0}.get(self.class_name, c.get("value", 0.0))
+            if isinstance(value, list):  # TF1's constant_initializer of an array: its values, reshaped
+                return _constant_array(value, shape, dtype)
             return np.full(shape, value, dtype=dtype)
         if self.class_name == "RandomNormal":
             return rng.normal(c["mean"], c["stddev"], size=shape).astype(dtype)
@@ -101,12 +103,33 @@ def _checked_config(class_name: str, given: dict[str, Any], what: str) -> dict[s
         if key == "seed":
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise InvalidArgument(f"{what}: seed must be a non-negative integer or null", code="invalid_initializer")
+        elif key == "value" and class_name == "Constant" and isinstance(value, list):
+            _check_array_value(value, what)
         elif key != "dtype" and (isinstance(value, bool) or not isinstance(value, (int, float))
                                  or not math.isfinite(value)):
             raise InvalidArgument(f"{what}: {key} must be a finite number, got {value!r}", code="invalid_initializer")
         if key != "dtype":
             allowed[key] = value
     return allowed
+
+
+def _check_array_value(value: list[Any], what: str) -> None:
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidArgument(f"{what}: value must be a number or a nested list of numbers",
+                              code="invalid_initializer") from None
+    if not np.isfinite(array).all():
+        raise InvalidArgument(f"{what}: value must hold finite numbers", code="invalid_initializer")
+
+
+def _constant_array(value: list[Any], shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    array = np.asarray(value, dtype=dtype)
+    if array.size != int(np.prod(shape)):
+        raise InvalidArgument(f"Eager execution of tf.constant with unsupported shape. Tensor {value!r:.80} "
+                              f"(converted from {value!r:.80}) has {array.size} elements, but got `shape` "
+                              f"{tuple(shape)} with {int(np.prod(shape))} elements).", code="invalid_initializer")
+    return array.reshape(shape)
 
 
 def parse_initializer(value: object, what: str) -> Initializer | None:

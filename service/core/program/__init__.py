@@ -1,0 +1,6 @@
+"""Programs: a TF1 graph-mode run as one ONNX model (pure composition; no I/O, no ONNX Runtime)."""
+
+from layerserve.server.core.program.compose import Composed, ExtraFeed, LayerSource, compose
+from layerserve.server.core.program.validate import CUSTOM_OPS, DOMAIN, check_program
+
+__all__ = ["CUSTOM_OPS", "DOMAIN", "Composed", "ExtraFeed", "LayerSource", "check_program", "compose"]

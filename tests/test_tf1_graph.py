@@ -1,0 +1,331 @@
+"""TF1 graph mode (``layerserve.compat.v1``) through a real server: names, reuse, collections,
+what ``Session.run`` returns, and the errors TF raises (tf1-graph-mode.md §1-§4, §9)."""
+
+from __future__ import annotations
+
+import collections
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+import layerserve
+import layerserve.compat.v1 as tf
+from tests.server import ServerProcess
+
+
+@pytest.fixture
+def graph(server: ServerProcess) -> Iterator[layerserve.Connection]:
+    conn = layerserve.connect(server.url, graph=f"tf1-{uuid.uuid4().hex[:12]}")
+    tf.reset_default_graph()
+    yield conn
+    conn.close()
+
+
+def _names(items: list[Any]) -> list[str]:
+    return [i.name for i in items]
+
+
+# ---- names (§1) ---------------------------------------------------------------------------------
+def test_names_in_nested_scopes(graph: layerserve.Connection) -> None:
+    x = tf.placeholder(tf.float32, [None, 3], name="x")
+    assert x.name == "x:0" and x.shape.as_list() == [None, 3]
+    with tf.variable_scope("a"):
+        v = tf.get_variable("v", [2], initializer=tf.zeros_initializer())
+        with tf.variable_scope("b"):
+            w = tf.get_variable("w", [2])
+            t = tf.identity(x, name="t")
+        with tf.name_scope("ns"):
+            u = tf.get_variable("u", [1])
+            y = x + 1
+            d = tf.layers.dense(x, 2)
+    assert (v.name, w.name, t.name, u.name, y.name) == ("a/v:0", "a/b/w:0", "a/b/t:0", "a/u:0", "a/ns/add:0")
+    assert d.name == "a/ns/dense/BiasAdd:0"
+    assert _names(tf.global_variables())[-2:] == ["a/dense/kernel:0", "a/dense/bias:0"]
+
+
+def test_reentered_scope_keeps_variable_names_and_moves_op_names(graph: layerserve.Connection) -> None:
+    with tf.variable_scope("a") as scope:
+        tf.get_variable("v", [1])
+    with tf.variable_scope("a", reuse=True):
+        same = tf.get_variable("v", [1])
+        op = tf.constant(1.0) * 2.0
+    with tf.variable_scope(scope, reuse=True):
+        by_object = tf.get_variable("v")
+        op2 = tf.identity(op)
+    assert same is by_object and same.name == "a/v:0"
+    assert op.name.startswith("a_1/") and op2.name.startswith("a_2/")
+
+
+def test_default_names_and_unnamed_layers(graph: layerserve.Connection) -> None:
+    scopes = []
+    for _ in range(3):
+        with tf.variable_scope(None, default_name="blk") as s:
+            scopes.append(s.name)
+    with tf.variable_scope("outer"):
+        with tf.variable_scope(None, default_name="blk") as s:
+            scopes.append(s.name)
+    with tf.variable_scope("given", default_name="blk") as s:
+        scopes.append(s.name)
+    assert scopes == ["blk", "blk_1", "blk_2", "outer/blk", "given"]
+    x = tf.placeholder(tf.float32, [None, 4])
+    tf.layers.dense(x, 2)
+    tf.layers.dense(x, 2)
+    assert _names(tf.global_variables()) == ["dense/kernel:0", "dense/bias:0", "dense_1/kernel:0", "dense_1/bias:0"]
+
+
+def test_layer_families_in_a_scope(graph: layerserve.Connection) -> None:
+    img = tf.placeholder(tf.float32, [None, 8, 8, 3])
+    with tf.variable_scope("net"):
+        h = tf.layers.conv2d(img, 4, 3)
+        h = tf.layers.batch_normalization(h)
+        tf.layers.separable_conv2d(h, 2, 3)
+    assert _names(tf.global_variables()) == [
+        "net/conv2d/kernel:0", "net/conv2d/bias:0", "net/batch_normalization/gamma:0",
+        "net/batch_normalization/beta:0", "net/batch_normalization/moving_mean:0",
+        "net/batch_normalization/moving_variance:0", "net/separable_conv2d/depthwise_kernel:0",
+        "net/separable_conv2d/pointwise_kernel:0", "net/separable_conv2d/bias:0"]
+
+
+def test_layer_scope_is_taken_at_first_call(graph: layerserve.Connection) -> None:
+    x = tf.placeholder(tf.float32, [None, 2])
+    with tf.variable_scope("outer"):
+        layer = tf.layers.Dense(3, name="m")
+    layer(x)
+    assert _names(layer.variables) == ["m/kernel:0", "m/bias:0"]
+
+
+def test_custom_layer_subclass_names(graph: layerserve.Connection) -> None:
+    class Scale(tf.layers.Layer):
+        def build(self, input_shape: Any) -> None:
+            self.k = self.add_weight("k", [int(input_shape[-1])], initializer=tf.ones_initializer())
+
+        def call(self, inputs: Any) -> Any:
+            return inputs * self.k
+
+    x = tf.placeholder(tf.float32, [None, 2])
+    first, second = Scale(), Scale()
+    first(x)
+    second(x)
+    with tf.variable_scope("blk"):
+        third = Scale()
+        third(x)
+    assert [first.scope_name, second.scope_name] == ["scale", "scale_1"]
+    assert _names(first.variables + second.variables + third.variables) == ["scale/k:0", "scale_1/k:0",
+                                                                            "blk/scale/k:0"]
+
+
+# ---- reuse (§2) ---------------------------------------------------------------------------------
+def test_reuse_rules_and_their_errors(graph: layerserve.Connection) -> None:
+    with tf.variable_scope("a"):
+        v = tf.get_variable("v", [2])
+    with tf.variable_scope("a", reuse=True):
+        assert tf.get_variable("v", [2]) is v
+        with pytest.raises(ValueError, match=r"^Variable a/nope does not exist, or was not created with "
+                                             r"tf.get_variable\(\). Did you mean to set reuse=tf.AUTO_REUSE in "
+                                             r"VarScope\?"):
+            tf.get_variable("nope", [1])
+        with pytest.raises(ValueError, match=r"^Trying to share variable a/v, but specified shape \(3,\) and found "
+                                             r"shape \(2,\)\."):
+            tf.get_variable("v", [3])
+        with tf.variable_scope("child") as child:
+            assert child.reuse is True
+    with tf.variable_scope("a"):
+        with pytest.raises(ValueError, match=r"^Variable a/v already exists, disallowed. Did you mean to set "
+                                             r"reuse=True or reuse=tf.AUTO_REUSE in VarScope\?"):
+            tf.get_variable("v", [2])
+    with tf.variable_scope("auto", reuse=tf.AUTO_REUSE):
+        first = tf.get_variable("w", [1])
+    with tf.variable_scope("auto", reuse=tf.AUTO_REUSE):
+        assert tf.get_variable("w", [1]) is first
+
+
+def test_named_layer_reuse_shares_hosted_variables(graph: layerserve.Connection) -> None:
+    x = tf.placeholder(tf.float32, [None, 3])
+    y1 = tf.layers.dense(x, 2, name="fc", kernel_initializer=tf.ones_initializer())
+    y2 = tf.layers.dense(x, 2, name="fc", reuse=True)
+    with pytest.raises(ValueError, match="Variable fc/kernel already exists, disallowed"):
+        tf.layers.dense(x, 2, name="fc")
+    assert _names(tf.global_variables()) == ["fc/kernel:0", "fc/bias:0"]
+    with tf.Session() as sess:
+        a, b = sess.run([y1, y2], {x: np.ones((1, 3), np.float32)})
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, np.full((1, 2), 3.0, np.float32))
+
+
+# ---- collections (§3) ---------------------------------------------------------------------------
+def test_collections_by_scope_and_regularization_losses(graph: layerserve.Connection) -> None:
+    x = tf.placeholder(tf.float32, [None, 3])
+    tf.get_variable("other", [1])
+    with tf.variable_scope("net"):
+        tf.layers.dense(x, 2, kernel_regularizer=lambda w: 0.5 * tf.reduce_sum(w), trainable=False)
+        tf.get_variable("g", [1], regularizer=lambda w: tf.reduce_sum(w) * 2.0)
+    assert _names(tf.global_variables("oth")) == ["other:0"]
+    assert _names(tf.get_collection(tf.GraphKeys.TRAINABLE_VARIABLES, scope="net")) == ["net/g:0"]
+    assert _names(tf.global_variables("net")) == ["net/dense/kernel:0", "net/dense/bias:0", "net/g:0"]
+    regs = tf.get_collection(tf.GraphKeys.REGULARIZATION_LOSSES)
+    assert len(regs) == 2
+    listed = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+    listed.append("x")
+    assert tf.get_collection(tf.GraphKeys.UPDATE_OPS) == [] and tf.get_collection("no such key") == []
+
+
+# ---- Session.run (§4, §9) ------------------------------------------------------------------------
+def test_run_returns_tf_structures_and_types(graph: layerserve.Connection) -> None:
+    x = tf.placeholder(tf.float32, [None, 3], name="x")
+    total = tf.reduce_sum(x, name="Sum")
+    count = tf.size(x)
+    best = tf.argmax(x, axis=1)
+    flag = tf.equal(total, total)
+    pair = collections.namedtuple("pair", "a b")
+    with tf.Session() as sess:
+        out = sess.run({"t": (total, [count, tf.no_op()]), "p": pair(best, flag), "s": "Sum:0"},
+                       {x: np.arange(6, dtype=np.float32).reshape(2, 3)})
+    assert isinstance(out["t"], tuple) and isinstance(out["p"], pair)
+    assert type(out["t"][0]) is np.float32 and out["t"][0] == 15.0 and out["s"] == 15.0
+    assert type(out["t"][1][0]) is np.int32 and out["t"][1][0] == 6 and out["t"][1][1] is None
+    assert out["p"].a.dtype == np.int64 and out["p"].a.tolist() == [2, 2]
+    assert type(out["p"].b) is np.bool_
+
+
+def test_feeding_a_computed_tensor_overrides_it(graph: layerserve.Connection) -> None:
+    a = tf.constant([1.0, 2.0])
+    b = a * 3.0
+    with tf.Session() as sess:
+        assert sess.run(b).tolist() == [3.0, 6.0]
+        assert sess.run(b, {a: np.array([0.0, 1.0], np.float32)}).tolist() == [0.0, 3.0]
+
+
+def test_assign_ops_return_the_new_value_and_persist(graph: layerserve.Connection) -> None:
+    v = tf.get_variable("v", initializer=tf.constant([1.0, 2.0]))
+    doubled = v.assign(v * 2.0)
+    add = tf.assign_add(v, [1.0, 1.0])
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        assert sess.run(doubled).tolist() == [2.0, 4.0]
+        assert sess.run(add).tolist() == [3.0, 5.0]
+        assert sess.run(tf.group(v.assign_sub([1.0, 1.0]))) is None
+        assert sess.run(v).tolist() == [2.0, 4.0]
+    listed = {d.name: d for d in graph.global_variables()}
+    np.testing.assert_array_equal(listed["v:0"].numpy(), [2.0, 4.0])
+
+
+def test_control_dependencies_run_the_update_first_each_run(graph: layerserve.Connection) -> None:
+    counter = tf.get_variable("counter", initializer=tf.constant(0.0))
+    x = tf.placeholder(tf.float32, [])
+    with tf.control_dependencies([counter.assign_add(1.0)]):
+        y = tf.identity(x)
+    with tf.Session() as sess:
+        for k in range(3):
+            assert sess.run(y, {x: float(k)}) == float(k)
+        assert sess.run(counter) == 3.0
+
+
+def test_graph_mode_layers_are_hosted_layers(graph: layerserve.Connection) -> None:
+    x = tf.placeholder(tf.float32, [None, 3])
+    with tf.variable_scope("net"):
+        tf.layers.dense(x, 2, name="hidden")
+        tf.get_variable("extra", [2])
+    listed = graph.list_layers()
+    assert [(layer.name, layer.scope_name) for layer in listed] == [("hidden", "net/hidden")]
+    assert [v.name for v in graph.global_variables()] == ["net/hidden/kernel:0", "net/hidden/bias:0",
+                                                          "net/extra:0"]
+
+
+# ---- errors (issue 13 item 6) ----------------------------------------------------------------------
+def test_unfed_placeholder_is_invalid_argument(graph: layerserve.Connection) -> None:
+    x = tf.placeholder(tf.float32, [None, 3], name="x")
+    with tf.Session() as sess, pytest.raises(tf.errors.InvalidArgumentError,
+                                             match=r"^You must feed a value for placeholder tensor 'x' with dtype "
+                                                   r"float and shape \[\?,3\]"):
+        sess.run(x * 2.0)
+
+
+def test_wrong_feed_shape_is_value_error(graph: layerserve.Connection) -> None:
+    x = tf.placeholder(tf.float32, [None, 3])
+    with tf.Session() as sess, pytest.raises(ValueError, match=r"^Cannot feed value of shape \(2, 4\) for Tensor "
+                                                               r"Placeholder:0, which has shape \(None, 3\)$"):
+        sess.run(x + 1.0, {x: np.zeros((2, 4), np.float32)})
+
+
+def test_fetch_of_another_graph_and_closed_session(graph: layerserve.Connection) -> None:
+    other = tf.Graph()
+    with other.as_default():
+        foreign = tf.constant(1.0)
+    tf.constant(2.0)
+    sess = tf.Session()
+    with pytest.raises(ValueError, match="is not an element of this graph"):
+        sess.run(foreign)
+    sess.close()
+    with pytest.raises(RuntimeError, match=r"^Attempted to use a closed Session\.$"):
+        sess.run(tf.constant(3.0))
+
+
+def test_failed_run_changes_nothing(graph: layerserve.Connection) -> None:
+    v = tf.get_variable("v", initializer=tf.constant([1.0, 2.0]))
+    shape = tf.placeholder(tf.int32, [2])
+    broken = v.assign(tf.reshape(v * 10.0, shape))
+    with tf.Session() as sess:
+        with pytest.raises(tf.errors.InvalidArgumentError):
+            sess.run(broken, {shape: np.array([3, 5], np.int32)})
+        assert sess.run(v).tolist() == [1.0, 2.0]
+
+
+def test_an_op_the_server_cannot_run_is_refused_at_registration(graph: layerserve.Connection,
+                                                                server: ServerProcess) -> None:
+    import base64
+
+    import httpx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("NoSuchOp", ["x"], ["y"])
+    model = helper.make_model(helper.make_graph([node], "p", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                                            [1])],
+                                                [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])]))
+    body = {"model": base64.b64encode(model.SerializeToString()).decode()}
+    answer = httpx.post(f"{server.url}/v1/graphs/{graph.graph}/programs", json=body)
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert error["code"] == "unsupported_op" and "NoSuchOp" in error["message"]
+    assert graph.list_layers() == [] and graph.global_variables() == []
+
+
+# ---- gradients (expanded on the server) -------------------------------------------------------------
+def test_gradients_of_a_dense_layer_and_a_variable(graph: layerserve.Connection) -> None:
+    rng = np.random.default_rng(3)
+    k0, x0 = rng.standard_normal((3, 2)).astype(np.float32), rng.standard_normal((4, 3)).astype(np.float32)
+    x = tf.placeholder(tf.float32, [None, 3])
+    scale = tf.get_variable("scale", initializer=tf.constant([2.0, -1.0]))
+    y = tf.layers.dense(x, 2, kernel_initializer=tf.constant_initializer(k0), name="fc") * scale
+    loss = tf.reduce_sum(tf.square(y))
+    kernel, bias = tf.global_variables()[1:3]
+    blocked = tf.stop_gradient(scale) * 3.0
+    grads = tf.gradients(loss, [kernel, bias, scale, x])
+    assert tf.gradients(tf.reduce_sum(blocked), [scale]) == [None]
+    with tf.Session() as sess:
+        gk, gb, gs, gx = sess.run(grads, {x: x0})
+    s = np.array([2.0, -1.0], np.float32)
+    pre = x0 @ k0
+    dy = 2 * pre * s
+    np.testing.assert_allclose(gk, x0.T @ (dy * s), rtol=1e-5)
+    np.testing.assert_allclose(gb, (dy * s).sum(0), rtol=1e-5)
+    np.testing.assert_allclose(gs, (2 * pre * s * pre).sum(0), rtol=1e-5)
+    np.testing.assert_allclose(gx, (dy * s) @ k0.T, rtol=1e-5)
+
+
+def test_gradients_reach_a_convolution_kernel_stored_in_tf_layout(graph: layerserve.Connection) -> None:
+    rng = np.random.default_rng(4)
+    x0 = rng.standard_normal((2, 4, 4, 1)).astype(np.float32)
+    k0 = rng.standard_normal((2, 2, 1, 3)).astype(np.float32)
+    x = tf.placeholder(tf.float32, [None, 4, 4, 1])
+    y = tf.layers.conv2d(x, 3, 2, kernel_initializer=tf.constant_initializer(k0), use_bias=False)
+    loss = tf.reduce_sum(tf.square(y))
+    (kernel,) = tf.trainable_variables()
+    with tf.Session() as sess:
+        (grad,) = sess.run(tf.gradients(loss, [kernel]), {x: x0})
+    patches = np.stack([x0[:, i:i + 2, j:j + 2, :] for i in range(3) for j in range(3)], axis=1)  # b, 9, 2, 2, 1
+    out = np.einsum("bpijc,ijco->bpo", patches, k0)
+    expected = np.einsum("bpijc,bpo->ijco", patches, 2 * out)
+    np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-5)
