@@ -311,7 +311,8 @@ def test_a_traversing_graph_or_layer_name_is_refused(server: ServerProcess, name
 def test_the_state_directory_holds_only_the_stores_layout(tmp_path: Path) -> None:
     """After layers with every kind of name were written, the sandbox around the state directory
     holds only it (and the log), and the state directory only ``graphs/<graph>/manifest.json``,
-    ``graphs/<graph>/blobs/<name>`` and the lock: no name became a path of its own."""
+    ``graphs/<graph>/blobs/<name>``, the graph's history ``history/<graph>.jsonl``, the (empty)
+    checkpoints folder and the lock: no name became a path of its own."""
     box = tmp_path / "box"
     box.mkdir()
     proc = ServerProcess(box / "state").start()
@@ -328,9 +329,10 @@ def test_the_state_directory_holds_only_the_stores_layout(tmp_path: Path) -> Non
     for path in (box / "state").rglob("*"):
         parts = path.relative_to(box / "state").parts
         if path.is_dir():
-            assert parts in (("graphs",), ("graphs", "names-1"), ("graphs", "names-1", "blobs")), parts
+            assert parts in (("graphs",), ("graphs", "names-1"), ("graphs", "names-1", "blobs"), ("history",),
+                             ("checkpoints",)), parts
         elif parts[0] != "graphs":
-            assert parts == (".lock",), parts
+            assert parts in ((".lock",), ("history", "names-1.jsonl")), parts
         else:
             assert parts[:2] == ("graphs", "names-1") and (
                 parts[2:] == ("manifest.json",) or (parts[2] == "blobs" and len(parts) == 4)), parts
