@@ -13,15 +13,16 @@ FROM ${BASE_IMAGE} AS builder
 ARG EXTRA=server
 ARG CA_BUNDLE=
 WORKDIR /src
-# With CA_BUNDLE unset this copies just pyproject.toml and the stand-in maker.
-COPY pyproject.toml scripts/stub_packages.py ${CA_BUNDLE} ./
+# With CA_BUNDLE unset this copies just pyproject.toml, LICENSE, the constraints and the stand-in maker.
+COPY pyproject.toml LICENSE constraints.txt scripts/stub_packages.py ${CA_BUNDLE} ./
 # The dependencies get a layer of their own (installed with empty stand-ins for the sources and
-# the readme), so that changing the code or the docs does not download them again. The stand-ins'
+# the readme), so that changing the code or the docs does not download them again. Their versions
+# are the tested ones of constraints.txt (scripts/lock_constraints.py writes it). The stand-ins'
 # build output goes too: setuptools would keep it over the real sources, which are older.
 RUN if [ -n "${CA_BUNDLE}" ]; then export PIP_CERT="/src/${CA_BUNDLE}" SSL_CERT_FILE="/src/${CA_BUNDLE}"; fi \
     && python3 -m venv /opt/layerserve \
     && touch README.md && python3 stub_packages.py \
-    && /opt/layerserve/bin/pip install --no-cache-dir --disable-pip-version-check ".[${EXTRA}]" \
+    && /opt/layerserve/bin/pip install --no-cache-dir --disable-pip-version-check -c constraints.txt ".[${EXTRA}]" \
     && rm -rf README.md service client stub_packages.py build ./*.egg-info
 COPY README.md ./
 COPY service ./service
@@ -49,6 +50,7 @@ USER 10001:10001
 WORKDIR /var/lib/layerserve
 VOLUME ["/var/lib/layerserve"]
 EXPOSE 8000
+# Healthy means ready (/readyz): the state is loaded and ONNX Runtime runs, not merely alive.
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 CMD ["python", "-m", "layerserve.server.healthcheck"]
 ENTRYPOINT ["layerserve"]
 CMD ["serve"]

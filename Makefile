@@ -3,12 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint typecheck contracts unit bench clean redis-server
+.PHONY: serve test lint typecheck contracts unit bench clean redis-server chromium
 
 serve: $(VENV)/.server  ## install the server and run it on its embedded defaults
 	$(BIN)/layerserve serve
 
-test: $(VENV)/.dev redis-server lint typecheck contracts unit  ## install everything, then lint, type-check and run the tests
+test: $(VENV)/.dev redis-server chromium lint typecheck contracts unit  ## install everything, then lint, type-check and run the tests
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check service client tests benchmarks scripts
@@ -45,6 +45,17 @@ redis-server:
 	  fi; \
 	  echo "*** WARNING: redis-server is missing and apt-get could not install it: the Redis store tests are SKIPPED (install redis-server to run them) ***"; }
 
+# The dashboard's browser tests drive Debian's headless Chromium: install it when it is missing.
+# Without it they are skipped with a warning; under CI=true a missing browser stops the run.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }; \
+	  fi; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$CI" = "true" ]; then echo "*** ERROR: chromium is missing and apt-get could not install it (CI=true: the browser tests may not be skipped) ***"; exit 1; fi; \
+	  echo "*** WARNING: chromium is missing and apt-get could not install it: the dashboard's browser tests are SKIPPED (install chromium to run them) ***"; }
+
 bench: $(VENV)/.dev
 	$(BIN)/python -m benchmarks.run
 
@@ -61,4 +72,4 @@ $(VENV)/.dev: pyproject.toml
 	touch $@ $(VENV)/.server
 
 clean:
-	rm -rf $(VENV) layerserve-state .pytest_cache .mypy_cache .ruff_cache .names
+	rm -rf $(VENV) layerserve-state .pytest_cache .mypy_cache .ruff_cache .names artifacts

@@ -34,6 +34,67 @@ __all__ = ["main"]
 
 MLP = ("MLP 64x784 -> 512 -> 512 -> 256 -> 10 (relu)", (64, 784), [512, 512, 256, 10], 200)
 DENSE = ("Dense 64x1024 -> 1024", (64, 1024), [1024], 200)
+CONVNET = ("convnet conv-BN-pool-conv-flatten-dense, 8x32x32x3", (8, 32, 32, 3), [], 100)
+
+
+def _conv_weights() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(3)
+    return {"k1": (rng.standard_normal((3, 3, 3, 16)) * 0.2).astype(np.float32),
+            "k2": (rng.standard_normal((3, 3, 16, 32)) * 0.1).astype(np.float32),
+            "kd": (rng.standard_normal((16 * 16 * 32, 10)) * 0.01).astype(np.float32)}
+
+
+def convnet(tf: Any, x: Any, w: dict[str, np.ndarray]) -> Any:
+    """The same convnet in ``tf.compat.v1`` or ``layerserve.compat.v1`` (inference mode)."""
+    c = tf.constant_initializer
+    h = tf.layers.conv2d(x, 16, 3, padding="same", activation=tf.nn.relu, kernel_initializer=c(w["k1"]))
+    h = tf.layers.batch_normalization(h, training=False)
+    h = tf.layers.max_pooling2d(h, 2, 2)
+    h = tf.layers.conv2d(h, 32, 3, padding="same", activation=tf.nn.relu, kernel_initializer=c(w["k2"]))
+    return tf.layers.dense(tf.layers.flatten(h), 10, kernel_initializer=c(w["kd"]))
+
+
+def run_convnet(url: str, case: tuple[Any, ...]) -> dict[str, Any]:
+    name, shape, _, rounds = case
+    w, batch = _conv_weights(), np.random.default_rng(2).standard_normal(shape).astype(np.float32)
+    layerserve.connect(url, graph=f"bench-{uuid.uuid4().hex[:8]}")
+    ltf.reset_default_graph()
+    x = ltf.placeholder(ltf.float32, [None, *shape[1:]])
+    y = convnet(ltf, x, w)
+    sess = ltf.Session()
+    columns: dict[str, Callable[[], Any]] = {"session_run": lambda: sess.run(y, {x: batch})}
+    tf_run = _tf_convnet(shape, w)
+    if tf_run is not None:
+        columns["tf_sess_run"] = lambda: tf_run(batch)
+        np.testing.assert_allclose(sess.run(y, {x: batch}), tf_run(batch), rtol=1e-3, atol=1e-4)
+    return {"name": name, "ms": interleaved(columns, rounds)}
+
+
+def _tf_convnet(shape: tuple[int, ...], w: dict[str, np.ndarray]) -> Callable[..., Any] | None:
+    tf = _tf()
+    if tf is None:
+        return None
+    v1 = tf.compat.v1
+    graph = v1.Graph()
+    with graph.as_default():
+        x = v1.placeholder(v1.float32, [None, *shape[1:]])
+        y = convnet(v1, x, w)
+        sess = v1.Session(graph=graph)
+        sess.run(v1.global_variables_initializer())
+    return lambda batch: sess.run(y, {x: batch})
+
+
+def _tf() -> Any:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf.compat.v1.layers needs the legacy Keras
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return None
+    import warnings
+
+    warnings.filterwarnings("ignore", category=UserWarning)
+    return tf
 
 
 def _weights(sizes: list[int], width: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -102,10 +163,8 @@ def build_ort(weights: list[tuple[np.ndarray, np.ndarray]]) -> Callable[..., Any
 
 
 def build_tf(weights: list[tuple[np.ndarray, np.ndarray]]) -> Callable[..., Any] | None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        import tensorflow as tf
-    except ImportError:
+    tf = _tf()
+    if tf is None:
         return None
     v1 = tf.compat.v1
     graph = v1.Graph()
@@ -154,6 +213,10 @@ def print_results(results: list[dict[str, Any]]) -> None:
     print()
     for r in results:
         ms = r["ms"]
+        if "ort_inprocess" not in ms:
+            if "tf_sess_run" in ms:
+                print(f"{r['name']}: session_run / TF sess.run = {ms['session_run'] / ms['tf_sess_run']:.2f}")
+            continue
         floor = ms["ort_inprocess"] + ms["echo"] / 2  # echo column: the feed's and the answer's bytes, one each way
         line = f"{r['name']}: session_run / (ORT in-process + echo of its bytes) = {ms['session_run'] / floor:.2f}"
         line += f"; / eager client = {ms['session_run'] / ms['eager_client']:.2f}"
@@ -169,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     srv, echo = layerserve_server(), echo_server()
     try:
         cases = [case if args.rounds is None else (*case[:3], args.rounds) for case in (MLP, DENSE)]
-        print_results([run_case(srv.url, echo.url, case) for case in cases])
+        results = [run_case(srv.url, echo.url, case) for case in cases]
+        results.append(run_convnet(srv.url, CONVNET if args.rounds is None else (*CONVNET[:3], args.rounds)))
+        print_results(results)
     finally:
         srv.stop()
         echo.stop()

@@ -1,13 +1,15 @@
 """The thin shells that send: ``Client`` (sync) and ``AsyncConnection``, and the default client.
 
 Both send what ``layerserve._routes`` builds (through ``layerserve._core``) over a transport
-(``layerserve._transport``). Idempotent calls (GET, PUT, DELETE) are retried with exponential
-backoff when the transport fails; others are not, since the server may already have acted on them.
+(``layerserve._transport``). Idempotent calls (GET, PUT, DELETE) are retried a few times, with
+jittered backoff or the server's ``Retry-After``, when the transport fails or the server answers
+503 (``layerserve._core.retry_delay``); others are not, since the server may already have acted on them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 from collections.abc import Callable
@@ -16,15 +18,22 @@ from typing import Any, Self
 import httpx
 import numpy as np
 
-from layerserve._core import Call, Request, Result, parse_response, prepare, prepare_request
+from layerserve._core import (
+    Call,
+    Request,
+    Result,
+    parse_response,
+    prepare,
+    prepare_request,
+    retry_delay,
+    transport_error,
+)
 from layerserve._transport import AsyncHttpxTransport, AsyncTransport, Reply, Transport, sync_transport
-from layerserve.exceptions import TransportError
+from layerserve.exceptions import LayerServeError, UnavailableError
 
 __all__ = ["AsyncClient", "Client", "default_client", "set_default_client"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-_RETRIES = 3
-_BACKOFF_S = 0.1
 
 
 def auth_headers(token: str | None) -> dict[str, str]:
@@ -43,9 +52,6 @@ class _Base:
                  tensors: list[np.ndarray] | None = None, **kw: Any) -> Call:
         return prepare(method, path, body, tensors, binary=self.binary, **kw)
 
-    def _failed(self, call: Call, exc: Exception) -> TransportError:
-        return TransportError(f"{call.method} {self.url}{call.path} failed: {exc}")
-
 
 class Client(_Base):
     """A sync client of one server and graph: ``send`` a route's request, get its result."""
@@ -57,13 +63,17 @@ class Client(_Base):
         self.transport = transport or sync_transport(self.url, auth_headers(token), timeout)
 
     def send(self, call: Call, tensor_key: str = "outputs") -> Result:
-        for attempt in range(_RETRIES + 1):
+        for attempt in itertools.count():
             try:
                 return parse_response(*self._exchange(call), tensor_key)
             except httpx.TransportError as exc:
-                if not call.idempotent or attempt == _RETRIES:
-                    raise self._failed(call, exc) from exc
-                time.sleep(_BACKOFF_S * 2**attempt)
+                error: LayerServeError = transport_error(call, self.url, exc)
+            except UnavailableError as exc:
+                error = exc
+            delay = retry_delay(call, error, attempt)
+            if delay is None:
+                raise error
+            time.sleep(delay)
         raise AssertionError("unreachable")
 
     def _exchange(self, call: Call) -> Reply:
@@ -92,14 +102,18 @@ class AsyncClient(_Base):
         self.transport = transport or AsyncHttpxTransport(self.url, auth_headers(token), timeout)
 
     async def send(self, call: Call, tensor_key: str = "outputs") -> Result:
-        for attempt in range(_RETRIES + 1):
+        for attempt in itertools.count():
             try:
                 reply = await self.transport.request(call.method, call.path, call.headers, call.content, call.params)
                 return parse_response(*reply, tensor_key)
             except httpx.TransportError as exc:
-                if not call.idempotent or attempt == _RETRIES:
-                    raise self._failed(call, exc) from exc
-                await asyncio.sleep(_BACKOFF_S * 2**attempt)
+                error: LayerServeError = transport_error(call, self.url, exc)
+            except UnavailableError as exc:
+                error = exc
+            delay = retry_delay(call, error, attempt)
+            if delay is None:
+                raise error
+            await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
     async def request(self, request: Request) -> Result:

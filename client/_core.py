@@ -6,18 +6,24 @@ prepares; both share every decision made here.
 
 from __future__ import annotations
 
+import random
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 import numpy as np
 
-from layerserve.exceptions import error_from_body
+from layerserve.exceptions import LayerServeError, TransportError, UnavailableError, error_from_body
 from layerserve.protocol import FRAME_CONTENT_TYPE, decode_frame, encode_frame, json_dumps, json_loads, tensor_to_json
 
-__all__ = ["Call", "Request", "Result", "layer_path", "parse_response", "prepare", "prepare_request"]
+__all__ = ["Call", "Request", "Result", "layer_path", "parse_response", "prepare", "prepare_request",
+           "retry_delay", "transport_error"]
 
 IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
+RETRIES = 3  # retries of an idempotent call after a transport failure or a 503
+BACKOFF_S = 0.1  # first wait without a Retry-After, doubled per retry
+MAX_WAIT_S = 5.0  # longest single wait, whatever Retry-After says
 
 
 @dataclass
@@ -31,6 +37,10 @@ class Call:
     @property
     def idempotent(self) -> bool:
         return self.method in IDEMPOTENT
+
+    @property
+    def request_id(self) -> str | None:
+        return self.headers.get("x-request-id")
 
 
 @dataclass
@@ -63,7 +73,8 @@ def prepare(method: str, path: str, body: dict[str, Any] | None = None, tensors:
             params: dict[str, str] | None = None) -> Call:
     """A request: tensors go as a binary frame (``binary``) or as JSON tensors under ``request_key``."""
     headers = {"accept": f"{FRAME_CONTENT_TYPE}, application/json" if binary and accept_tensors
-               else "application/json"}
+               else "application/json",
+               "x-request-id": uuid.uuid4().hex}  # the server logs it and every exception carries it
     if tensors is not None and binary:
         headers["content-type"] = FRAME_CONTENT_TYPE
         return Call(method, path, headers, encode_frame(body or {}, tensors), params or {})
@@ -99,7 +110,28 @@ def parse_response(status: int, headers: dict[str, str], content: bytes, tensor_
     except ValueError:
         body = {"error": {"code": "bad_response", "message": content[:200].decode(errors="replace")}}
     if status >= 400:
-        raise error_from_body(status, body)
+        raise error_from_body(status, body, headers)
     if not isinstance(body, dict):
         body = {"value": body}
     return Result(body, _json_tensors(body, tensor_key), headers)
+
+
+def transport_error(call: Call, url: str, exc: Exception) -> TransportError:
+    error = TransportError(f"{call.method} {url}{call.path} failed: {exc}", request_id=call.request_id)
+    error.__cause__ = exc
+    return error
+
+
+def retry_delay(call: Call, error: LayerServeError, attempt: int) -> float | None:
+    """Seconds to wait before retry ``attempt`` (0 first) of ``call`` after ``error``, or None to raise.
+
+    Only idempotent calls are retried (the server may have acted on others), a bounded number of
+    times, after a transport failure or a 503; waits honour ``Retry-After`` and are jittered, so
+    clients turned away together do not come back together."""
+    if not call.idempotent or attempt >= RETRIES:
+        return None
+    if isinstance(error, UnavailableError) and error.retry_after is not None:
+        return min(MAX_WAIT_S, float(error.retry_after)) * random.uniform(1.0, 1.5)
+    if isinstance(error, (UnavailableError, TransportError)):
+        return min(MAX_WAIT_S, BACKOFF_S * 2.0**attempt) * random.uniform(0.5, 1.5)
+    return None

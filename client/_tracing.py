@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OPSET", "ONNX_TYPES", "Tensor", "Trace", "as_tensor"]
+__all__ = ["ONNX_TYPES", "OPSET", "SYMBOLIC_BOOL_MESSAGE", "Tensor", "Trace", "as_tensor"]
 
 OPSET = 18
 # ONNX TensorProto element types (stable numbers of the ONNX standard).
@@ -82,6 +82,15 @@ class Trace:
         return bytes(model.SerializeToString())
 
 
+SYMBOLIC_BOOL_MESSAGE = (
+    "Using a symbolic `tf.Tensor` as a Python `bool` is not allowed. You can attempt the following resolutions to "
+    "the problem: If you are running in Graph mode, use Eager execution mode or decorate this function with "
+    "@tf.function. If you are using AutoGraph, you can try decorating this function with @tf.function. If that "
+    "does not work, then you may be using an unsupported feature or your source code may not be visible to "
+    "AutoGraph. See https://github.com/tensorflow/tensorflow/blob/master/tensorflow/python/autograph/g3doc/"
+    "reference/limitations.md#access-to-source-code for more information.")
+
+
 class Tensor:
     """A value of the layer's graph. Arithmetic operators record ONNX nodes, as TF's do ops."""
 
@@ -92,6 +101,10 @@ class Tensor:
 
     def __repr__(self) -> str:
         return f"<symbolic Tensor {self.name!r} dtype={self.dtype}>"
+
+    def __bool__(self) -> bool:
+        # ``if training:`` would take one branch for every apply: refuse it, with TF's words.
+        raise TypeError(SYMBOLIC_BOOL_MESSAGE)
 
     def _binary(self, op_type: str, other: Any, *, reverse: bool = False) -> Tensor:
         rhs = as_tensor(other, self)

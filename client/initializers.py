@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from layerserve._serialize import to_wire
+
 __all__ = [
     "Constant", "GlorotNormal", "GlorotUniform", "HeNormal", "HeUniform", "Initializer", "LecunNormal",
     "LecunUniform", "Ones", "RandomNormal", "RandomUniform", "TruncatedNormal", "Zeros", "constant",
@@ -25,7 +27,8 @@ class Initializer:
         return dict(self._config)
 
     def to_wire(self) -> dict[str, Any]:
-        return {"class_name": getattr(self, "_wire_class", type(self).__name__), "config": self.get_config()}
+        return {"class_name": getattr(self, "_wire_class", type(self).__name__),
+                "config": to_wire(self.get_config(), "initializer")}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._config.items())})"
@@ -48,7 +51,9 @@ class Ones(Initializer):
 
 
 class Constant(Initializer):
-    def __init__(self, value: float = 0.0) -> None:
+    """A scalar fills the variable; an array (or nested list) must have its number of elements."""
+
+    def __init__(self, value: Any = 0.0) -> None:
         super().__init__(value=value)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from layerserve._tracing import ONNX_TYPES, Tensor, as_tensor
 
 __all__ = [
-    "UpdateOp", "abs", "add", "assign", "cast", "concat", "divide", "exp", "expand_dims", "identity",
+    "UpdateOp", "abs", "add", "assign", "cast", "concat", "cond", "divide", "exp", "expand_dims", "identity",
     "l2_loss", "log", "matmul", "maximum", "minimum", "moving_average_update", "multiply", "negative",
     "nn", "reduce_max", "reduce_mean", "reduce_min", "reduce_sum", "relu", "reshape", "rsqrt", "shape",
     "sigmoid", "softmax", "sqrt", "square", "stop_gradient", "subtract", "tanh", "transpose", "where",
@@ -211,6 +211,12 @@ def where(condition: Any, x: Any, y: Any) -> Tensor:
     cond = _tensor(condition)
     a, b = _pair(x, y)
     return cond.trace.op("Where", [cond, a, b], dtype=a.dtype)
+
+
+def cond(pred: Any, true_fn: Any, false_fn: Any) -> Tensor:
+    """TF's ``cond`` for a layer's graph: both branches are recorded and ``pred`` (the scalar
+    ``training`` flag, say) selects one result per apply, elementwise as ``where``."""
+    return where(pred, true_fn(), false_fn())
 
 
 class _NN:

@@ -14,8 +14,11 @@ from layerserve.server.api.hot import HotRoutes
 from layerserve.server.api.middleware import BearerAuth, RequestContext, RequestLimits
 from layerserve.server.api.native import graph_router, native_router
 from layerserve.server.api.oip import oip_router
+from layerserve.server.api.openapi import install_openapi
 from layerserve.server.api.ops import ops_router
 from layerserve.server.api.programs import programs_router
+from layerserve.server.api.traffic import TrafficRecorder
+from layerserve.server.api.ui import ui_router
 from layerserve.server.config import Settings
 from layerserve.server.layers.custom import CustomLayer
 from layerserve.server.metrics import ServiceMetrics
@@ -29,6 +32,8 @@ from layerserve.server.runtime.sessions import SessionCache
 from layerserve.server.startup import Startup
 from layerserve.server.store.base import StateStore
 from layerserve.server.store.filesystem import FilesystemStore
+from layerserve.server.traffic import LayerTraffic
+from layerserve.server.version import installed_version
 
 __all__ = ["create_app", "open_store"]
 
@@ -73,8 +78,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.ready = False
             await startup.close()
 
-    app = FastAPI(title="layerserve", version="0.1.0", lifespan=lifespan,
-                  description="TensorFlow's tf.compat.v1.layers, hosted and executed with ONNX Runtime.")
+    # /docs loads its assets from a CDN: off unless asked for (--docs); /openapi.json is always served.
+    app = FastAPI(title="layerserve", version=installed_version(), lifespan=lifespan,
+                  description="TensorFlow's tf.compat.v1.layers, hosted and executed with ONNX Runtime.",
+                  docs_url="/docs" if settings.docs else None, redoc_url=None)
     app.state.settings = settings
     app.state.providers = providers
     app.state.io_binding = io_binding
@@ -84,13 +91,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.plane = None
     app.state.metrics = metrics = ServiceMetrics()
     metrics.install(lambda: app.state.plane, app.state.batch_stats, ready=lambda: float(app.state.ready))
+    app.state.traffic = traffic = LayerTraffic()  # the dashboard's live figures
+    app.state.batch_stats.listeners.append(traffic.record_run)
     install_error_handlers(app)
-    for router in (native_router, oip_router, ops_router, programs_router, graph_router, checkpoint_router):
+    install_openapi(app)
+    for router in (native_router, oip_router, ops_router, programs_router, graph_router, checkpoint_router,
+                   ui_router):
         app.include_router(router)
-    # Added last = outermost: request context, then auth, then limits, then the hot routes
-    # (apply, infer: served without FastAPI's routing), then FastAPI's routes.
+    # Added last = outermost: request context, then auth, then the dashboard's traffic figures,
+    # then limits, then the hot routes (apply, infer: served without FastAPI's routing), then
+    # FastAPI's routes.
     app.add_middleware(HotRoutes)
     app.add_middleware(RequestLimits, settings=settings)
+    app.add_middleware(TrafficRecorder, traffic=traffic)
     app.add_middleware(BearerAuth, rules=parse_tokens(settings.token))
     app.add_middleware(RequestContext, metrics=metrics)
     return app

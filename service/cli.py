@@ -3,61 +3,66 @@
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 from types import FrameType
 from typing import Any
 
-__all__ = ["main"]
+from layerserve.server.version import installed_version
+
+__all__ = ["DRAIN_S", "main"]
+
+DRAIN_S = 30  # on SIGTERM, the longest the requests in flight get to finish (deployments wait longer)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="layerserve", description="Host TensorFlow layers on ONNX Runtime.")
+    parser.add_argument("--version", action="version", version=f"layerserve {installed_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTP server",
                            description="Run the HTTP server. Each flag can also be set as LAYERSERVE_<FLAG> "
-                                       "(upper case, dashes as underscores); flags win.")
+                                       "(upper case, dashes as underscores); flags win. Every value is checked "
+                                       "at start: a bad one stops the server with exit code 2.")
+    # Values stay strings here: the settings model validates flags and variables alike.
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to bind (default 8000)")
+    serve.add_argument("--port", help="port to bind, 1-65535 (default 8000)")
     serve.add_argument("--state-dir", help="directory of the embedded state store (default ./layerserve-state)")
     serve.add_argument("--store", help="state store URL, e.g. redis://host:6379/0 (default: the state directory)")
-    serve.add_argument("--keep-versions", type=int,
-                       help="shared store: versions kept of each layer definition and variable (default 4)")
-    serve.add_argument("--keep-history", type=int,
+    serve.add_argument("--keep-versions", help="shared store: versions kept of each layer definition and variable "
+                                               "(default 4)")
+    serve.add_argument("--keep-history",
                        help="versions kept in each graph's history; checkpointed versions always (default 1000)")
-    serve.add_argument("--history-max-age-s", type=float,
+    serve.add_argument("--history-max-age-s",
                        help="drop history versions older than this, checkpointed ones never (default 30 days; 0: "
                             "no age limit)")
-    serve.add_argument("--write-retries", type=int,
+    serve.add_argument("--write-retries",
                        help="shared store: attempts of a write that loses the race to another replica (default 16)")
-    serve.add_argument("--providers", type=lambda s: [p.strip() for p in s.split(",") if p.strip()],
-                       help="ordered execution providers, e.g. cuda,cpu (default cpu)")
+    serve.add_argument("--providers", help="ordered execution providers, e.g. cuda,cpu (default cpu)")
     serve.add_argument("--require-providers", action="store_true", default=None,
                        help="fail at start-up when a requested provider is unavailable")
-    serve.add_argument("--provider-options", type=_json_object, metavar="JSON",
+    serve.add_argument("--provider-options", metavar="JSON",
                        help='per-provider options, e.g. \'{"cuda": {"device_id": 0, "memory_limit": "4GiB", '
                             '"arena_strategy": "same_as_requested", "cudnn_algo_search": "heuristic"}}\'')
-    serve.add_argument("--io-binding", choices=["auto", "on", "off"],
+    serve.add_argument("--io-binding", metavar="{auto,on,off}",
                        help="keep variables on the device and run through IOBinding (default auto: when CUDA leads)")
     serve.add_argument("--token", action="append",
                        help="bearer token required on every route but health; repeat for several; "
                             "TOKEN:graph1|graph2 limits a token to those graphs (prefer LAYERSERVE_TOKEN: "
                             "command lines are visible to other users)")
-    serve.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"],
-                       help="log level (default info)")
-    serve.add_argument("--max-body-bytes", type=int, help="largest request body accepted (default 64 MiB)")
-    serve.add_argument("--max-model-bytes", type=int, help="largest custom-layer ONNX model (default 16 MiB)")
-    serve.add_argument("--max-tensor-elements", type=int, help="largest tensor accepted, in elements (default 16Mi)")
-    serve.add_argument("--max-layers-per-graph", type=int, help="most layers one graph may hold (default 10000)")
-    serve.add_argument("--max-records-per-layer", type=int,
+    serve.add_argument("--log-level", metavar="{critical,error,warning,info,debug}", help="log level (default info)")
+    serve.add_argument("--max-body-bytes", help="largest request body accepted (default 64 MiB)")
+    serve.add_argument("--max-model-bytes", help="largest custom-layer ONNX model (default 16 MiB)")
+    serve.add_argument("--max-tensor-elements", help="largest tensor accepted, in elements (default 16Mi)")
+    serve.add_argument("--max-layers-per-graph", help="most layers one graph may hold (default 10000)")
+    serve.add_argument("--max-records-per-layer",
                        help="conditional losses and pending updates kept per layer, oldest evicted (default 1000)")
-    serve.add_argument("--max-sessions", type=int, help="ONNX Runtime sessions kept in the LRU cache (default 256)")
-    serve.add_argument("--request-timeout-s", type=float,
-                       help="longest a request may take, body upload included (default 60 s)")
-    serve.add_argument("--max-batch-size", type=int, help="dynamic batching: largest batch (default 64)")
-    serve.add_argument("--max-queue-delay-ms", type=float, help="dynamic batching: longest wait (default 2 ms)")
-    serve.add_argument("--batching", choices=["on", "off"], help="dynamic batching of concurrent inference "
+    serve.add_argument("--max-sessions", help="ONNX Runtime sessions kept in the LRU cache (default 256)")
+    serve.add_argument("--request-timeout-s", help="longest a request may take, body upload included (default 60 s)")
+    serve.add_argument("--max-batch-size", help="dynamic batching: largest batch (default 64)")
+    serve.add_argument("--max-queue-delay-ms", help="dynamic batching: longest wait (default 2 ms)")
+    serve.add_argument("--docs", metavar="{on,off}", help="serve the interactive API page /docs (default off: it "
+                       "loads its scripts from a CDN; /openapi.json is always served)")
+    serve.add_argument("--batching", metavar="{on,off}", help="dynamic batching of concurrent inference "
                        "applies (default on; layers may override it)")
     return parser
 
@@ -66,16 +71,6 @@ def _available(module: str, fallback: str) -> str:
     import importlib.util
 
     return module if importlib.util.find_spec(module) is not None else fallback
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("a JSON object keyed by provider, e.g. {\"cuda\": {\"device_id\": 0}}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,13 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     from layerserve.server.logs import configure_logging
 
     overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k != "command"}
-    if overrides.get("batching") is not None:
-        overrides["batching"] = overrides["batching"] == "on"
     try:
         settings = Settings.from_env(**overrides)
         configure_logging(settings.log_level)
         app = create_app(settings)
-    except (ProviderError, ValueError) as exc:  # configuration errors: one clear line, not a traceback
+    except (ProviderError, ValueError) as exc:  # configuration errors (SettingsError too): one line, exit 2
         print(f"layerserve: {exc}", file=sys.stderr)
         return 2
     _exit_quietly_after_shutdown()
@@ -108,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     # middleware writes the access log (with the request id); uvicorn's would duplicate it.
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, log_config=None,
                 access_log=False, loop=_available("uvloop", "asyncio"), http=_available("httptools", "h11"),
-                timeout_graceful_shutdown=30)
+                timeout_graceful_shutdown=DRAIN_S)
     return 0
 
 

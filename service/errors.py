@@ -33,6 +33,7 @@ class LayerServeError(Exception):
     status = 500
     code = "internal"
     exception = "RuntimeError"
+    retry_after_s: int | None = None  # 503s: when a retry may succeed (sent as Retry-After)
 
     def __init__(self, message: str, *, code: str | None = None, exception: str | None = None,
                  **details: Any) -> None:
@@ -43,6 +44,11 @@ class LayerServeError(Exception):
         if exception is not None:
             self.exception = exception
         self.details = details
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        """Response headers the error carries: ``Retry-After`` on the retryable ones."""
+        return None if self.retry_after_s is None else {"Retry-After": str(self.retry_after_s)}
 
     def body(self) -> dict[str, Any]:
         details = {"exception": self.exception, **self.details}
@@ -104,6 +110,7 @@ class StoreUnavailable(LayerServeError):
     not applied; retry later."""
 
     status, code, exception = 503, "store_unavailable", "ConnectionError"
+    retry_after_s = 1
 
 
 class Forbidden(LayerServeError):
@@ -122,9 +129,11 @@ class ProcessingTimeout(LayerServeError):
     """The request took longer than the request timeout to answer; it may still complete."""
 
     status, code, exception = 503, "processing_timeout", "TimeoutError"
+    retry_after_s = 1
 
 
 class ServiceUnavailable(LayerServeError):
     """The server is starting (state not loaded yet) or shutting down."""
 
     status, code, exception = 503, "not_ready", "RuntimeError"
+    retry_after_s = 1

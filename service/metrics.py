@@ -12,15 +12,26 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from layerserve.server.runtime.batching import BatchStats
 from layerserve.server.runtime.memory import memory_report
+from layerserve.server.version import installed_version
 
-__all__ = ["CONTENT_TYPE", "RuntimeCollector", "ServiceMetrics"]
+__all__ = ["CONTENT_TYPE", "RuntimeCollector", "ServiceMetrics", "build_info"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -32,6 +43,21 @@ _MEMORY_GAUGES = {
     "device_used_bytes": "memory in use on the execution device (where the device reports it)",
     "device_total_bytes": "memory of the execution device (where the device reports it)",
 }
+
+
+def build_info() -> dict[str, str]:
+    """``layerserve_build_info``'s labels: our version, Python's, ONNX Runtime's (CPU or GPU wheel)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    runtime = "none"
+    for dist in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            runtime = f"{dist} {version(dist)}"
+            break
+        except PackageNotFoundError:
+            continue
+    return {"version": installed_version(), "python": platform.python_version(), "onnxruntime": runtime}
 
 
 class RuntimeCollector(Collector):
@@ -72,9 +98,14 @@ class ServiceMetrics:
         self.bytes_out = Counter("layerserve_response_bytes", "response body bytes sent", ["route"], registry=r)
         self.in_flight = Gauge("layerserve_requests_in_flight", "requests being served", registry=r)
         self.ready = Gauge("layerserve_ready", "1 once the store is loaded and the runtime is ready", registry=r)
+        ProcessCollector(registry=r)  # process_cpu_seconds_total, process_resident_memory_bytes, open fds, ...
+        PlatformCollector(registry=r)  # python_info
+        Info("layerserve_build", "the server's version and the runtime it executes on", registry=r).info(build_info())
         # Labelled children, looked up once: ``labels()`` checks and locks on every call.
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any, Any, Any]] = {}
         self._apply_children: dict[tuple[str, str], Any] = {}
+        # Per layer (as the path named it): [successes, their ns, failures, their ns, last success ms].
+        self._inferences: dict[tuple[str, str], list[int]] = {}
 
     def record(self, method: str, route: str, status: int, seconds: float, bytes_in: int, bytes_out: int) -> None:
         """One finished request: its count, latency and bytes."""
@@ -96,6 +127,26 @@ class ServiceMetrics:
             child = self._apply_children[(graph, layer)] = self.apply_latency.labels(graph, layer)
         child.observe(seconds)
 
+    def count_inference(self, graph: str, layer: str, seconds: float, *, ok: bool) -> None:
+        """One apply or v2 inference, for the protocol's statistics extension."""
+        import time
+
+        entry = self._inferences.setdefault((graph, layer), [0, 0, 0, 0, 0])
+        offset = 0 if ok else 2
+        entry[offset] += 1
+        entry[offset + 1] += int(seconds * 1e9)
+        if ok:
+            entry[4] = int(time.time() * 1000)
+
+    def inference_stats(self, graph: str, names: set[str]) -> dict[str, int]:
+        """Summed over the names a layer was reached by (its name, its id)."""
+        total = [0, 0, 0, 0, 0]
+        for name in names:
+            entry = self._inferences.get((graph, name), [0, 0, 0, 0, 0])
+            total = [a + b for a, b in zip(total[:4], entry[:4])] + [max(total[4], entry[4])]
+        keys = ("success", "success_ns", "fail", "fail_ns", "last_ms")
+        return dict(zip(keys, total))
+
     def install(self, plane: Callable[[], Any], batch_stats: BatchStats, ready: Callable[[], float]) -> None:
         """Attach the runtime's figures, read at each scrape."""
         self.ready.set_function(ready)
@@ -104,6 +155,7 @@ class ServiceMetrics:
     def forget_layer(self, graph: str, layer: str) -> None:
         """Drop a deleted layer's series, so that churn does not grow the registry."""
         self._apply_children.pop((graph, layer), None)
+        self._inferences.pop((graph, layer), None)
         with contextlib.suppress(KeyError):
             self.apply_latency.remove(graph, layer)
 

@@ -17,7 +17,8 @@ from tests.gradient_check import Case, check, graph_of
 DTYPES = ("float64", "float32")
 # ONNX Runtime's CPU provider has these only in float16/float32 (machines.md).
 NO_FLOAT64 = {"Elu", "Selu", "Softplus", "HardSigmoid", "Erf", "Conv", "ConvTranspose", "AveragePool",
-              "GlobalAveragePool", "GlobalMaxPool", "Softsign", "Mean"}
+              "GlobalAveragePool", "GlobalMaxPool", "Softsign", "Mean", "Tan", "Atan", "Atanh", "Asin", "Acos",
+              "Asinh", "Acosh", "Sinh", "Cosh"}
 
 
 def rnd(shape: tuple[int, ...], dtype: str, seed: int, low: float = -2.0, high: float = 2.0) -> np.ndarray:
@@ -67,6 +68,19 @@ OPS: dict[str, Builder] = {
     "Div": lambda d: op_case("Div", {"a": rnd((2, 3, 4), d, 1), "b": away((3, 1), d, 2, 0.5)}),
     "Pow": lambda d: op_case("Pow", {"a": _positive((2, 3), d, 1), "b": rnd((3,), d, 2)}),
     "Pow_int_exponent": lambda d: op_case("Pow", {"a": rnd((2, 3), d, 1)}, consts={"e": i64(3)}),
+    "Mod": lambda d: op_case("Mod", {"a": rnd((2, 3), d, 1, -3.0, 3.0), "b": away((3,), d, 2, 0.7)}, fmod=1),
+    "Tan": lambda d: op_case("Tan", {"x": rnd((3, 4), d, 1, -1.0, 1.0)}),
+    "Atan": _unary("Atan"), "Sinh": _unary("Sinh"), "Cosh": _unary("Cosh"), "Asinh": _unary("Asinh"),
+    "Asin": lambda d: op_case("Asin", {"x": rnd((3, 4), d, 1, -0.8, 0.8)}),
+    "Acos": lambda d: op_case("Acos", {"x": rnd((3, 4), d, 1, -0.8, 0.8)}),
+    "Atanh": lambda d: op_case("Atanh", {"x": rnd((3, 4), d, 1, -0.8, 0.8)}),
+    "Acosh": lambda d: op_case("Acosh", {"x": rnd((3, 4), d, 1, 1.2, 3.0)}),
+    "Trilu": lambda d: op_case("Trilu", {"x": rnd((2, 4, 4), d, 1)}, consts={"k": i64(1)}, upper=0),
+    "DepthToSpace": lambda d: op_case("DepthToSpace", {"x": rnd((1, 8, 2, 3), d, 1)}, blocksize=2),
+    "SpaceToDepth": lambda d: op_case("SpaceToDepth", {"x": rnd((1, 2, 4, 6), d, 1)}, blocksize=2),
+    "TopK": lambda d: op_case("TopK", {"x": distinct((3, 5), d, 1)}, consts={"k": i64([2])}, outputs=2, axis=1),
+    "LayerNormalization": lambda d: op_case("LayerNormalization", {
+        "x": rnd((2, 3, 4), d, 1), "s": rnd((3, 4), d, 2), "b": rnd((4,), d, 3)}, axis=1, epsilon=1e-3),
     "Neg": _unary("Neg"), "Abs": _unary("Abs", away), "Sqrt": _unary("Sqrt", _positive),
     "Exp": _unary("Exp"), "Log": _unary("Log", _positive), "Reciprocal": _unary("Reciprocal", away),
     "Sin": _unary("Sin"), "Cos": _unary("Cos"), "Relu": _unary("Relu", away),
@@ -487,3 +501,31 @@ def test_malformed_gradients_node_is_refused() -> None:
     nodes = [helper.make_node("Gradients", ["x", "x"], ["g", "h"], domain="ai.layerserve", num_ys=1)]
     with pytest.raises(GradientError, match="num_ys"):
         expand_gradient_nodes(graph_of(nodes, {"x": x}, ["g"]), stop=set())
+
+
+FLOAT16_LAYERS = [entry for entry in LAYERS if entry[0] in (
+    "Conv2D", "Conv2DTranspose", "SeparableConv2D", "MaxPooling2D", "AveragePooling2D", "BatchNormalization",
+    "Flatten")] + [("Dense", {"units": 3, "activation": "tanh"}, (4, 5), False),
+                   ("Dense", {"units": 3, "activation": "gelu"}, (4, 5), False)]
+
+
+@pytest.mark.parametrize("entry", FLOAT16_LAYERS, ids=_layer_id)
+def test_layer_graph_gradient_in_float16_matches_float32(entry: tuple[str, dict[str, Any], tuple[int, ...], bool]
+                                                         ) -> None:
+    """float16 graphs (ONNX Runtime has every kernel) give the float32 gradients to float16 precision."""
+    from tests.gradient_check import analytic
+
+    cls, kwargs, shape, training = entry
+    half = layer_case(cls, kwargs, shape, training, "float16")
+    full = layer_case(cls, kwargs, shape, training, "float32")
+    full.feeds = {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in half.feeds.items()}
+    got, _ = analytic(half)
+    want, _ = analytic(full)
+    for x, g16, g32 in zip(half.xs, got, want, strict=True):
+        if x in half.unconnected:
+            assert g16 is None and g32 is None
+            continue
+        assert g16 is not None and g32 is not None
+        assert g16.dtype == half.feeds[x].dtype, x
+        scale = max(1.0, float(np.max(np.abs(g32))))
+        np.testing.assert_allclose(g16.astype(np.float32), g32, rtol=3e-2, atol=3e-2 * scale, err_msg=x)

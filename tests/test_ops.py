@@ -95,7 +95,7 @@ def test_op_matches_numpy(conn: layerserve.Connection, name: str) -> None:
 def test_every_op_is_covered() -> None:
     """A new function in ``layerserve.ops`` needs a case here."""
     covered = {re.sub(r"_(axis0|keepdims|all|transpose_[ab])$", "", name).split(".")[0] for name in CASES}
-    covered |= {"where", "assign", "moving_average_update", "UpdateOp"}  # test_where_assign_...
+    covered |= {"where", "cond", "assign", "moving_average_update", "UpdateOp"}  # the two tests below
     assert set(ops.__all__) == covered
 
 
@@ -123,3 +123,16 @@ def test_where_assign_and_moving_average_update(conn: layerserve.Connection) -> 
     np.testing.assert_allclose(layer.mean.numpy(), 0.75 + 0.25 * mean, rtol=1e-6)
     with pytest.raises(ValueError, match="momentum"):
         ops.moving_average_update(layer.mean, X, 1.5)
+
+
+class Branches(layerserve.layers.Layer):
+    """``cond`` on the training flag: both branches recorded, one result per apply."""
+
+    def call(self, inputs: Any, training: Any = None) -> Any:
+        return ops.cond(training, lambda: ops.square(inputs), lambda: ops.negative(inputs))
+
+
+def test_cond_selects_a_branch_per_apply(conn: layerserve.Connection) -> None:
+    layer = Branches()
+    np.testing.assert_allclose(layer(X, training=True), X**2, rtol=1e-6)
+    np.testing.assert_allclose(layer(X, training=False), -X, rtol=1e-6)

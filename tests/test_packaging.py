@@ -48,3 +48,6 @@ def test_wheel_installs_no_top_level_client_or_service(tmp_path: pathlib.Path) -
     assert "layerserve" in tops
     members = zipfile.ZipFile(wheel).namelist()
     assert "layerserve/protocol.py" in members and "layerserve/server/cli.py" in members
+    # The dashboard's page and assets ship as package data.
+    assets = ("index.html", "app.js", "charts.js", "sections.js", "style.css", "favicon.svg")
+    assert {f"layerserve/server/api/static/{name}" for name in assets} <= set(members)

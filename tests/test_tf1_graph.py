@@ -136,6 +136,8 @@ def test_reuse_rules_and_their_errors(graph: layerserve.Connection) -> None:
         with pytest.raises(ValueError, match=r"^Variable a/v already exists, disallowed. Did you mean to set "
                                              r"reuse=True or reuse=tf.AUTO_REUSE in VarScope\?"):
             tf.get_variable("v", [2])
+    assert _names(tf.global_variables()) == ["a/v:0"]
+    assert [v.name for v in graph.global_variables()] == ["a/v:0"]
     with tf.variable_scope("auto", reuse=tf.AUTO_REUSE):
         first = tf.get_variable("w", [1])
     with tf.variable_scope("auto", reuse=tf.AUTO_REUSE):
@@ -148,7 +150,11 @@ def test_named_layer_reuse_shares_hosted_variables(graph: layerserve.Connection)
     y2 = tf.layers.dense(x, 2, name="fc", reuse=True)
     with pytest.raises(ValueError, match="Variable fc/kernel already exists, disallowed"):
         tf.layers.dense(x, 2, name="fc")
-    assert _names(tf.global_variables()) == ["fc/kernel:0", "fc/bias:0"]
+    with pytest.raises(ValueError, match=r"^Variable other/kernel does not exist, or was not created with "
+                                         r"tf.get_variable\(\)"):
+        tf.layers.dense(x, 2, name="other", reuse=True)
+    assert _names(tf.global_variables()) == ["fc/kernel:0", "fc/bias:0"]  # nothing made by the failed calls
+    assert [v.name for v in graph.global_variables()] == ["fc/kernel:0", "fc/bias:0"]
     with tf.Session() as sess:
         a, b = sess.run([y1, y2], {x: np.ones((1, 3), np.float32)})
     np.testing.assert_array_equal(a, b)
@@ -329,3 +335,132 @@ def test_gradients_reach_a_convolution_kernel_stored_in_tf_layout(graph: layerse
     out = np.einsum("bpijc,ijco->bpo", patches, k0)
     expected = np.einsum("bpijc,bpo->ijco", patches, 2 * out)
     np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-5)
+
+
+def _bytes_counters(server: ServerProcess) -> tuple[float, float]:
+    import httpx
+
+    text = httpx.get(f"{server.url}/metrics").text
+    route = 'route="/v1/graphs/{graph}/programs/{program}:run"'
+    found = {}
+    for line in text.splitlines():
+        if route in line and line.startswith(("layerserve_request_bytes_total", "layerserve_response_bytes_total")):
+            found[line.split("{")[0]] = float(line.rsplit(" ", 1)[1])
+    return found.get("layerserve_request_bytes_total", 0.0), found.get("layerserve_response_bytes_total", 0.0)
+
+
+def test_a_repeated_run_sends_the_feeds_and_at_most_1kb(graph: layerserve.Connection, server: ServerProcess) -> None:
+    x = tf.placeholder(tf.float32, [None, 256], name="x")
+    with tf.variable_scope("a_rather_long_scope_name_for_the_fetches"):
+        y = tf.layers.dense(tf.layers.dense(x, 256, name="first"), 64, name="second")
+    batch = np.ones((64, 256), np.float32)
+    with tf.Session() as sess:
+        sess.run(y, {x: batch})  # registers the program
+        sent, answered = _bytes_counters(server)
+        sess.run(y, {x: batch})
+        sent_after, answered_after = _bytes_counters(server)
+    assert 0 < sent_after - sent <= batch.nbytes + 1024
+    assert 0 < answered_after - answered <= 64 * 64 * 4 + 1024
+
+
+# ---- programs as models ------------------------------------------------------------------------------
+def test_an_exported_program_is_an_oip_model_and_an_onnx_file(graph: layerserve.Connection,
+                                                               server: ServerProcess) -> None:
+    import httpx
+    import onnxruntime as ort
+    import tritonclient.http as triton
+
+    rng = np.random.default_rng(9)
+    x = tf.placeholder(tf.float32, [None, 4], name="x")
+    with tf.variable_scope("clf"):
+        h = tf.layers.dense(x, 8, activation=tf.nn.relu, kernel_initializer=tf.constant_initializer(
+            rng.standard_normal((4, 8)).astype(np.float32)))
+        h = tf.layers.batch_normalization(h, training=False)
+        logits = tf.layers.dense(h, 3)
+    probs, label = tf.nn.softmax(logits), tf.argmax(logits, axis=1)
+    batch = rng.standard_normal((5, 4)).astype(np.float32)
+    with tf.Session() as sess:
+        model = tf.export(sess, "classifier", inputs={"features": x}, outputs={"probs": probs, "label": label})
+        want_probs, want_label = sess.run([probs, label], {x: batch})
+    assert model == f"{graph.graph}.classifier"
+
+    client = triton.InferenceServerClient(server.url.removeprefix("http://"))
+    inp = triton.InferInput("features", list(batch.shape), "FP32")
+    inp.set_data_from_numpy(batch, binary_data=True)
+    result = client.infer(model, [inp], outputs=[triton.InferRequestedOutput("probs", binary_data=True),
+                                                 triton.InferRequestedOutput("label", binary_data=True)])
+    np.testing.assert_allclose(result.as_numpy("probs"), want_probs, rtol=1e-6)
+    np.testing.assert_array_equal(result.as_numpy("label"), want_label)
+    assert [i["name"] for i in client.get_model_metadata(model)["inputs"]] == ["features"]
+
+    data = httpx.get(f"{server.url}/v1/graphs/{graph.graph}/programs/classifier/onnx").content
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    got_probs, got_label = session.run(["probs", "label"], {"features": batch[:3]})
+    np.testing.assert_allclose(got_probs, want_probs[:3], rtol=1e-5)
+    np.testing.assert_array_equal(got_label, want_label[:3])
+
+
+def test_runs_see_weights_written_elsewhere(graph: layerserve.Connection) -> None:
+    x = tf.placeholder(tf.float32, [None, 2])
+    layer = tf.layers.Dense(1, kernel_initializer=tf.ones_initializer())
+    y = layer(x)
+    batch = np.ones((1, 2), np.float32)
+    with tf.Session() as sess:
+        for k in range(6):  # more weight versions than a program bakes before it feeds them again
+            layer.set_weights([np.full((2, 1), float(k), np.float32), np.zeros(1, np.float32)])
+            assert sess.run(y, {x: batch})[0, 0] == 2.0 * k
+            assert sess.run(y, {x: batch})[0, 0] == 2.0 * k
+
+
+def test_initializers_set_variables_back(graph: layerserve.Connection) -> None:
+    x = tf.placeholder(tf.float32, [None, 2])
+    y = tf.layers.dense(x, 1, kernel_initializer=tf.ones_initializer(), bias_initializer=tf.constant_initializer(0.5))
+    v = tf.Variable(3.0)
+    kernel = tf.trainable_variables()[0]
+    batch = np.ones((1, 2), np.float32)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        sess.run([v.assign(10.0), kernel.assign(kernel * 5.0)])
+        assert sess.run([v, y], {x: batch})[1][0, 0] == 10.5
+        sess.run(tf.global_variables_initializer())
+        got_v, got_y = sess.run([v, y], {x: batch})
+        assert got_v == 3.0 and got_y[0, 0] == 2.5
+        sess.run(v.assign(7.0))
+        sess.run(tf.variables_initializer([v]))
+        assert sess.run(v) == 3.0
+
+
+def test_programs_are_bounded_like_uploaded_models(tmp_path: Any) -> None:
+    import base64
+
+    import httpx
+    from onnx import TensorProto, helper
+
+    small = ServerProcess(tmp_path / "state", "--max-model-bytes", "2000").start()
+    try:
+        big = helper.make_tensor("w", TensorProto.FLOAT, [1000], np.ones(1000, np.float32).tobytes(), raw=True)
+        node = helper.make_node("Add", ["x", "w"], ["y"])
+        graph = helper.make_graph([node], "p", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1000])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1000])], [big])
+        body = {"model": base64.b64encode(helper.make_model(graph).SerializeToString()).decode()}
+        answer = httpx.post(f"{small.url}/v1/graphs/g/programs", json=body)
+        assert answer.status_code == 422 and answer.json()["error"]["code"] == "program_too_large"
+    finally:
+        small.stop()
+
+
+def test_a_run_pinned_to_a_checkpoint_uses_its_values_not_the_baked_live_ones(graph: layerserve.Connection) -> None:
+    x = tf.placeholder(tf.float32, [None, 2], name="x")
+    layer = tf.layers.Dense(1, kernel_initializer=tf.ones_initializer(), name="fc")
+    y = layer(x)
+    batch = np.ones((1, 2), np.float32)
+    with tf.Session() as sess:
+        assert sess.run(y, {x: batch})[0, 0] == 2.0
+        graph.create_checkpoint("ones")
+        layer.set_weights([np.full((2, 1), 3.0, np.float32), np.zeros(1, np.float32)])
+        assert sess.run(y, {x: batch})[0, 0] == 6.0  # live weights, baked into the program's session
+        (program,) = tf.get_default_graph().binding.programs.values()
+    pinned = graph.call("POST", f"/v1/graphs/{graph.graph}/programs/{program}:run",
+                        {"feeds": ["x:0"], "fetches": ["fc/BiasAdd:0"], "checkpoint": "ones"}, tensors=[batch],
+                        accept_tensors=True, request_key="values")
+    assert pinned.tensors[0][0, 0] == 2.0

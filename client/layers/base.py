@@ -18,13 +18,14 @@ import numpy as np
 from layerserve import _routes
 from layerserve._client import AsyncClient, Client, default_client
 from layerserve._core import Request, Result
+from layerserve._foreign import is_auto_reuse
 from layerserve._serialize import dtype_name, to_wire
 from layerserve.layers.defining import Definable, LayerMeta
 from layerserve.layers.input_spec import InputSpec
-from layerserve.layers.variables import RemoteUpdate, RemoteVariable
+from layerserve.layers.variables import RemoteUpdate, RemoteVariable, TensorShape
 from layerserve.protocol import input_ref
 
-__all__ = ["InputSpec", "Layer", "RemoteUpdate", "RemoteVariable", "class_for", "functional"]
+__all__ = ["InputSpec", "Layer", "RemoteUpdate", "RemoteVariable", "TensorShape", "class_for", "functional"]
 
 _BUILT_IN: dict[str, type[Layer]] = {}  # class name -> client class, filled as the classes are defined
 
@@ -77,7 +78,7 @@ class Layer(Definable, metaclass=LayerMeta):
             return
         config = {k: to_wire(v, k) for k, v in {**(_config or {}), **kwargs}.items()}
         body = {"class": self._class_name, "name": name, "trainable": trainable, "dtype": dtype_name(dtype),
-                "config": config, "scope": _scope, "reuse": _reuse}
+                "config": config, "scope": _scope, "reuse": _reuse_wire(_reuse)}
         self._bind(conn, conn.request(_routes.create_layer(conn.graph, body)).body)
 
     def _bind(self, conn: Client, described: dict[str, Any]) -> None:
@@ -279,8 +280,46 @@ class Layer(Definable, metaclass=LayerMeta):
         """Remove the layer (and the variables no other layer shares) from the server."""
         self._send(_routes.delete_layer)
 
+    # ---- TF's attributes: named weights (kernel, bias, gamma, ...) and config (units, ...) ----
+    def __getattr__(self, attr: str) -> Any:
+        """``layer.kernel``, ``layer.moving_mean``: the variable of that name once built (TF's
+        AttributeError before); ``layer.units``, ``layer.kernel_size``: the constructor's arguments."""
+        prop = getattr(type(self), attr, None)
+        if isinstance(prop, property):  # a property that raised AttributeError: let it raise its own
+            return prop.__get__(self, type(self))
+        if attr.startswith("_") or "_id" not in self.__dict__:
+            raise AttributeError(f"'{type(self).__name__}' object has no attribute '{attr}'")
+        described = self._describe()
+        for data in described["variables"]:
+            if _short_name(data) == attr:
+                return RemoteVariable._from_json(self._conn, self, data)
+        config = described["config"]
+        if attr in config and attr not in ("name", "trainable", "dtype"):
+            return _config_attribute(config[attr])
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{attr}'")
+
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._name!r} id={self._id} graph={self._conn.graph!r}>"
+        return f"<layerserve {type(self).__name__} {self._name!r} (id {self._id}, graph {self._conn.graph!r})>"
+
+
+def _short_name(variable: dict[str, Any]) -> str:
+    """``kernel`` for ``dense/kernel:0``; TF's case-unique op names (``Dense/kernel_1:0``) keep the key's."""
+    key = variable.get("key") or str(variable["name"]).split(":")[0]
+    return str(key).rsplit("/", 1)[-1]
+
+
+def _config_attribute(value: Any) -> Any:
+    """TF keeps tuple arguments (``kernel_size``, ``strides``) as tuples on the layer."""
+    if isinstance(value, list) and all(isinstance(v, (int, type(None))) for v in value):
+        return tuple(value)
+    return value
+
+
+def _reuse_wire(reuse: Any) -> bool | str | None:
+    """``reuse`` of a functional form: True/False/None, or ``tf.compat.v1.AUTO_REUSE`` as ``"auto"``."""
+    if reuse is None:
+        return None
+    return "auto" if is_auto_reuse(reuse) else bool(reuse)
 
 
 def _training(training: Any) -> bool | None:

@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from layerserve._foreign import is_config_object
 from layerserve._serialize import to_wire
 from layerserve._tracing import Tensor, Trace
 from layerserve.layers.input_spec import InputSpec
 from layerserve.protocol import tensor_to_json
 
 if TYPE_CHECKING:
+    from layerserve.layers.variables import RemoteVariable
     from layerserve.ops import UpdateOp
 
 # A ``layerserve.layers.Layer`` being defined: not imported, since the Layer builds on this module.
@@ -86,13 +88,26 @@ class Variable(Tensor):
         super().__init__(trace, name, dtype, per_apply=False)
         self._layer, self.trainable = layer, trainable
 
-    def numpy(self) -> np.ndarray:
-        """The variable's current value on the server (once the layer is built)."""
+    def remote(self) -> RemoteVariable:
+        """The server's variable (once the layer is built at its first apply)."""
         for var in self._layer.variables:
             if var.name.rsplit("/", 1)[-1] == f"{self.name}:0":
-                value: np.ndarray = var.numpy()
-                return value
+                found: RemoteVariable = var
+                return found
         raise ValueError(f"variable {self.name!r} does not exist yet: the layer is built at its first apply")
+
+    def numpy(self) -> np.ndarray:
+        """The variable's current value on the server (once the layer is built)."""
+        return self.remote().numpy()
+
+    def value(self) -> np.ndarray:
+        return self.numpy()
+
+    def read_value(self) -> np.ndarray:
+        return self.numpy()
+
+    def assign(self, value: Any, use_locking: Any = None, name: Any = None, read_value: bool = True) -> Any:  # noqa: FBT001, FBT002 - TF's signature
+        return self.remote().assign(value, read_value=read_value)
 
 
 @dataclass
@@ -122,7 +137,7 @@ def _initial(initializer: Any, shape: list[int | str], dtype: str) -> dict[str, 
         return {"initializer": "glorot_uniform"}  # TF's add_weight default for float weights
     if isinstance(initializer, (np.ndarray, list)):
         return {"value": tensor_to_json(np.asarray(initializer, dtype=dtype))}
-    if isinstance(initializer, str) or hasattr(initializer, "to_wire"):
+    if isinstance(initializer, str) or hasattr(initializer, "to_wire") or is_config_object(initializer):
         return {"initializer": to_wire(initializer, "initializer")}
     if callable(initializer) and all(isinstance(d, int) for d in shape):
         return {"value": tensor_to_json(np.asarray(initializer(tuple(shape), dtype), dtype=dtype))}
@@ -140,7 +155,8 @@ def add_weight(layer: Layer, d: Definition, name: str, shape: Any, dtype: Any, i
     symbolic = [e if isinstance(e, int) else f"{name}_d{k}" for k, e in enumerate(dims)]
     var = Variable(d.trace, layer, name, dtype_name, trainable=trainable)
     d.trace.inputs.append((name, dtype_name, symbolic))
-    if regularizer is not None and (isinstance(regularizer, (str, dict)) or hasattr(regularizer, "to_wire")):
+    if regularizer is not None and (isinstance(regularizer, (str, dict)) or hasattr(regularizer, "to_wire")
+                                    or is_config_object(regularizer)):
         spec["regularizer"] = to_wire(regularizer, "regularizer")
     elif regularizer is not None:  # a callable such as lambda w: 0.01 * ops.l2_loss(w)
         d.lazy_losses.append(lambda: regularizer(var))

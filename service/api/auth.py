@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 __all__ = ["EXEMPT_PATHS", "GRAPHLESS_PATHS", "TokenRule", "authorize", "graph_of_path", "is_exempt", "parse_tokens"]
 
-# Health stays open so that orchestrators can probe without credentials.
-EXEMPT_PATHS = ("/healthz", "/readyz")
-EXEMPT_PREFIXES = ("/v2/health/",)
+# Health stays open so that orchestrators can probe without credentials; so does the dashboard's
+# page (it holds no state: it asks for the token, then sends it with every call).
+EXEMPT_PATHS = ("/healthz", "/readyz", "/ui")
+EXEMPT_PREFIXES = ("/v2/health/", "/ui/")
 # Routes that reveal nothing about any graph: open to tokens limited to some graphs.
 GRAPHLESS_PATHS = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/v2")
 _GRAPH_LIST = re.compile(r"[A-Za-z0-9_-]{1,64}(\|[A-Za-z0-9_-]{1,64})*")

@@ -37,6 +37,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if request.url.path == "/v2" or request.url.path.startswith("/v2/"):  # the protocol's own body
+            return json_response({"error": str(exc.detail)}, exc.status_code, headers=dict(exc.headers or {}))
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail), exception="LookupError")
 

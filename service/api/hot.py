@@ -1,5 +1,5 @@
-"""The hot routes, served ahead of FastAPI's router: ``POST /v1/graphs/{graph}/layers/{layer}/apply``
-and ``POST /v2/models/{model}[/versions/{version}]/infer``.
+"""The hot routes, served ahead of FastAPI's router: ``POST /v1/graphs/{graph}/layers/{layer}/apply``,
+``POST /v1/graphs/{graph}/programs/{program}:run`` and ``POST /v2/models/{model}[/versions/{version}]/infer``.
 
 They sit inside the middleware (request id, metrics, access log, auth, limits and timeout all
 apply as to any route) and do exactly what their FastAPI routes do (``native.apply_reply``,
@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from layerserve.server.api.native import APPLY_PATH, apply_reply
 from layerserve.server.api.oip import HEADER_LENGTH, INFER_PATHS, infer_reply
+from layerserve.server.api.programs import RUN_PATH, programs_for, run_reply
 from layerserve.server.api.wire import Reply, receive_body
 from layerserve.server.errors import LayerServeError
 
@@ -53,6 +54,7 @@ class HotRoutes:
         self.app = app
         self._apply = _Route(APPLY_PATH)
         self._infer = [_Route(path) for path in INFER_PATHS]
+        self._run = _Route(RUN_PATH)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
@@ -60,6 +62,10 @@ class HotRoutes:
             if len(parts) == 7 and parts[6] == "apply" and parts[1] == "v1" and parts[2] == "graphs" \
                     and parts[4] == "layers" and parts[3] and parts[5]:
                 await self._serve_apply(scope, receive, send, parts[3], parts[5])
+                return
+            if len(parts) == 6 and parts[4] == "programs" and parts[5].endswith(":run") and parts[1] == "v1" \
+                    and parts[2] == "graphs" and parts[3] and len(parts[5]) > 4:
+                await self._serve_run(scope, receive, send, parts[3], parts[5][:-4])
                 return
             if len(parts) in (5, 7) and parts[1] == "v2" and parts[2] == "models" and parts[3] \
                     and parts[-1] == "infer" and (len(parts) == 5 or (parts[4] == "versions" and parts[5])):
@@ -77,6 +83,21 @@ class HotRoutes:
             reply = await apply_reply(state.plane, state.settings, graph, layer, raw,
                                       None if content_type is None else content_type.decode("latin-1"),
                                       headers.get(b"accept", b"").decode("latin-1"))
+        except LayerServeError as exc:  # as the app's exception handler answers it
+            body: Any = orjson.dumps(exc.body(), option=orjson.OPT_SERIALIZE_NUMPY)
+            reply = Reply(exc.status, body, "application/json", getattr(exc, "headers", None))
+        await send_reply(send, reply)
+
+    async def _serve_run(self, scope: Scope, receive: Receive, send: Send, graph: str, program: str) -> None:
+        scope["route"], scope["path_params"] = self._run, {"graph": graph, "program": program}
+        state = scope["app"].state
+        headers = _headers(scope)
+        try:
+            raw = await receive_body(receive, state.settings.max_body_bytes)
+            content_type = headers.get(b"content-type")
+            reply = await run_reply(programs_for(state), state.settings, graph, program, raw,
+                                    None if content_type is None else content_type.decode("latin-1"),
+                                    headers.get(b"accept", b"").decode("latin-1"))
         except LayerServeError as exc:  # as the app's exception handler answers it
             body: Any = orjson.dumps(exc.body(), option=orjson.OPT_SERIALIZE_NUMPY)
             reply = Reply(exc.status, body, "application/json", getattr(exc, "headers", None))

@@ -60,7 +60,9 @@ async def send_error(scope: Scope, send: Send, exc: LayerServeError,
     routes (``/v2``) that protocol's ``{"error": "<message>"}``, which its clients parse."""
     payload: Any = {"error": exc.message} if scope["path"].startswith("/v2") else exc.body()
     body = orjson.dumps(payload)
-    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or [])]
+    extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (exc.headers or {}).items()]
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra,
+            *(headers or [])]
     await send({"type": "http.response.start", "status": exc.status, "headers": head})
     await send({"type": "http.response.body", "body": body})
 
@@ -167,6 +169,8 @@ class RequestContext:
         layer = params.get("layer") or params.get("model")
         if graph is None or not isinstance(layer, str):
             return
+        if route.endswith(("/apply", "/infer")):
+            self.metrics.count_inference(graph, layer, seconds, ok=status == 200)
         if status == 200 and route.endswith(("/apply", "/infer")):
             self.metrics.observe_apply(graph, layer, seconds)
         elif status == 204 and scope["method"] == "DELETE":

@@ -114,7 +114,7 @@ async def create_layer(graph: str, request: Request) -> Response:
     body, _ = await _body(request, CreateLayerBody)
     plane = _plane(request)
     layer = await _call(plane.create_layer, graph, body.class_name, body.config, name=body.name,
-                        trainable=body.trainable, dtype=body.dtype, scope=body.scope, reuse=bool(body.reuse),
+                        trainable=body.trainable, dtype=body.dtype, scope=body.scope, reuse=body.reuse or False,
                         batching=body.batching)
     return _described(await _call(views.describe, plane, graph, layer.id), 201)
 

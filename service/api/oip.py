@@ -9,6 +9,7 @@ protocol's body ``{"error": "<message>"}`` with the status the native API would 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,15 +26,19 @@ from layerserve.server.core.naming import layer_ref_problem
 from layerserve.server.errors import BadRequest, LayerServeError, NotFound
 from layerserve.server.plane import DataPlane, dispatch
 from layerserve.server.plane.checkpoints import LIVE_VERSIONS
+from layerserve.server.plane.program_models import programs_of
+from layerserve.server.version import installed_version
 
 __all__ = ["INFER_PATHS", "InferRequest", "infer_reply", "oip_router", "split_model"]
 
-VERSION = "0.1.0"
 HEADER_LENGTH = "Inference-Header-Content-Length"
 INPUT_NAME, OUTPUT_NAME = "input_0", "output_0"  # a layer's k-th input/output is input_k / output_k
 DATATYPES = {"FP16": "float16", "FP32": "float32", "FP64": "float64"}
 TO_DATATYPE = {v: k for k, v in DATATYPES.items()}
 INFER_PATHS = ("/v2/models/{model}/infer", "/v2/models/{model}/versions/{version}/infer")
+# Named programs also take and give integers and booleans.
+PROGRAM_DATATYPES = {**DATATYPES, "INT32": "int32", "INT64": "int64", "BOOL": "bool"}
+TO_PROGRAM_DATATYPE = {v: k for k, v in PROGRAM_DATATYPES.items()}
 
 
 class _Model(BaseModel):
@@ -100,7 +105,8 @@ oip_router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 
 @oip_router.get("")
 async def server_metadata() -> Response:
-    return _json({"name": "layerserve", "version": VERSION, "extensions": ["binary_tensor_data"]})
+    return _json({"name": "layerserve", "version": installed_version(),
+                  "extensions": ["binary_tensor_data", "model_repository", "statistics"]})
 
 
 @oip_router.get("/health/live")
@@ -114,11 +120,80 @@ async def ready(request: Request) -> Response:
     return _json({"ready": is_ready}, 200 if is_ready else 503)
 
 
+class RepositoryIndexBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    ready: bool = False
+
+
+def model_name(graph: str, layer: str) -> str:
+    """The protocol's name of a layer: its name in the default graph (unless it holds a dot),
+    ``graph.layer`` elsewhere; ``split_model`` reads it back."""
+    return layer if graph == "default" and "." not in layer else f"{graph}.{layer}"
+
+
+def _index(plane: DataPlane) -> list[dict[str, str]]:
+    out = []
+    for graph in plane.graph_names():
+        try:
+            layers = views.list_layers(plane, graph)
+        except LayerServeError:
+            continue  # removed (or unreadable) since it was listed
+        out += [{"name": model_name(graph, view["name"]), "version": "1", "state": "READY"} for view in layers]
+    return out
+
+
+@oip_router.post("/repository/index")
+async def repository_index(request: Request) -> Response:
+    """The repository extension's index: every layer of every graph, all loaded (``READY``)."""
+    async def handle() -> Response:
+        raw = await request.body()
+        try:
+            RepositoryIndexBody.model_validate_json(raw or b"{}")
+        except ValidationError as exc:
+            raise BadRequest(f"invalid repository index request: {exc.errors()[0]['msg']}") from None
+        return _json(await run_in_threadpool(_index, _plane(request)))
+    return await _guarded(handle)
+
+
+def _stats(plane: DataPlane, metrics: Any, models: list[str], *, all_models: bool) -> dict[str, Any]:
+    out = []
+    for model in models:
+        graph, ref = split_model(model)
+        try:
+            view = views.describe(plane, graph, ref)
+        except LayerServeError:
+            if all_models:
+                continue  # deleted since the index was read
+            raise
+        counts = metrics.inference_stats(graph, {view["id"], view["name"], ref, model})
+        out.append({"name": model, "version": "1", "last_inference": counts["last_ms"],
+                    "inference_count": counts["success"], "execution_count": counts["success"],
+                    "inference_stats": {"success": {"count": counts["success"], "ns": counts["success_ns"]},
+                                        "fail": {"count": counts["fail"], "ns": counts["fail_ns"]}},
+                    "batch_stats": []})
+    return {"model_stats": out}
+
+
+@oip_router.get("/models/stats")
+@oip_router.get("/models/{model}/stats")
+@oip_router.get("/models/{model}/versions/{version}/stats")
+async def model_statistics(request: Request, model: str | None = None, version: str | None = None) -> Response:
+    """The statistics extension: successful and failed inferences (native applies included) per layer."""
+    async def handle() -> Response:
+        plane = _plane(request)
+        models = [model] if model else [m["name"] for m in await run_in_threadpool(_index, plane)]
+        return _json(await run_in_threadpool(functools.partial(_stats, all_models=model is None), plane,
+                                             request.app.state.metrics, models))
+    return await _guarded(handle)
+
+
 @oip_router.get("/models/{model}")
 @oip_router.get("/models/{model}/versions/{version}")
 async def model_metadata(model: str, request: Request, version: str | None = None) -> Response:
     async def handle() -> Response:
         graph, layer = split_model(model)
+        if programs_of(_plane(request)).named(graph, layer) is not None:
+            return _json(await run_in_threadpool(_program_metadata, _plane(request), graph, layer, model))
         meta = await run_in_threadpool(_metadata, _plane(request), graph, layer, model)
         names = await run_in_threadpool(request.app.state.checkpoints.names, graph)
         if version not in (None, "", *LIVE_VERSIONS) and version not in names:
@@ -128,12 +203,22 @@ async def model_metadata(model: str, request: Request, version: str | None = Non
     return await _guarded(handle)
 
 
+def _program_metadata(plane: DataPlane, graph: str, name: str, model: str) -> dict[str, Any]:
+    meta = programs_of(plane).metadata(graph, name)
+    inputs = [{"name": k, "datatype": TO_PROGRAM_DATATYPE.get(v["datatype"], "FP32"), "shape": v["shape"]}
+              for k, v in meta["inputs"].items()]
+    outputs = [{"name": k, "datatype": "FP32", "shape": [-1]} for k in meta["outputs"]]
+    return {"name": model, "versions": ["1"], "platform": "layerserve_onnxruntime", "inputs": inputs,
+            "outputs": outputs, "parameters": {"program": name, "graph": graph}}
+
+
 @oip_router.get("/models/{model}/ready")
 @oip_router.get("/models/{model}/versions/{version}/ready")
 async def model_ready(model: str, request: Request, version: str | None = None) -> Response:
     async def handle() -> Response:
         graph, layer = split_model(model)
-        await run_in_threadpool(views.describe, _plane(request), graph, layer)
+        if programs_of(_plane(request)).named(graph, layer) is None:
+            await run_in_threadpool(views.describe, _plane(request), graph, layer)
         return _json({"name": model, "ready": True})
     return await _guarded(handle)
 
@@ -146,6 +231,8 @@ async def infer_reply(plane: DataPlane, settings: Any, model: str, read: Callabl
     checkpoint = None if version in (None, "", *LIVE_VERSIONS) else version
     try:
         graph, layer = split_model(model)
+        if programs_of(plane).named(graph, layer) is not None:
+            return await _infer_program(plane, settings, model, graph, layer, await read(), header_length)
         kind = plane.layer(graph, layer)[1].kind
         raw = await read()
         json_bytes = len(raw) if header_length is None else int(header_length) if header_length.isdigit() else 0
@@ -158,6 +245,45 @@ async def infer_reply(plane: DataPlane, settings: Any, model: str, read: Callabl
                                                 result.outputs, checkpoint or "1")
     except LayerServeError as exc:
         return Reply(exc.status, orjson.dumps({"error": exc.message}), "application/json")
+
+
+async def _infer_program(plane: DataPlane, settings: Any, model: str, graph: str, name: str, raw: bytes,
+                         header_length: str | None) -> Reply:
+    """A named program as a v2 model: inputs and outputs by the names it was exported with."""
+    split = _header_length(header_length, len(raw))
+    try:
+        body = InferRequest.model_validate(orjson.loads(raw[:split]))
+    except (orjson.JSONDecodeError, ValidationError) as exc:
+        raise OipError(f"invalid inference request: {str(exc).splitlines()[0]}") from None
+    binary, offset, feeds = memoryview(raw)[split:], 0, {}
+    for spec in body.inputs:
+        tensor, used = _input_tensor(spec, binary[offset:], settings.max_tensor_elements, PROGRAM_DATATYPES)
+        feeds[spec.name], offset = tensor, offset + used
+    entry = programs_of(plane).named(graph, name) or {}
+    names = [o.name for o in body.outputs] if body.outputs else list(entry.get("outputs", {}))
+    ys = await run_in_threadpool(programs_of(plane).run_named, graph, name, feeds, names)
+    return _encode_named(model, body, names, ys)
+
+
+def _encode_named(model: str, body: InferRequest, names: list[str], ys: list[np.ndarray]) -> Reply:
+    binary, outputs, payloads = _wants_binary(body), [], []
+    for name, y in zip(names, ys, strict=True):
+        y = np.asarray(y, order="C")
+        out: dict[str, Any] = {"name": name, "datatype": TO_PROGRAM_DATATYPE[y.dtype.name], "shape": list(y.shape)}
+        if binary:
+            payloads.append(y.astype(y.dtype.newbyteorder("<"), copy=False))
+            out["parameters"] = {"binary_data_size": payloads[-1].nbytes}
+        else:
+            out["data"] = y.ravel().tolist()
+        outputs.append(out)
+    head: dict[str, Any] = {"model_name": model, "model_version": "1", "outputs": outputs}
+    if body.id is not None:
+        head["id"] = body.id
+    if not binary:
+        return json_reply(head)
+    header = orjson.dumps(head)
+    return Reply(200, b"".join([header, *(p.data for p in payloads)]), "application/octet-stream",
+                 {HEADER_LENGTH: str(len(header))})
 
 
 @oip_router.post("/models/{model}/infer")
@@ -244,11 +370,12 @@ def _header_length(value: str | None, total: int) -> int:
     return int(value)
 
 
-def _input_tensor(spec: InferInput, binary: memoryview, max_elements: int) -> tuple[np.ndarray, int]:
+def _input_tensor(spec: InferInput, binary: memoryview, max_elements: int,
+                  datatypes: dict[str, str] = DATATYPES) -> tuple[np.ndarray, int]:
     """The tensor and how many bytes of the binary section it took."""
-    dtype_name = DATATYPES.get(spec.datatype)
+    dtype_name = datatypes.get(spec.datatype)
     if dtype_name is None:
-        raise OipError(f"datatype {spec.datatype!r} is not supported; use one of {', '.join(DATATYPES)}")
+        raise OipError(f"datatype {spec.datatype!r} is not supported; use one of {', '.join(datatypes)}")
     if any(d < 0 for d in spec.shape):
         raise OipError(f"input shape must be non-negative, got {spec.shape}")
     count = int(np.prod(spec.shape, dtype=np.int64))

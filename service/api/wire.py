@@ -9,7 +9,7 @@ header and the tensors as raw payloads. The response uses the encoding the reque
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import orjson
@@ -53,7 +53,9 @@ class CreateLayerBody(_Body):
     dtype: str | None = None
     config: dict[str, Any] = Field(default_factory=dict)
     scope: str | None = Field(None, description="functional forms: the exact variable scope (TF's `_scope`)")
-    reuse: bool | None = Field(None, description="functional forms: share the scope's existing variables")
+    reuse: bool | Literal["auto"] | None = Field(
+        None, description="functional forms: share the scope's existing variables (\"auto\": share them when "
+                          "they exist, else create them, as tf.compat.v1.AUTO_REUSE)")
     batching: dict[str, Any] | None = Field(None, description="dynamic batching overrides: enabled, "
                                                                "max_batch_size, max_queue_delay_ms")
 

@@ -48,6 +48,8 @@ class Graph:
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
     # Registered programs (TF1 graph mode): id (the sha256 of the model) -> the ONNX model, base64.
     programs: dict[str, str] = field(default_factory=dict)
+    # Named programs (models): name -> {"id", "inputs": {alias: tensor}, "outputs": {alias: tensor}}.
+    named_programs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # ---- layers ------------------------------------------------------------------------
     def resolve(self, ref: str) -> Layer:
@@ -63,7 +65,7 @@ class Graph:
         return matches[0]
 
     def new_layer(self, kind: LayerKind, name: str | None, *, trainable: bool, dtype: str | None,
-                  scope: str | None = None, reuse: bool = False) -> Layer:
+                  scope: str | None = None, reuse: bool | str = False) -> Layer:
         base = kind.base_name()
         layer_name = name if name else self.names.new_layer_name(base)
         layer = Layer(id=f"{LAYER_ID_PREFIX}{self.next_id}", kind=kind, name=layer_name,
@@ -101,10 +103,10 @@ class Graph:
         for spec in specs:
             short = f"{layer.scope}/{spec.name}"
             existing = stored.get(short)
-            if existing is None and layer.reuse:
+            if existing is None and layer.reuse is True:
                 raise VariableScopeError(f"Variable {short} does not exist, or was not created with "
                                          "tf.get_variable(). Did you mean to set reuse=tf.AUTO_REUSE in VarScope?")
-            if existing is not None and not layer.reuse:
+            if existing is not None and layer.reuse is False:
                 raise VariableScopeError(f"Variable {short} already exists, disallowed. Did you mean to set "
                                          "reuse=True or reuse=tf.AUTO_REUSE in VarScope?")
             if existing is not None and existing.shape != spec.shape:
@@ -137,6 +139,7 @@ class Graph:
         and names, and the state of the ``touched`` layers (the ones a mutation may change)."""
         names, next_id = self.names.to_json(), self.next_id
         layers, variables, values, programs = dict(self.layers), dict(self.variables), self.values, dict(self.programs)
+        named = dict(self.named_programs)
         saved = [(layer, _layer_state(layer)) for layer in touched]
 
         def rollback() -> None:
@@ -147,6 +150,8 @@ class Graph:
             self.variables.update(variables)
             self.programs.clear()
             self.programs.update(programs)
+            self.named_programs.clear()
+            self.named_programs.update(named)
             for layer, state in saved:
                 layer.__dict__.update(state)
         return rollback

@@ -97,7 +97,7 @@ class Layer:
     dtype: str | None = None
     scope: str | None = None
     fixed_scope: bool = False  # functional form with an explicit name: scope used exactly
-    reuse: bool = False
+    reuse: bool | str = False  # True, False or "auto" (TF's AUTO_REUSE)
     built: bool = False
     build_shape: Shape | None = None
     variables: list[str] = field(default_factory=list)

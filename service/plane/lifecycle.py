@@ -29,7 +29,7 @@ class Lifecycle(GraphPlane):
     @retried
     def create_layer(self, graph: str, class_name: str, config: dict[str, Any], *, name: str | None = None,
                      trainable: bool | None = None, dtype: str | None = None, scope: str | None = None,
-                     reuse: bool = False, batching: dict[str, Any] | None = None) -> Layer:
+                     reuse: bool | str = False, batching: dict[str, Any] | None = None) -> Layer:
         config = dict(config)
         name = _hoist(config, "name", name)
         trainable = _hoist(config, "trainable", trainable)

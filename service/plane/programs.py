@@ -24,10 +24,18 @@ import onnx
 from layerserve.server.core.graph import Graph
 from layerserve.server.core.layer import Layer, Variable
 from layerserve.server.core.program import Composed, check_program, compose
-from layerserve.server.errors import Conflict, InvalidArgument, NotFound
+from layerserve.server.errors import Conflict, InvalidArgument, LayerServeError, NotFound
 from layerserve.server.layers.base import Signature, VariableSpec
 from layerserve.server.layers.kit.dtypes import dtype_name
 from layerserve.server.plane.dataplane import DataPlane
+from layerserve.server.plane.program_baking import (
+    MAX_REBAKES,
+    Baked,
+    bake,
+    initial_value,
+    resident_inputs,
+    weight_versions,
+)
 from layerserve.server.plane.transactions import retried
 from layerserve.server.runtime.compiler import compile_layer
 from layerserve.server.runtime.model_check import clean_message
@@ -82,6 +90,8 @@ class _Compiled:
     composed: Composed
     session: CompiledLayer
     layers: tuple[str, ...]  # the hosted layers it inlines (a deleted one means composing again)
+    baked: Baked | None = None  # weights baked in, for programs without writes
+    rebakes: int = 0
 
 
 class ProgramPlane:
@@ -117,6 +127,9 @@ class ProgramPlane:
     @retried
     def register(self, graph: str, data: bytes) -> str:
         """Store the program (once per content); its id is the sha256 of its bytes."""
+        if len(data) > self.settings.max_model_bytes:
+            raise InvalidArgument(f"the program is {len(data)} bytes, more than the limit of "
+                                  f"{self.settings.max_model_bytes} (--max-model-bytes)", code="program_too_large")
         program_id = hashlib.sha256(data).hexdigest()
         g = self.plane.graph(graph, create=True)
         if program_id in g.programs:
@@ -126,8 +139,10 @@ class ProgramPlane:
                       has_variable=lambda name: name in g.variables, gradients=_gradients_available())
         with self.plane._mutation(g):
             g.programs[program_id] = base64.b64encode(data).decode()
-            while len(g.programs) > _MAX_PROGRAMS:  # the oldest registered goes first
-                del g.programs[next(iter(g.programs))]
+            named = {entry["id"] for entry in g.named_programs.values()}
+            unnamed = [p for p in g.programs if p not in named]
+            for old in unnamed[:max(0, len(g.programs) - _MAX_PROGRAMS)]:  # the oldest unnamed go first
+                del g.programs[old]
             self.plane._commit(g)
         return program_id
 
@@ -156,7 +171,7 @@ class ProgramPlane:
             raise InvalidArgument(f"the program does not compute {unknown[0]!r}", code="unknown_fetch")
         compiled = self._compile(g, program, feeds)
         if checkpoint is not None:
-            outputs = self._execute(g, compiled, feeds, self._pinned_values(g, compiled, checkpoint))
+            outputs = self._execute(g, compiled, feeds, self._pinned_values(g, compiled, checkpoint), live=False)
             return self._pick(program, compiled, outputs, fetches)
         if not compiled.composed.writes:
             outputs = self._execute(g, compiled, feeds, g.values)
@@ -191,6 +206,11 @@ class ProgramPlane:
                            code="checkpoint_mismatch")
         return values
 
+    def registered(self, graph: str) -> list[tuple[str, onnx.ModelProto]]:
+        """The graph's registered programs (id, model), oldest first: read-only, for views."""
+        g = self.plane.graph(graph)
+        return [(pid, self._parse(pid, base64.b64decode(text))) for pid, text in list(g.programs.items())]
+
     def _program(self, g: Graph, program_id: str) -> _Program:
         text = g.programs.get(program_id)
         if text is None:
@@ -216,7 +236,13 @@ class ProgramPlane:
         if found is not None and all(lid in g.layers for lid in found.layers):
             return found
         shapes = {k: (dtype_name(v.dtype), tuple(v.shape)) for k, v in feeds.items()}
-        composed = compose(program.model, shapes, program.outputs, _Source(g))
+        try:
+            composed = compose(program.model, shapes, program.outputs, _Source(g))
+        except LayerServeError:
+            raise
+        except Exception as exc:  # onnx refused the composed graph: the program does not fit these feeds
+            raise InvalidArgument(f"the program cannot run on these feeds: {clean_message(str(exc))}",
+                                  code="invalid_program", op_error="InvalidArgumentError") from None
         session = self.plane.executor.sessions.session(composed.model.SerializeToString())
         outputs = [*composed.fetch_outputs, *composed.writes.values()]
         compiled = _Compiled(composed, CompiledLayer(session, outputs), tuple(composed.layers))
@@ -226,26 +252,44 @@ class ProgramPlane:
                 self._compiled.popitem(last=False)
         return compiled
 
-    def _execute(self, g: Graph, compiled: _Compiled, feeds: dict[str, np.ndarray], values: Any
-                 ) -> dict[str, np.ndarray]:
+    def _execute(self, g: Graph, compiled: _Compiled, feeds: dict[str, np.ndarray], values: Any, *,
+                 live: bool = True) -> dict[str, np.ndarray]:
+        """One run on ``values`` (``live``: the graph's current ones, which a read-only program may
+        have baked into its session)."""
         composed = compiled.composed
         inputs = dict(feeds)
-        for name, variable in composed.variable_inputs.items():
-            inputs[name] = values[variable]
-        by_layer: dict[str, dict[str, np.ndarray]] = {}
-        for name, (layer_id, feed) in composed.layer_inputs.items():
-            if layer_id not in by_layer:
-                by_layer[layer_id] = self.plane.executor.variable_feeds(g.layers[layer_id], dict(values))
-            inputs[name] = by_layer[layer_id][feed]
+        session = None if composed.writes or not live else self._baked(g, compiled)
+        if session is None:
+            session = compiled.session
+            inputs.update(resident_inputs(g, composed, values, self.plane.executor))
+        for name, variable in composed.init_inputs.items():
+            inputs[name] = initial_value(g, variable, values)
         for extra in composed.extra_feeds:
             kind = g.layers[extra.layer_id].kind
             inputs[extra.input] = kind.extra_feeds(extra.shape, extra.dtype, training=True)[extra.name]
         try:
-            arrays = compiled.session.session.run(compiled.session.output_names, inputs)
+            arrays = session.session.run(session.output_names, inputs)
         except Exception as exc:  # the program failed on these feeds (a shape, an index): TF's InvalidArgumentError
             raise InvalidArgument(f"the program failed on these feeds: {clean_message(str(exc))}",
                                   code="run_failed", op_error="InvalidArgumentError") from None
-        return dict(zip(compiled.session.output_names, arrays, strict=True))
+        return dict(zip(session.output_names, arrays, strict=True))
+
+    def _baked(self, g: Graph, compiled: _Compiled) -> CompiledLayer | None:
+        """The session with the current weights baked in, made once per weight version (see program_baking)."""
+        versions = weight_versions(g, compiled.composed)
+        baked = compiled.baked
+        if baked is not None and baked.versions == versions:
+            return baked.session
+        if compiled.rebakes > MAX_REBAKES:
+            return None
+        values = g.values
+        session = bake(self.plane.executor.sessions, compiled.composed,
+                       resident_inputs(g, compiled.composed, values, self.plane.executor),
+                       compiled.session.output_names)
+        if weight_versions(g, compiled.composed) == versions:  # no write slipped in while it was made
+            compiled.rebakes += baked is not None
+            compiled.baked = Baked(versions, session)
+        return session
 
     @staticmethod
     def _writes(g: Graph, compiled: _Compiled, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

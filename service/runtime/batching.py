@@ -81,11 +81,15 @@ class BatchStats:
         self._lock = threading.Lock()
         self.sizes: dict[int, int] = {}  # requests per run -> number of runs
         self.rows: int = 0
+        # Called with (layer key, requests, rows) after each run: per-layer figures (the dashboard's).
+        self.listeners: list[Callable[[str, int, int], None]] = []
 
-    def record(self, requests: int, rows: int) -> None:
+    def record(self, requests: int, rows: int, layer: str = "") -> None:
         with self._lock:
             self.sizes[requests] = self.sizes.get(requests, 0) + 1
             self.rows += rows
+        for listener in self.listeners:
+            listener(layer, requests, rows)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -177,7 +181,7 @@ class Batcher:
         batch = self._take(q, policy)
         try:
             _execute_batch(batch, execute)
-            self.stats.record(len(batch), sum(p.rows for p in batch))
+            self.stats.record(len(batch), sum(p.rows for p in batch), layer=_layer_of(key))
         finally:
             self._hand_over(key, q)
             for pending in batch:
@@ -195,6 +199,11 @@ class Batcher:
         with self._lock, q.cond:
             if not q.running and not q.items and self._queues.get(key) is q:
                 del self._queues[key]
+
+
+def _layer_of(key: Hashable) -> str:
+    """The layer key that leads the executor's queue keys (``(layer.key, dtype, shape, ...)``)."""
+    return key[0] if isinstance(key, tuple) and key and isinstance(key[0], str) else ""
 
 
 def _execute_batch(batch: list[_Pending], execute: Execute) -> None:

@@ -151,6 +151,7 @@ def graph_to_json(graph: Graph) -> dict[str, Any]:
         "layers": [layer_to_json(layer) for layer in graph.layers.values()],
         "variables": [v.to_json() for v in graph.variables.values()],
         **({"programs": list(graph.programs)} if graph.programs else {}),
+        **({"named_programs": graph.named_programs} if graph.named_programs else {}),
     }
 
 
@@ -164,6 +165,7 @@ def graph_from_json(data: dict[str, Any], blobs: Mapping[str, str] | None = None
     for v in data["variables"]:
         graph.variables[v["name"]] = Variable.from_json(v)
     graph.programs = {d: (blobs or {})[d] for d in program_refs(data) if d in (blobs or {})}
+    graph.named_programs = {k: dict(v) for k, v in data.get("named_programs", {}).items()}
     return graph
 
 

@@ -36,7 +36,8 @@ def dumps(obj: Any) -> str:
 def _structure_json(graph: Graph) -> dict[str, Any]:
     return {"next_id": graph.next_id, "names": graph.names.to_json(), "order": list(graph.layers),
             "variables": [v.to_json() for v in graph.variables.values()],
-            **({"programs": list(graph.programs)} if graph.programs else {})}
+            **({"programs": list(graph.programs)} if graph.programs else {}),
+            **({"named_programs": graph.named_programs} if graph.named_programs else {})}
 
 
 def definition_texts(graph: Graph) -> dict[str, str]:
@@ -86,6 +87,7 @@ def assemble(name: str, revision: int, versions: dict[str, int], table: dict[str
         graph.variables[v["name"]] = Variable.from_json(v)
     graph.set_values({n: table[f"V:{n}"] for n in graph.variables if f"V:{n}" in table})
     graph.programs = {d: blobs[d] for d in program_refs(structure) if d in blobs}
+    graph.named_programs = {k: dict(v) for k, v in structure.get("named_programs", {}).items()}
     return graph
 
 

@@ -8,11 +8,13 @@ server, where the layers and variables are hosted. See the README's "TF1 graph m
 from __future__ import annotations
 
 import builtins
+import types
 from typing import Any
 
 import numpy as np
 
-from layerserve.compat.v1 import dtypes, errors, initializers, layers, losses, nn, train
+from layerserve.compat.v1 import dtypes, errors, initializers, layers, losses, nn, summary, train
+from layerserve.compat.v1.clip_ops import clip_by_global_norm, clip_by_norm, global_norm
 from layerserve.compat.v1.dtypes import DType, as_dtype, bool, float16, float32, float64, int32, int64, string
 from layerserve.compat.v1.gradients import gradients
 from layerserve.compat.v1.graph import (
@@ -116,7 +118,7 @@ from layerserve.compat.v1.math_ops import (
     zeros,
     zeros_like,
 )
-from layerserve.compat.v1.session import InteractiveSession, Session, get_default_session
+from layerserve.compat.v1.session import InteractiveSession, Session, export, get_default_session
 from layerserve.compat.v1.variables import (
     AUTO_REUSE,
     Variable,
@@ -140,23 +142,32 @@ __all__ = [
     "TensorShape", "Variable", "VariableScope", "abs", "add", "add_n", "add_to_collection", "add_to_collections",
     "argmax", "argmin", "as_dtype", "assign", "assign_add", "assign_sub", "bool", "cast", "ceil", "clip_by_value",
     "concat", "connect", "constant", "constant_initializer", "control_dependencies", "convert_to_tensor", "cos",
-    "divide", "dtypes", "equal", "errors", "exp", "expand_dims", "fill", "float16", "float32", "float64", "floor",
+    "divide", "dtypes", "equal", "errors", "exp", "export", "expand_dims", "fill", "float16", "float32", "float64", "floor",
     "floordiv", "floormod", "gather", "get_collection", "get_collection_ref", "get_default_graph",
     "get_default_session", "get_variable", "get_variable_scope", "global_variables", "global_variables_initializer",
     "glorot_normal_initializer", "glorot_uniform_initializer", "gradients", "greater", "greater_equal", "group", "identity",
     "initializers", "int32", "int64", "layers", "less", "less_equal", "local_variables_initializer", "log", "log1p",
-    "logical_and", "logical_not", "logical_or", "losses", "matmul", "maximum", "minimum", "multiply", "name_scope",
+    "logical_and", "logical_not", "logical_or", "losses", "math", "matmul", "maximum", "minimum", "multiply", "name_scope",
     "negative", "newaxis", "nn", "no_op", "not_equal", "one_hot", "ones", "ones_initializer", "ones_like",
     "placeholder", "placeholder_with_default", "pow", "random_normal_initializer", "random_uniform_initializer",
     "range", "reciprocal", "reduce_all", "reduce_any", "reduce_max", "reduce_mean", "reduce_min", "reduce_prod",
     "reduce_sum", "reset_default_graph", "reshape", "round", "rsqrt", "shape", "sigmoid", "sign", "sin", "size",
-    "sqrt", "square", "squared_difference", "squeeze", "stack", "stop_gradient", "string", "subtract", "tanh",
+    "sqrt", "square", "squared_difference", "squeeze", "stack", "stop_gradient", "string", "subtract", "summary", "tanh",
     "tile", "train", "trainable_variables", "transpose", "truediv", "truncated_normal_initializer", "tuple",
     "variable_scope", "variables_initializer", "variance_scaling_initializer", "where", "zeros", "zeros_initializer",
-    "zeros_like",
+    "zeros_like", "clip_by_global_norm", "clip_by_norm", "global_norm",
 ]
 
 newaxis = None
+
+# ``tf.math``: the same ops under their tf.math names.
+math = types.SimpleNamespace(**{name: globals()[name] for name in (
+    "abs", "add", "add_n", "argmax", "argmin", "ceil", "cos", "divide", "equal", "exp", "floor", "floordiv",
+    "floormod", "greater", "greater_equal", "less", "less_equal", "log", "log1p", "logical_and", "logical_not",
+    "logical_or", "maximum", "minimum", "multiply", "negative", "not_equal", "pow", "reciprocal", "reduce_all",
+    "reduce_any", "reduce_max", "reduce_mean", "reduce_min", "reduce_prod", "reduce_sum", "round", "rsqrt",
+    "sigmoid", "sign", "sin", "sqrt", "square", "squared_difference", "subtract", "tanh", "truediv")},
+    softplus=nn.softplus, l2_normalize=nn.l2_normalize)
 
 
 def placeholder(dtype: Any, shape: Any = None, name: str | None = None) -> Tensor:

@@ -10,6 +10,10 @@ from layerserve.compat.v1.graph import DOMAIN, Tensor, get_default_graph
 __all__ = ["gradients"]
 
 
+# TF's ops whose registered gradient is None: an x reached only through them has no gradient
+_NO_GRADIENT = frozenset({"StopGradient", "Floor", "Ceil", "Round", "FloorDiv"})
+
+
 def _reaching(ys: list[Tensor], stop: set[str]) -> set[str]:
     """Names of the tensors some y depends on through float ops (stop_gradient cuts)."""
     seen: set[str] = set()
@@ -20,7 +24,7 @@ def _reaching(ys: list[Tensor], stop: set[str]) -> set[str]:
             continue
         seen.add(t.name)
         op = t.op
-        if op is None or op.type == "StopGradient":
+        if op is None or op.type in _NO_GRADIENT:
             continue
         stack.extend(i for i in [*op.inputs, *op.deps] if i.dtype.is_floating)
     return seen

@@ -260,6 +260,7 @@ class Graph(Trace):
         self.var_store = VariableScopeStore()
         self.binding: Any = None  # the server graph, bound at first use (see server.py)
         self.layer_calls: dict[str, Any] = {}
+        self.initializers: dict[str, Operation] = {}  # variable -> its initializing assign
 
     # ---- names ---------------------------------------------------------------------------
     def unique_name(self, name: str, mark_as_used: bool = True) -> str:

@@ -13,7 +13,9 @@ from layerserve.compat.v1.dtypes import as_dtype
 
 __all__ = ["constant_initializer", "glorot_normal_initializer", "glorot_uniform_initializer", "he_normal",
            "he_uniform", "ones_initializer", "random_normal_initializer", "random_uniform_initializer",
-           "truncated_normal_initializer", "variance_scaling_initializer", "zeros_initializer"]
+           "truncated_normal_initializer", "variance_scaling_initializer", "zeros_initializer", "constant",
+           "glorot_normal", "glorot_uniform", "ones", "random_normal", "random_uniform", "truncated_normal",
+           "variance_scaling", "zeros"]
 
 
 def _np(dtype: Any) -> Any:
@@ -168,3 +170,11 @@ def variance_scaling_initializer(scale: float = 1.0, mode: str = "fan_in", distr
     init = glorot_uniform_initializer(seed) if distribution == "uniform" else glorot_normal_initializer(seed)
     init._scale, init._mode = scale, mode
     return init
+
+
+# ``tf.initializers``' names for the same objects.
+zeros, ones, constant = zeros_initializer, ones_initializer, constant_initializer
+random_normal, random_uniform, truncated_normal = (random_normal_initializer, random_uniform_initializer,
+                                                   truncated_normal_initializer)
+glorot_uniform, glorot_normal, variance_scaling = (glorot_uniform_initializer, glorot_normal_initializer,
+                                                   variance_scaling_initializer)

@@ -183,7 +183,7 @@ def _first_call(layer: Any, x: Tensor) -> _CallState:
         if existing is None:
             info = kinds[name]
             with g.name_scope(None):
-                existing = Variable(g, name[:-2], as_dtype(info["dtype"]), tuple(info["shape"]),
+                existing = Variable.hosted(g, name[:-2], as_dtype(info["dtype"]), tuple(info["shape"]),
                                     trainable=bool(info["trainable"]))
             track(g, existing)
             _weight_loss(layer, g, existing)

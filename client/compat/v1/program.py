@@ -39,8 +39,8 @@ def prune(graph: Graph, fetches: list[Tensor], targets: list[Operation], fed: se
     return [op for op in graph.operations.values() if id(op) in seen]
 
 
-def _needed_constants(graph: Graph, nodes: list[Any], fed: set[str]) -> dict[str, np.ndarray]:
-    names = {i for node in nodes for i in node.inputs} | {o for node in nodes for o in node.outputs}
+def _needed_constants(graph: Graph, nodes: list[Any], fed: set[str], fetched: set[str]) -> dict[str, np.ndarray]:
+    names = {i for node in nodes for i in node.inputs} | {o for node in nodes for o in node.outputs} | fetched
     return {n: v for n, v in graph.constants.items() if n in names and n not in fed}
 
 
@@ -60,7 +60,7 @@ def build_program(graph: Graph, ops: list[Operation], feeds: list[Tensor], fetch
     outputs = []
     for name in dict.fromkeys(t.name for t in fetches):
         outputs.append(helper.make_empty_tensor_value_info(name))
-    consts = _needed_constants(graph, nodes, fed)
+    consts = _needed_constants(graph, nodes, fed, {t.name for t in fetches})
     # A fetched constant (tf.constant) has no node: it is an initializer and an output.
     inits = [numpy_helper.from_array(np.asarray(v), n) for n, v in consts.items()]
     g = helper.make_graph(onnx_nodes, "program", inputs, outputs, inits)

@@ -12,9 +12,10 @@ from layerserve.compat.v1 import errors
 from layerserve.compat.v1.graph import Graph, Operation, Tensor, get_default_graph
 from layerserve.compat.v1.program import Program, build_program, prune
 from layerserve.compat.v1.server import binding
+from layerserve.compat.v1.summary import summary_plan
 from layerserve.exceptions import LayerServeError, NotFoundError
 
-__all__ = ["InteractiveSession", "Session", "get_default_session"]
+__all__ = ["InteractiveSession", "Session", "export", "get_default_session"]
 
 _default_sessions: list[Session] = []
 
@@ -117,7 +118,10 @@ class Session:
         feeds = self._feeds(feed_dict)
         tensors = [e for e in spec.elements if isinstance(e, Tensor)]
         targets = [e for e in spec.elements if isinstance(e, Operation)]
-        values = self._run(tensors, targets, feeds)
+        summaries = summary_plan(tensors)  # summaries: their tensors fetched in this same run
+        values = self._run(tensors if summaries is None else summaries.fetches, targets, feeds)
+        if summaries is not None:
+            values = summaries.results(values)
         by_name = dict(zip([t.name for t in tensors], values))
         results = [None if isinstance(e, Operation) else by_name[e.name] for e in spec.elements]
         return spec.rebuild(results)
@@ -128,13 +132,11 @@ class Session:
             tensor = self.graph.as_graph_element(key)
             if not isinstance(tensor, Tensor):
                 raise TypeError(f"The value of a feed cannot be a tf.Operation object: {key!r}")
-            array = np.asarray(value)
             if tensor.dtype == "string":
                 raise TypeError("string feeds are not supported")
-            if array.dtype.kind not in "biuf" or (array.dtype.kind == "f" and not tensor.dtype.is_floating
-                                                  and tensor.dtype != "bool" and not np.all(np.mod(array, 1) == 0)):
-                raise ValueError(f"could not convert the feed of {tensor.name} to {tensor.dtype}")
-            array = np.asarray(array.astype(tensor.dtype.as_numpy_dtype, copy=False), order="C")
+            # numpy's conversion, as TF's feed does (a float fed to an int placeholder is truncated;
+            # text raises ValueError)
+            array = np.asarray(np.asarray(value, dtype=tensor.dtype.as_numpy_dtype), order="C")
             if not tensor.shape.is_compatible_with(array.shape):
                 raise ValueError(f"Cannot feed value of shape {array.shape} for Tensor {tensor.name}, which has "
                                  f"shape {_shape_text(tensor)}")
@@ -228,3 +230,25 @@ def _shape_brackets(t: Tensor) -> str:
     if dims is None:
         return "<unknown>"
     return "[" + ",".join("?" if d is None else str(d) for d in dims) + "]"
+
+
+def export(sess: Session, name: str, inputs: dict[str, Tensor], outputs: dict[str, Tensor]) -> str:
+    """Register the program computing ``outputs`` from ``inputs`` under ``name``: it becomes the OIP v2
+    model ``{graph}.{name}`` (``/v2/models/{graph}.{name}/infer``) and an ONNX model with the current
+    variable values (``GET /v1/graphs/{graph}/programs/{name}/onnx``). Returns the model's name."""
+    fetches = [sess.graph.as_graph_element(t) for t in outputs.values()]
+    feeds = [sess.graph.as_graph_element(t) for t in inputs.values()]
+    if not all(isinstance(t, Tensor) for t in [*fetches, *feeds]):
+        raise TypeError("export: inputs and outputs are tensors")
+    fed = {t.name: (t, np.zeros(0)) for t in feeds if isinstance(t, Tensor)}
+    program = sess._program([t for t in fetches if isinstance(t, Tensor)], [], fed)
+    b = binding(sess.graph, sess._target)
+    body = {"model": base64.b64encode(program.model).decode(), "name": name,
+            "inputs": {alias: t.name for alias, t in zip(inputs, feeds, strict=True)},
+            "outputs": {alias: t.name for alias, t in zip(outputs, fetches, strict=True)}}
+    try:
+        answer = b.post("/programs", body).body
+    except LayerServeError as exc:
+        raise errors.from_server(exc) from None
+    b.programs[program.digest] = answer["id"]
+    return str(answer["model"])

@@ -130,26 +130,60 @@ def variable_scope(name_or_scope: Any = None, default_name: str | None = None, v
 
 
 class Variable(Tensor):
-    """A hosted variable; as a tensor it is its value (``name:0`` read in the run)."""
+    """A hosted variable; as a tensor it is its value (``name:0`` read in the run).
 
-    def __init__(self, graph: Graph, name: str, dtype: DType, shape: tuple[int, ...], *, trainable: bool,
-                 initial_value: np.ndarray | None = None) -> None:
+    ``tf.Variable(initial_value, trainable=True, name=None, dtype=None)`` creates one named in the
+    current name scope (``Variable``, ``Variable_1``, ...); ``get_variable`` and layers make theirs
+    with ``Variable.hosted``."""
+
+    def __init__(self, initial_value: Any = None, trainable: bool | None = None, validate_shape: bool = True,
+                 caching_device: Any = None, name: str | None = None, variable_def: Any = None, dtype: Any = None,
+                 expected_shape: Any = None, import_scope: Any = None, constraint: Any = None,
+                 use_resource: Any = None, synchronization: Any = None, aggregation: Any = None,
+                 shape: Any = None) -> None:
+        if initial_value is None:
+            raise ValueError("initial_value must be specified.")
+        g = get_default_graph()
+        value, dt = _initial_value(name or "Variable", None, as_dtype(dtype) if dtype is not None else None,
+                                   initial_value() if callable(initial_value) and not isinstance(
+                                       initial_value, Tensor) else initial_value)
+        full = g.unique_name(name or "Variable", mark_as_used=False)
+        trainable = True if trainable is None else bool(trainable)
+        binding(g).create_variable(f"{full}:0", value, trainable=trainable)
+        with g.name_scope(None):
+            self._setup(g, full, dt, tuple(value.shape), trainable=trainable, initial_value=value)
+        track(g, self)
+
+    @classmethod
+    def hosted(cls, graph: Graph, name: str, dtype: DType, shape: tuple[int, ...], *, trainable: bool,
+               initial_value: np.ndarray | None = None) -> Variable:
+        """A Variable object for a variable the server already holds."""
+        var = cls.__new__(cls)
+        var._setup(graph, name, dtype, shape, trainable=trainable, initial_value=initial_value)
+        return var
+
+    def _setup(self, graph: Graph, name: str, dtype: DType, shape: tuple[int, ...], *, trainable: bool,
+               initial_value: np.ndarray | None = None) -> None:
         operation = graph.new_operation("VarHandleOp", name, [])
         operation.control_inputs = []
         if operation.name != name:  # TF's variable names are exact; unique_name only marks them used
             graph.operations.pop(operation.name)
             operation.name = name
             graph.operations[name] = operation
-        super().__init__(graph, f"{name}:0", dtype, TensorShape(list(shape)), operation)
+        Tensor.__init__(self, graph, f"{name}:0", dtype, TensorShape(list(shape)), operation)
         operation.outputs.append(self)
         graph.record(operation, "ReadVariable", [], [self.name], domain=DOMAIN, variable=self.name)
         self.trainable = trainable
         self._initial = initial_value
-        self.initializer = math_ops.no_op(name=f"{name}/Assign")
+        self._initializer_op: Operation | None = None
 
     @property
     def shape(self) -> TensorShape:
         return self._shape
+
+    @property
+    def initializer(self) -> Operation:
+        return _initializer(self.graph, self)
 
     def _as_graph_element(self) -> Tensor:
         return self
@@ -244,8 +278,8 @@ def _initial_value(name: str, shape: Any, dtype: DType | None, initializer: Any)
         if value is None:
             raise ValueError(f"the initializer of {name} must be a constant (tf.constant or a numpy value)")
         return np.asarray(value), as_dtype(value.dtype)
-    if isinstance(initializer, (np.ndarray, list, float, int)) and not callable(initializer):
-        array = np.asarray(initializer, dtype=None if dtype is None else dtype.as_numpy_dtype)
+    if isinstance(initializer, (np.ndarray, np.generic, list, tuple, float, int)) and not callable(initializer):
+        array = math_ops._numpy_value(initializer, dtype)  # Python floats become float32, as in TF
         return array, as_dtype(array.dtype)
     if shape is None:
         raise ValueError(f"Shape of a new variable ({name}) must be fully defined, but instead was None.")
@@ -290,7 +324,7 @@ def get_variable(name: str, shape: Any = None, dtype: Any = None, initializer: A
     trainable = True if trainable is None else bool(trainable)
     binding(g).create_variable(f"{full}:0", value, trainable=trainable)
     with g.name_scope(None):
-        var = Variable(g, full, dt, tuple(value.shape), trainable=trainable, initial_value=value)
+        var = Variable.hosted(g, full, dt, tuple(value.shape), trainable=trainable, initial_value=value)
     track(g, var, collections)
     reg = regularizer if regularizer is not None else scope.regularizer
     if reg is not None:
@@ -324,11 +358,31 @@ def local_variables(scope: str | None = None) -> list[Any]:
 
 
 def variables_initializer(var_list: Any, name: str = "init") -> Operation:
-    """Variables are created with their initial value on the server: running this is a no-op
-    (it does not reset them)."""
+    """An op that sets each variable to its initial value: the value it was created with, or, for a
+    layer's variable, its initializer's (drawn again when random, as TF does)."""
     g = get_default_graph()
-    with g.control_dependencies(None):
-        return math_ops.no_op(name=name)
+    with g.control_dependencies(None), g.name_scope(None):
+        ops = [_initializer(g, v) for v in var_list if isinstance(v, Variable)]
+        with g.control_dependencies(ops):
+            return math_ops.no_op(name=name)
+
+
+def _initializer(g: Graph, var: Variable) -> Operation:
+    """One variable's initializing assign (cached: every initializer op of the graph shares it)."""
+    found = g.initializers.get(var.name)
+    if found is not None:
+        return found
+    if var._initial is not None:
+        value = math_ops.constant(var._initial, _hidden=True, _graph=g)
+        t = math_ops.op("Assign", [value], f"{var.name[:-2]}/Assign", "AssignVariableOp", domain=DOMAIN,
+                        out=(var.dtype, var.shape), variable=var.name)
+    else:  # a layer's variable: the server knows its initializer
+        t = math_ops.op("InitVariable", [], f"{var.name[:-2]}/Assign", "AssignVariableOp", domain=DOMAIN,
+                        out=(var.dtype, var.shape), variable=var.name)
+    assert t.op is not None
+    t.op.stateful, t.op.writes = True, var.name
+    g.initializers[var.name] = t.op
+    return t.op
 
 
 def global_variables_initializer() -> Operation:

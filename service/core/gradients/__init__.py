@@ -19,8 +19,8 @@ from layerserve.server.core.gradients import (  # noqa: F401  (each module regis
 )
 from layerserve.server.core.gradients.backprop import append_gradients
 from layerserve.server.core.gradients.errors import GradientError, UnsupportedGradient
-from layerserve.server.core.gradients.expand import GRADIENTS_DOMAIN, expand_gradient_nodes
+from layerserve.server.core.gradients.expand import GRADIENTS_DOMAIN, check_gradient_nodes, expand_gradient_nodes
 from layerserve.server.core.gradients.registry import NON_DIFFERENTIABLE, RULES
 
 __all__ = ["GRADIENTS_DOMAIN", "NON_DIFFERENTIABLE", "RULES", "GradientError", "UnsupportedGradient",
-           "append_gradients", "expand_gradient_nodes"]
+           "append_gradients", "check_gradient_nodes", "expand_gradient_nodes"]

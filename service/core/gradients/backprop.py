@@ -12,7 +12,7 @@ from layerserve.server.core.gradients.errors import GradientError, UnsupportedGr
 from layerserve.server.core.gradients.info import GraphInfo
 from layerserve.server.core.gradients.registry import NON_DIFFERENTIABLE, RULES, NodeGrad, Rule
 
-__all__ = ["append_gradients"]
+__all__ = ["append_gradients", "check_paths"]
 
 
 def append_gradients(graph: onnx.GraphProto, *, ys: list[str], xs: list[str], grad_ys: list[str | None],
@@ -44,6 +44,15 @@ def append_gradients(graph: onnx.GraphProto, *, ys: list[str], xs: list[str], gr
     return [_collect(em, pending, x) if x in pending else None for x in xs]
 
 
+def check_paths(graph: onnx.GraphProto, *, ys: list[str], xs: list[str], stop: set[str],
+                skip_domain: str | None = None, info: GraphInfo | None = None) -> None:
+    """Raise UnsupportedGradient if an op between ``xs`` and ``ys`` has no rule. Needs element
+    types only (shapes may be symbolic): a program is checked when it is registered."""
+    info = info or GraphInfo(graph)
+    nodes = list(graph.node)
+    _check_rules(nodes, _active_tensors(nodes, info, xs, ys, stop), skip_domain=skip_domain)
+
+
 def _maybe_float(info: GraphInfo, name: str) -> bool:
     """Float, or of a type shape inference could not tell (an op it does not know, which then
     needs a rule if a gradient flows through it)."""
@@ -62,9 +71,12 @@ def _collect(em: Emitter, pending: dict[str, list[str]], name: str) -> str:
     return terms[0]
 
 
-def _check_rules(nodes: Sequence[onnx.NodeProto], active: set[str]) -> None:
-    """Every op a gradient flows through has a rule (checked before anything is appended)."""
+def _check_rules(nodes: Sequence[onnx.NodeProto], active: set[str], *, skip_domain: str | None = None) -> None:
+    """Every op a gradient flows through has a rule (checked before anything is appended);
+    nodes of ``skip_domain`` are not checked (expanded into standard ops later)."""
     for node in nodes:
+        if node.domain == skip_domain and skip_domain is not None:
+            continue
         if any(o in active for o in node.output) and any(i in active for i in node.input) and _rule(node) is None:
             raise UnsupportedGradient(node.op_type, node.name, node.domain)
 

@@ -39,6 +39,18 @@ def _div(n: NodeGrad) -> Grads:
     return _both(n, ga, gb)
 
 
+@rule("Mod")
+def _mod(n: NodeGrad) -> Grads:
+    """``x - y * trunc(x / y)`` (floats need ``fmod=1``): d/dx = 1, d/dy = -trunc(x / y)."""
+    em, x, y = n.em, n.inp(0), n.inp(1)
+    gy = None
+    if n.want(1) and n.info.is_float(y):
+        q = em.op("Div", [x, y])
+        whole = em.op("Mul", [em.op("Sign", [q]), em.op("Floor", [em.op("Abs", [q])])])
+        gy = em.op("Neg", [em.op("Mul", [n.g, whole])])
+    return _both(n, n.g if n.want(0) else None, gy)
+
+
 @rule("Pow")
 def _pow(n: NodeGrad) -> Grads:
     em, a, b = n.em, n.inp(0), n.inp(1)
@@ -129,6 +141,30 @@ def _sin(n: NodeGrad) -> Grads:
 @rule("Cos")
 def _cos(n: NodeGrad) -> Grads:
     return [n.em.op("Neg", [n.em.op("Mul", [n.g, n.em.op("Sin", [n.inp(0)])])])]
+
+
+def _trig(op: str, n: NodeGrad) -> str:
+    """d/dx of the inverse and hyperbolic trigonometric ops, times the output gradient."""
+    em, x, y, one = n.em, n.inp(0), n.out(), n.scalar(1.0)
+    square = em.op("Mul", [x, x])
+    if op == "Tan":
+        return em.op("Mul", [n.g, em.op("Add", [one, em.op("Mul", [y, y])])])
+    if op == "Atan":
+        return em.op("Div", [n.g, em.op("Add", [one, square])])
+    if op == "Atanh":
+        return em.op("Div", [n.g, em.op("Sub", [one, square])])
+    if op in ("Asin", "Acos"):
+        slope = em.op("Div", [n.g, em.op("Sqrt", [em.op("Sub", [one, square])])])
+        return slope if op == "Asin" else em.op("Neg", [slope])
+    if op in ("Asinh", "Acosh"):
+        inner = em.op("Add", [square, one]) if op == "Asinh" else em.op("Sub", [square, one])
+        return em.op("Div", [n.g, em.op("Sqrt", [inner])])
+    return em.op("Mul", [n.g, em.op("Cosh" if op == "Sinh" else "Sinh", [x])])
+
+
+@rule("Tan", "Atan", "Atanh", "Asin", "Acos", "Asinh", "Acosh", "Sinh", "Cosh")
+def _trigonometric(n: NodeGrad) -> Grads:
+    return [_trig(n.node.op_type, n)]
 
 
 def _where_positive(n: NodeGrad, x: str, then: str, other: str) -> str:

@@ -17,6 +17,9 @@ def _matmul(n: NodeGrad) -> Grads:
     """numpy's matmul: 1-D operands become matrices, batch dims broadcast."""
     em, a, b = n.em, n.inp(0), n.inp(1)
     sa, sb = n.shape(a), n.shape(b)
+    if len(sa) == 2 and len(sb) == 2:  # matrices: Gemm transposes in place
+        return [em.op("Gemm", [n.g, b], transB=1) if n.want(0) else None,
+                em.op("Gemm", [a, n.g], transA=1) if n.want(1) else None]
     ma = [1, *sa] if len(sa) == 1 else list(sa)
     mb = [*sb, 1] if len(sb) == 1 else list(sb)
     batch = _broadcast(ma[:-2], mb[:-2])

@@ -55,3 +55,34 @@ def _batch_norm(n: NodeGrad) -> Grads:
         grads[4] = em.reshape(em.op("Mul", [em.op("Mul", [g_centered, cube]), n.scalar(-0.5, x)]),
                               n.shape(n.inp(4)))
     return grads
+
+
+@rule("LayerNormalization")
+def _layer_norm(n: NodeGrad) -> Grads:
+    """Normalized over the axes from ``axis`` on: ``inv * (gh - mean(gh) - xhat * mean(gh * xhat))``
+    with ``gh = g * scale``; scale and bias gradients summed over the leading axes."""
+    em, x, scale = n.em, n.inp(0), n.inp(1)
+    shape = n.shape(x)
+    axis = int(n.attr("axis", -1)) % len(shape)
+    tail = list(range(axis, len(shape)))
+    lead = list(range(axis))
+    eps = float(n.attr("epsilon", 1e-5))
+    mean = em.op("ReduceMean", [x, em.ints(tail)], keepdims=1)
+    centered = em.op("Sub", [x, mean])
+    var = em.op("ReduceMean", [em.op("Mul", [centered, centered]), em.ints(tail)], keepdims=1)
+    inv = em.op("Reciprocal", [em.op("Sqrt", [em.op("Add", [var, n.scalar(eps, x)])])])
+    xhat = em.op("Mul", [centered, inv])
+    grads: Grads = [None, None, None]
+    if n.want(0):
+        gh = em.op("Mul", [n.g, scale])
+        mean_gh = em.op("ReduceMean", [gh, em.ints(tail)], keepdims=1)
+        mean_ghx = em.op("ReduceMean", [em.op("Mul", [gh, xhat]), em.ints(tail)], keepdims=1)
+        inner = em.op("Sub", [em.op("Sub", [gh, mean_gh]), em.op("Mul", [xhat, mean_ghx])])
+        grads[0] = em.op("Mul", [inner, inv])
+    if n.want(1):
+        summed = em.reduce_sum(em.op("Mul", [n.g, xhat]), lead, keepdims=False)
+        grads[1] = em.unbroadcast(summed, shape[axis:], n.shape(scale))
+    if n.want(2):
+        summed = em.reduce_sum(n.g, lead, keepdims=False)
+        grads[2] = em.unbroadcast(summed, shape[axis:], n.shape(n.inp(2)))
+    return grads

@@ -81,7 +81,7 @@ RULES: dict[str, Rule] = {}
 NON_DIFFERENTIABLE = frozenset({
     "Shape", "Size", "ArgMax", "ArgMin", "Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "Not", "And",
     "Or", "Xor", "IsNaN", "IsInf", "NonZero", "OneHot", "ConstantOfShape", "Constant", "Range", "Floor", "Ceil",
-    "Round", "EyeLike", "Hardmax", "RandomUniformLike", "RandomNormalLike", "Multinomial", "Bernoulli", "BitShift",
+    "Round", "EyeLike", "Hardmax", "RandomNormal", "RandomUniform", "RandomUniformLike", "RandomNormalLike", "Multinomial", "Bernoulli", "BitShift",
     "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot", "StringNormalizer",
 })
 

@@ -195,3 +195,31 @@ def _gather_nd(n: NodeGrad) -> Grads:
     idx = em.cast(n.inp(1), TensorProto.INT64, n.elem(n.inp(1)))
     scattered = em.op("ScatterND", [target, idx, em.cast(n.g, work, n.elem())], reduction="add")
     return [em.cast(scattered, n.elem(), work)]
+
+
+@rule("Trilu")
+def _trilu(n: NodeGrad) -> Grads:
+    """The same triangle of the gradient."""
+    inputs = [n.g, n.inp(1)] if n.inp(1) else [n.g]
+    return [n.em.op("Trilu", inputs, upper=int(n.attr("upper", 1)))]
+
+
+@rule("DepthToSpace", "SpaceToDepth")
+def _depth_space(n: NodeGrad) -> Grads:
+    """Each is the other's inverse (DepthToSpace in its default DCR order)."""
+    block = int(n.attr("blocksize"))
+    if n.node.op_type == "SpaceToDepth":
+        return [n.em.op("DepthToSpace", [n.g], blocksize=block, mode="DCR")]
+    if n.attr("mode", "DCR") != "DCR":
+        raise UnsupportedGradient("DepthToSpace(mode=CRD)", n.node.name)
+    return [n.em.op("SpaceToDepth", [n.g], blocksize=block)]
+
+
+@rule("TopK")
+def _top_k(n: NodeGrad) -> Grads:
+    """The values' gradient goes back to the cells the indices name."""
+    em, work = n.em, _scatter_type(n)
+    target = em.zeros(n.shape(n.inp(0)), work)
+    scattered = em.op("ScatterElements", [target, n.out(1), em.cast(n.g, work, n.elem())],
+                      axis=int(n.attr("axis", -1)))
+    return [em.cast(scattered, n.elem(), work)]

@@ -53,6 +53,7 @@ class Composed:
     writes: dict[str, str] = field(default_factory=dict)  # variable -> graph output
     stop: set[str] = field(default_factory=set)
     layers: list[str] = field(default_factory=list)  # ids of the hosted layers inlined
+    init_inputs: dict[str, str] = field(default_factory=dict)  # graph input -> variable, fed its initial value
 
 
 @dataclass
@@ -193,6 +194,13 @@ class _Composer:
             self.var_tensors[attrs["variable"]] = node.output[0]
         elif op == "Assign":
             self.node("Identity", [node.input[0]], node.output[0])
+            self.out.writes[attrs["variable"]] = node.output[0]
+        elif op == "InitVariable":  # the variable's initial value, fed per run (see ``init_inputs``)
+            name = f"~init/{attrs['variable']}"
+            dtype, shape = self.source.variable(attrs["variable"])
+            self.inputs.append(helper.make_tensor_value_info(name, onnx_dtype(dtype), list(shape)))
+            self.out.init_inputs[name] = attrs["variable"]
+            self.node("Identity", [name], node.output[0])
             self.out.writes[attrs["variable"]] = node.output[0]
         elif op == "StopGradient":
             self.node("Identity", [node.input[0]], node.output[0])

@@ -11,7 +11,7 @@ from layerserve.server.errors import InvalidArgument, NotFound
 __all__ = ["CUSTOM_OPS", "DOMAIN", "check_program"]
 
 DOMAIN = "ai.layerserve"
-CUSTOM_OPS = {"ReadVariable", "Assign", "LayerCall", "LayerUpdate", "StopGradient", "Gradients"}
+CUSTOM_OPS = {"ReadVariable", "Assign", "InitVariable", "LayerCall", "LayerUpdate", "StopGradient", "Gradients"}
 
 
 def check_program(model: onnx.ModelProto, *, max_nodes: int, has_layer: Callable[[str], bool],
@@ -31,6 +31,10 @@ def check_program(model: onnx.ModelProto, *, max_nodes: int, has_layer: Callable
         else:
             raise InvalidArgument(f"the program uses the op {node.domain}.{node.op_type}, which the server cannot run",
                                   code="unsupported_op", op=node.op_type)
+    if gradients:  # an op without a gradient rule between a Gradients node's xs and ys: refused now
+        from layerserve.server.core.gradients import check_gradient_nodes
+
+        check_gradient_nodes(model.graph, domain=DOMAIN)
 
 
 def _attr(node: onnx.NodeProto, name: str) -> str:
@@ -51,6 +55,6 @@ def _check_custom(node: onnx.NodeProto, has_layer: Callable[[str], bool], has_va
     if node.op_type == "LayerCall" and not has_layer(_attr(node, "layer")):
         raise NotFound(f"the program calls layer {_attr(node, 'layer')!r}, which the graph does not hold",
                        code="layer_not_found")
-    if node.op_type in ("ReadVariable", "Assign", "LayerUpdate") and not has_variable(_attr(node, "variable")):
+    if node.op_type in ("ReadVariable", "Assign", "InitVariable", "LayerUpdate") and not has_variable(_attr(node, "variable")):
         raise NotFound(f"the program uses variable {_attr(node, 'variable')!r}, which the graph does not hold",
                        code="variable_not_found")

@@ -63,10 +63,10 @@ class Initializer:
     def __call__(self, shape: tuple[int, ...], dtype: str) -> np.ndarray:
         c = self.config
         rng = np.random.default_rng(c.get("seed"))
+        if self.class_name == "Constant" and isinstance(c.get("value"), list):
+            return _constant_array(c["value"], shape, dtype, pad=bool(c.get("pad")))
         if self.class_name in ("Zeros", "Ones", "Constant"):
             value = {"Zeros": 0.0, "Ones": 1.0}.get(self.class_name, c.get("value", 0.0))
-            if isinstance(value, list):  # TF1's constant_initializer of an array: its values, reshaped
-                return _constant_array(value, shape, dtype)
             return np.full(shape, value, dtype=dtype)
         if self.class_name == "RandomNormal":
             return rng.normal(c["mean"], c["stddev"], size=shape).astype(dtype)
@@ -86,50 +86,72 @@ class Initializer:
         return _truncated(rng, 0.0, math.sqrt(scale) / 0.87962566103423978, shape)
 
     def get_config(self) -> dict[str, Any]:
-        config = dict(self.config)
+        config = {k: v for k, v in self.config.items() if k != "pad"}
         if self.class_name in ("Zeros", "Ones", "Constant"):
             config["dtype"] = "float32"  # TF's v1 init ops report their default dtype
         return {"module": "keras.initializers", "class_name": self.class_name,
                 "config": config, "registered_name": None}
 
 
+def _constant_array(value: list[Any], shape: tuple[int, ...], dtype: str, *, pad: bool) -> np.ndarray:
+    """An array-valued Constant: TF2's needs exactly the variable's element count; TF1's
+    ``init_ops.Constant`` (``pad``) repeats its last element to fill the rest."""
+    flat = np.asarray(value, dtype=dtype).reshape(-1)
+    needed = math.prod(shape)
+    if flat.size == needed:
+        return flat.reshape(shape)
+    if pad and 0 < flat.size < needed:
+        return np.concatenate([flat, np.full(needed - flat.size, flat[-1], dtype=dtype)]).reshape(shape)
+    if pad and flat.size > needed:
+        raise InvalidArgument(f"Too many elements provided. Needed at most {needed}, but received {flat.size}",
+                              code="invalid_initializer", exception="ValueError")
+    got = tuple(np.asarray(value).shape)
+    raise InvalidArgument(f"Expected Tensor's shape: {shape}, but got {got}.", code="invalid_initializer",
+                          exception="TypeError")
+
+
+def _is_number(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _constant_value(value: object, what: str) -> object:
+    """A Constant's value: a finite number, or a non-empty (nested, rectangular) list of them."""
+    if _is_number(value):
+        return value
+    if isinstance(value, list):
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except (ValueError, TypeError):
+            array = np.zeros(0)
+        if array.size and np.isfinite(array).all():
+            return value
+    raise InvalidArgument(f"{what}: value must be a finite number or a non-empty array of them, got {value!r}",
+                          code="invalid_initializer")
+
+
 def _checked_config(class_name: str, given: dict[str, Any], what: str) -> dict[str, Any]:
     allowed = dict(_DEFAULTS.get(class_name, {"seed": None}))
-    unknown = set(given) - set(allowed) - {"dtype"}
+    unknown = set(given) - set(allowed) - {"dtype", "verify_shape", "pad" if class_name == "Constant" else "dtype"}
     if unknown:
         raise InvalidArgument(f"{what}: {class_name} takes no argument {sorted(unknown)[0]!r}",
                               code="invalid_initializer", exception="TypeError")
+    if class_name == "Constant":
+        allowed["value"] = _constant_value(given.get("value", 0.0), what)
+        # TF1's init_ops.Constant (its config names a dtype) fills a short array with its last element.
+        allowed["pad"] = bool(given.get("pad", "dtype" in given and not given.get("verify_shape")))
+        return allowed
     for key, value in given.items():
+        if key == "verify_shape":
+            continue
         if key == "seed":
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise InvalidArgument(f"{what}: seed must be a non-negative integer or null", code="invalid_initializer")
-        elif key == "value" and class_name == "Constant" and isinstance(value, list):
-            _check_array_value(value, what)
         elif key != "dtype" and (isinstance(value, bool) or not isinstance(value, (int, float))
                                  or not math.isfinite(value)):
             raise InvalidArgument(f"{what}: {key} must be a finite number, got {value!r}", code="invalid_initializer")
         if key != "dtype":
             allowed[key] = value
     return allowed
-
-
-def _check_array_value(value: list[Any], what: str) -> None:
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InvalidArgument(f"{what}: value must be a number or a nested list of numbers",
-                              code="invalid_initializer") from None
-    if not np.isfinite(array).all():
-        raise InvalidArgument(f"{what}: value must hold finite numbers", code="invalid_initializer")
-
-
-def _constant_array(value: list[Any], shape: tuple[int, ...], dtype: str) -> np.ndarray:
-    array = np.asarray(value, dtype=dtype)
-    if array.size != int(np.prod(shape)):
-        raise InvalidArgument(f"Eager execution of tf.constant with unsupported shape. Tensor {value!r:.80} "
-                              f"(converted from {value!r:.80}) has {array.size} elements, but got `shape` "
-                              f"{tuple(shape)} with {int(np.prod(shape))} elements).", code="invalid_initializer")
-    return array.reshape(shape)
 
 
 def parse_initializer(value: object, what: str) -> Initializer | None:

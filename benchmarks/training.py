@@ -1,0 +1,163 @@
+"""``python -m benchmarks.training``: a TF1 training step through ``layerserve.compat.v1`` against
+TensorFlow's ``sess.run(train_op)`` in process, interleaved, and the server's memory over many steps.
+
+Starts its own layerserve server, builds each model with the same weights in
+``layerserve.compat.v1`` and (when installed: ``pip install '.[bench-tf]'``) ``tf.compat.v1``,
+and prints the median milliseconds per step:
+
+- ``layerserve_step``: ``sess.run(train_op, feed)``: forward, backward, the optimizer's update, the
+  BatchNormalization updates and the global step in one request and one commit;
+- ``tf_step``: the same with TensorFlow in this process.
+
+``--memory-steps N`` then runs N more steps of the first model and prints the server's resident
+set size after N/10 and after N steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import layerserve
+import layerserve.compat.v1 as ltf
+from benchmarks.run import interleaved
+from benchmarks.servers import layerserve_server
+
+__all__ = ["main"]
+
+Builder = Callable[[Any, dict[str, np.ndarray]], tuple[Any, Any, Any]]  # (train op, feed, loss)
+
+
+def _mlp_data() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(3)
+    return {"x": rng.standard_normal((64, 784)).astype(np.float32), "y": rng.integers(0, 10, 64).astype(np.int32)}
+
+
+def build_mlp(tf: Any, data: dict[str, np.ndarray]) -> tuple[Any, Any, Any]:
+    """MLP 64x784 -> 512 -> 512 -> 256 -> 10 (relu), sparse softmax cross-entropy, Adam."""
+    x = tf.placeholder(tf.float32, [None, 784])
+    y = tf.placeholder(tf.int32, [None])
+    h = x
+    for k, units in enumerate((512, 512, 256, 10)):
+        h = tf.layers.dense(h, units, activation=tf.nn.relu if k < 3 else None)
+    loss = tf.losses.sparse_softmax_cross_entropy(y, h)
+    step = tf.train.get_or_create_global_step()
+    train_op = tf.train.AdamOptimizer(1e-3).minimize(loss, global_step=step)
+    return train_op, {x: data["x"], y: data["y"]}, loss
+
+
+def _convnet_data() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(4)
+    return {"x": rng.standard_normal((8, 32, 32, 3)).astype(np.float32), "y": rng.integers(0, 10, 8).astype(np.int32)}
+
+
+def build_convnet(tf: Any, data: dict[str, np.ndarray]) -> tuple[Any, Any, Any]:
+    """conv-BN-pool-conv-flatten-dense on 8x32x32x3, Adam, BN's UPDATE_OPS in the step."""
+    x = tf.placeholder(tf.float32, [None, 32, 32, 3])
+    y = tf.placeholder(tf.int32, [None])
+    h = tf.layers.conv2d(x, 16, 3, padding="same", use_bias=False)
+    h = tf.nn.relu(tf.layers.batch_normalization(h, training=True))
+    h = tf.layers.max_pooling2d(h, 2, 2)
+    h = tf.layers.conv2d(h, 32, 3, strides=2, padding="same", activation=tf.nn.relu)
+    logits = tf.layers.dense(tf.layers.flatten(h), 10)
+    loss = tf.losses.sparse_softmax_cross_entropy(y, logits)
+    step = tf.train.get_or_create_global_step()
+    with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
+        train_op = tf.train.AdamOptimizer(1e-3).minimize(loss, global_step=step)
+    return train_op, {x: data["x"], y: data["y"]}, loss
+
+
+CASES: list[tuple[str, Builder, Callable[[], dict[str, np.ndarray]], int]] = [
+    ("Adam step, MLP 64x784 -> 512 -> 512 -> 256 -> 10", build_mlp, _mlp_data, 100),
+    ("Adam step, convnet 8x32x32x3 (conv-BN-pool-conv-dense)", build_convnet, _convnet_data, 100),
+]
+
+
+def layerserve_step(url: str, build: Builder, data: dict[str, np.ndarray],
+                    start: dict[str, np.ndarray] | None = None) -> tuple[Callable[[], Any], Any]:
+    """A step of ``build``'s model; ``start``: initial values by variable name (TF's, to compare)."""
+    layerserve.connect(url, graph=f"bench-train-{uuid.uuid4().hex[:8]}")
+    ltf.reset_default_graph()
+    train_op, feed, loss = build(ltf, data)
+    sess = ltf.Session()
+    sess.run(ltf.global_variables_initializer())
+    for v in ltf.global_variables():
+        if start and v.name in start:
+            v.load(start[v.name], sess)
+    return (lambda: sess.run(train_op, feed)), (lambda: sess.run(loss, feed))
+
+
+def tf_step(build: Builder, data: dict[str, np.ndarray]
+            ) -> tuple[Callable[[], Any], Any, dict[str, np.ndarray]] | None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return None
+    v1 = tf.compat.v1
+    v1.disable_eager_execution()
+    graph = v1.Graph()
+    with graph.as_default():
+        train_op, feed, loss = build(v1, data)
+        sess = v1.Session(graph=graph)
+        sess.run(v1.global_variables_initializer())
+        variables = v1.global_variables()
+        start = dict(zip([v.name for v in variables], sess.run(variables), strict=True))
+    return (lambda: sess.run(train_op, feed)), (lambda: sess.run(loss, feed)), start
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=None, help="steps per column (default per case)")
+    parser.add_argument("--memory-steps", type=int, default=0, help="then this many steps of the MLP, RSS at 1/10 and end")
+    args = parser.parse_args(argv)
+    srv = layerserve_server()
+    try:
+        print(f"{'median ms per step':58s}{'layerserve_step':>16s}{'tf_step':>10s}{'ratio':>8s}")
+        for name, build, make, rounds in CASES:
+            data = make()
+            tf_run = tf_step(build, data)
+            ls_run, ls_loss = layerserve_step(srv.url, build, data, tf_run[2] if tf_run else None)
+            if tf_run is not None:  # same start: the losses agree
+                np.testing.assert_allclose(ls_loss(), tf_run[1](), rtol=1e-4, atol=1e-5)
+            columns = {"layerserve_step": ls_run}
+            if tf_run is not None:
+                columns["tf_step"] = tf_run[0]
+            ms = interleaved(columns, args.rounds or rounds)
+            ratio = ms["layerserve_step"] / ms["tf_step"] if "tf_step" in ms else float("nan")
+            tf_ms = f"{ms['tf_step']:10.2f}" if "tf_step" in ms else f"{'-':>10s}"
+            print(f"{name:58s}{ms['layerserve_step']:16.2f}{tf_ms}{ratio:8.2f}")
+            if tf_run is not None:  # as many steps on both sides: the losses still agree
+                np.testing.assert_allclose(ls_loss(), tf_run[1](), rtol=2e-3, atol=1e-4)
+        if args.memory_steps:
+            data = _mlp_data()
+            step, _ = layerserve_step(srv.url, build_mlp, data)
+            marks = {}
+            for k in range(1, args.memory_steps + 1):
+                step()
+                if k in (args.memory_steps // 10, args.memory_steps):
+                    marks[k] = _rss_mib(srv.proc.pid)
+            first, last = marks[args.memory_steps // 10], marks[args.memory_steps]
+            print(f"server RSS after {args.memory_steps // 10} steps: {first:.1f} MiB; after {args.memory_steps}: "
+                  f"{last:.1f} MiB ({(last / first - 1) * 100:+.1f}%)")
+    finally:
+        srv.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
