@@ -59,7 +59,7 @@ def ort_with_inputs(layer: layerserve.layers.Layer, x: np.ndarray) -> Callable[[
     names = [v["name"] for v in desc["variables"]]
     weights = dict(zip(names, layer.get_weights(), strict=True))
     specs = tuple(VariableSpec(short_name(n), tuple(weights[n].shape), str(weights[n].dtype)) for n in names)
-    model, outputs = compile_layer(kind, Signature(x.dtype.name, x.shape, False, specs))
+    model, outputs = compile_layer(kind, Signature(x.dtype.name, x.shape, training=False, variables=specs))
     session = ort.InferenceSession(model.SerializeToString(), _session_options(), providers=["CPUExecutionProvider"])
     feeds = {**kind.runtime_feeds({short_name(n): v for n, v in weights.items()}), INPUT: x}
     return lambda: session.run(outputs[:1], feeds)
@@ -203,7 +203,7 @@ def print_targets(results: list[dict[str, Any]], rows: list[dict[str, Any]]) -> 
     by = {r["name"]: r for r in results if "skipped" not in r}
     print("\n## Targets (ratios from this run)\n\n| target | figure | limit | met |\n|---|---|---|---|")
 
-    def line(what: str, value: float | None, limit: float, below: bool = True) -> None:
+    def line(what: str, value: float | None, limit: float, *, below: bool = True) -> None:
         if value is None:
             print(f"| {what} | n/a | {limit} | - |")
             return

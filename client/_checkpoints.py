@@ -113,10 +113,10 @@ class CheckpointCalls:
 
 
 class AsyncCheckpointCalls:
-    """The same for ``AsyncConnection``: it provides ``graph``, ``send`` and ``_http``."""
+    """The same for ``AsyncConnection``: it provides ``graph``, ``send`` and ``transport``."""
 
     graph: str
-    _http: Any
+    transport: Any
 
     async def send(self, call: Call, tensor_key: str = "outputs") -> Result:
         raise NotImplementedError
@@ -142,8 +142,8 @@ class AsyncCheckpointCalls:
     async def download_checkpoint(self, name: str, prefix: str | os.PathLike[str]) -> str:
         for kind, suffix in _FILES:
             call = _file(self.graph, name, kind)
-            response = await self._http.request(call.method, call.path, params=call.params)
-            _keep(prefix, suffix, response.status_code, dict(response.headers), response.content)
+            _keep(prefix, suffix, *await self.transport.request(call.method, call.path, call.headers, None,
+                                                                call.params))
         return str(prefix)
 
     async def upload_checkpoint(self, name: str, prefix: str | os.PathLike[str]) -> dict[str, Any]:

@@ -17,7 +17,8 @@ import numpy as np
 from layerserve.exceptions import LayerServeError, TransportError, UnavailableError, error_from_body
 from layerserve.protocol import FRAME_CONTENT_TYPE, decode_frame, encode_frame, json_dumps, json_loads, tensor_to_json
 
-__all__ = ["Call", "Result", "layer_path", "parse_response", "prepare", "retry_delay", "transport_error"]
+__all__ = ["Call", "Request", "Result", "layer_path", "parse_response", "prepare", "prepare_request",
+           "retry_delay", "transport_error"]
 
 IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
 RETRIES = 3  # retries of an idempotent call after a transport failure or a 503
@@ -43,6 +44,20 @@ class Call:
 
 
 @dataclass
+class Request:
+    """A route's call before the wire format is chosen: ``prepare_request`` makes it a ``Call``
+    (tensors as a binary frame or as JSON), ``tensor_key`` names the answer's tensors."""
+
+    method: str
+    path: str
+    body: dict[str, Any] | None = None
+    tensors: list[np.ndarray] | None = None
+    request_key: str = "inputs"
+    accept_tensors: bool = False
+    tensor_key: str = "outputs"
+
+
+@dataclass
 class Result:
     body: dict[str, Any]
     tensors: list[np.ndarray]
@@ -54,7 +69,7 @@ def layer_path(graph: str, layer: str, suffix: str = "") -> str:
 
 
 def prepare(method: str, path: str, body: dict[str, Any] | None = None, tensors: list[np.ndarray] | None = None,
-            binary: bool = True, request_key: str = "inputs", accept_tensors: bool = False,
+            *, binary: bool = True, request_key: str = "inputs", accept_tensors: bool = False,
             params: dict[str, str] | None = None) -> Call:
     """A request: tensors go as a binary frame (``binary``) or as JSON tensors under ``request_key``."""
     headers = {"accept": f"{FRAME_CONTENT_TYPE}, application/json" if binary and accept_tensors
@@ -70,6 +85,11 @@ def prepare(method: str, path: str, body: dict[str, Any] | None = None, tensors:
         return Call(method, path, headers, None, params or {})
     headers["content-type"] = "application/json"
     return Call(method, path, headers, json_dumps(payload), params or {})
+
+
+def prepare_request(request: Request, *, binary: bool) -> Call:
+    return prepare(request.method, request.path, request.body, request.tensors, binary=binary,
+                   request_key=request.request_key, accept_tensors=request.accept_tensors)
 
 
 def _json_tensors(body: dict[str, Any], tensor_key: str) -> list[np.ndarray]:

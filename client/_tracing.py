@@ -39,14 +39,14 @@ class Trace:
     def fresh(self) -> str:
         return f"t/{next(self._ids)}"  # "/" keeps recorded names apart from variable names
 
-    def add_input(self, name: str, dtype: str, dims: list[int | str], per_apply: bool) -> Tensor:
+    def add_input(self, name: str, dtype: str, dims: list[int | str], *, per_apply: bool) -> Tensor:
         self.inputs.append((name, dtype, dims))
-        return Tensor(self, name, dtype, per_apply)
+        return Tensor(self, name, dtype, per_apply=per_apply)
 
     def const(self, value: Any, dtype: str) -> Tensor:
         name = self.fresh()
         self.constants[name] = np.asarray(value, dtype=dtype)
-        return Tensor(self, name, dtype, False)
+        return Tensor(self, name, dtype, per_apply=False)
 
     def op(self, op_type: str, inputs: list[Tensor], dtype: str | None = None, **attrs: Any) -> Tensor:
         for t in inputs:
@@ -54,7 +54,7 @@ class Trace:
                 raise ValueError("tensors of two different layer definitions cannot be combined")
         out = self.fresh()
         self.nodes.append(Node(op_type, [t.name for t in inputs], [out], attrs))
-        return Tensor(self, out, dtype or inputs[0].dtype, any(t.per_apply for t in inputs))
+        return Tensor(self, out, dtype or inputs[0].dtype, per_apply=any(t.per_apply for t in inputs))
 
     def to_model(self, outputs: list[tuple[str, Tensor]]) -> bytes:
         """The recorded graph with the given (name, tensor) outputs, shapes inferred, serialized."""
@@ -94,7 +94,7 @@ SYMBOLIC_BOOL_MESSAGE = (
 class Tensor:
     """A value of the layer's graph. Arithmetic operators record ONNX nodes, as TF's do ops."""
 
-    def __init__(self, trace: Trace, name: str, dtype: str, per_apply: bool) -> None:
+    def __init__(self, trace: Trace, name: str, dtype: str, *, per_apply: bool) -> None:
         self.trace, self.name, self.dtype = trace, name, dtype
         # Computed from the layer's inputs (or the training flag): tied to one apply.
         self.per_apply = per_apply
@@ -106,7 +106,7 @@ class Tensor:
         # ``if training:`` would take one branch for every apply: refuse it, with TF's words.
         raise TypeError(SYMBOLIC_BOOL_MESSAGE)
 
-    def _binary(self, op_type: str, other: Any, reverse: bool = False) -> Tensor:
+    def _binary(self, op_type: str, other: Any, *, reverse: bool = False) -> Tensor:
         rhs = as_tensor(other, self)
         return self.trace.op(op_type, [rhs, self] if reverse else [self, rhs])
 
@@ -114,31 +114,31 @@ class Tensor:
         return self._binary("Add", other)
 
     def __radd__(self, other: Any) -> Tensor:
-        return self._binary("Add", other, True)
+        return self._binary("Add", other, reverse=True)
 
     def __sub__(self, other: Any) -> Tensor:
         return self._binary("Sub", other)
 
     def __rsub__(self, other: Any) -> Tensor:
-        return self._binary("Sub", other, True)
+        return self._binary("Sub", other, reverse=True)
 
     def __mul__(self, other: Any) -> Tensor:
         return self._binary("Mul", other)
 
     def __rmul__(self, other: Any) -> Tensor:
-        return self._binary("Mul", other, True)
+        return self._binary("Mul", other, reverse=True)
 
     def __truediv__(self, other: Any) -> Tensor:
         return self._binary("Div", other)
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return self._binary("Div", other, True)
+        return self._binary("Div", other, reverse=True)
 
     def __matmul__(self, other: Any) -> Tensor:
         return self._binary("MatMul", other)
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return self._binary("MatMul", other, True)
+        return self._binary("MatMul", other, reverse=True)
 
     def __pow__(self, other: Any) -> Tensor:
         return self._binary("Pow", other)

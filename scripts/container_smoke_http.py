@@ -43,7 +43,7 @@ def expected_output() -> list[float]:
     return out
 
 
-def check(condition: bool, message: str) -> None:
+def check(condition: bool, message: str) -> None:  # noqa: FBT001 - a condition, as assert takes it
     if not condition:
         raise SystemExit(f"smoke check failed: {message}")
 

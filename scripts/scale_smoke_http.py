@@ -39,7 +39,7 @@ def tensor(rows: list[list[float]]) -> dict[str, Any]:
     return {"dtype": "float32", "shape": [len(rows), len(rows[0])], "data": [v for row in rows for v in row]}
 
 
-def expect(ok: bool, what: str) -> None:
+def expect(ok: bool, what: str) -> None:  # noqa: FBT001 - a condition, as assert takes it
     if not ok:
         raise SystemExit(f"scale smoke: {what}")
 

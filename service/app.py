@@ -56,7 +56,7 @@ def open_store(settings: Settings) -> StateStore:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
-    providers = select_providers(settings.providers, settings.provider_options, settings.require_providers)
+    providers = select_providers(settings.providers, settings.provider_options, require=settings.require_providers)
     CustomLayer.max_model_bytes = settings.max_model_bytes
     CustomLayer.max_model_nodes, CustomLayer.max_model_depth = settings.max_model_nodes, settings.max_model_depth
     CustomLayer.max_tensor_elements = settings.max_tensor_elements
@@ -65,7 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def build_plane(store: StateStore) -> DataPlane:
         sessions = SessionCache(providers, settings.max_sessions, settings.intra_op_threads,
                                 settings.max_session_bytes, cpu_arena=settings.cpu_arena)
-        executor = Executor(sessions, BatchPolicy.from_settings(settings), Batcher(app.state.batch_stats), io_binding)
+        executor = Executor(sessions, BatchPolicy.from_settings(settings), Batcher(app.state.batch_stats),
+                            io_binding=io_binding)
         plane = DataPlane(settings, store, executor)  # loads the whole state
         app.state.checkpoints = Checkpoints.attach(plane)
         return plane

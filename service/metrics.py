@@ -8,6 +8,7 @@ device memory where the device reports it).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -156,10 +157,8 @@ class ServiceMetrics:
         """Drop a deleted layer's series, so that churn does not grow the registry."""
         self._apply_children.pop((graph, layer), None)
         self._inferences.pop((graph, layer), None)
-        try:
+        with contextlib.suppress(KeyError):
             self.apply_latency.remove(graph, layer)
-        except KeyError:
-            pass
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

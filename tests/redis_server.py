@@ -37,7 +37,7 @@ class RedisProcess:
     """``redis-server`` in a subprocess; ``persistent`` turns on the append-only file, fsynced
     before every reply, so that a crash loses no acknowledged write."""
 
-    def __init__(self, directory: Path, persistent: bool = False, port: int | None = None) -> None:
+    def __init__(self, directory: Path, *, persistent: bool = False, port: int | None = None) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.persistent = persistent

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -106,3 +107,76 @@ def test_binary_and_json_tensors_are_bit_identical(conn: layerserve.Connection, 
     assert y_json.dtype == y_binary.dtype and np.array_equal(y_json.view(np.uint8), y_binary.view(np.uint8))
     weights = same.get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(weights, dense.get_weights(), strict=True))
+
+
+def _metric(server: ServerProcess, name: str) -> float:
+    text = httpx.get(f"{server.url}/metrics").text
+    return float(re.search(rf"^{name} ([0-9.e+-]+)$", text, re.M).group(1))  # type: ignore[union-attr]
+
+
+def _one_row_load(server: ServerProcess, graph: str, layer: layerserve.layers.Layer, width: int) -> None:
+    """Every client applies one-row inputs at once; each answer is checked against its input."""
+    kernel = layer.get_weights()[0]
+
+    def work(i: int) -> None:
+        with layerserve.Connection(server.url, graph=graph) as own:
+            mine = layerserve.layers.Layer._from_description(own, {"id": layer.id, "name": layer.name, "class": "Dense"})
+            for k in range(REQUESTS):
+                x = np.full((1, width), i * REQUESTS + k, np.float32)
+                np.testing.assert_allclose(mine(x), x @ kernel, rtol=1e-5)
+
+    _concurrently(work)
+
+
+def test_the_batching_flags_set_the_cap_and_the_wait(tmp_path: Path) -> None:
+    """``--max-batch-size`` caps the rows of one run, ``--max-queue-delay-ms`` is the wait."""
+    cap = 3
+    server = ServerProcess(tmp_path / "state", "--max-batch-size", str(cap), "--max-queue-delay-ms", "20").start()
+    try:
+        config = httpx.get(f"{server.url}/v1/config").json()
+        assert (config["batching"], config["max_batch_size"], config["max_queue_delay_ms"]) == (True, cap, 20.0)
+        with layerserve.Connection(server.url, graph="capped") as conn:
+            dense = conn.layers.Dense(8, kernel_initializer="ones", use_bias=False)
+            dense.build([None, 16])
+            _one_row_load(server, "capped", dense, 16)
+        assert 2 <= _metric(server, "layerserve_batch_size_max") <= cap  # batched, never past the cap
+    finally:
+        server.stop()
+
+
+def test_batching_off_runs_every_apply_alone(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "state", "--batching", "off").start()
+    try:
+        assert httpx.get(f"{server.url}/v1/config").json()["batching"] is False
+        with layerserve.Connection(server.url, graph="alone") as conn:
+            dense = conn.layers.Dense(8, kernel_initializer="ones", use_bias=False)
+            dense.build([None, 16])
+            _one_row_load(server, "alone", dense, 16)
+        assert _metric(server, "layerserve_batch_size_count") == 0  # no run went through the batcher
+        assert _metric(server, "layerserve_batch_size_max") == 0
+    finally:
+        server.stop()
+
+
+def test_training_applies_are_never_batched_with_others(conn: layerserve.Connection, server: ServerProcess) -> None:
+    """BatchNormalization in training normalizes by its own batch's statistics: an apply mixed
+    into another's run would be normalized by both. Every concurrent training apply, each of
+    other inputs, gets exactly the answer its batch alone gives."""
+    bn = conn.layers.BatchNormalization(epsilon=1e-3)
+    bn.build([None, 4])
+    rng = np.random.default_rng(11)
+    inputs = {i: [rng.standard_normal((3, 4)).astype(np.float32) * (i + 1) + i for _ in range(REQUESTS)]
+              for i in range(CLIENTS)}
+    results: dict[int, list[np.ndarray]] = {}
+
+    def work(i: int) -> None:
+        with layerserve.Connection(server.url, graph=conn.graph) as own:
+            mine = layerserve.layers.Layer._from_description(
+                own, {"id": bn.id, "name": bn.name, "class": "BatchNormalization"})
+            results[i] = [mine(x, training=True) for x in inputs[i]]
+
+    _concurrently(work)
+    for i, xs in inputs.items():
+        for x, got in zip(xs, results[i], strict=True):
+            want = (x - x.mean(axis=0)) / np.sqrt(x.var(axis=0) + np.float32(1e-3))
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)  # float32 batch moments

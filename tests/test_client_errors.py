@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import layerserve
 from layerserve import exceptions as ex
+from layerserve._core import layer_path
 from tests.server import ServerProcess, free_port
 
 
@@ -94,7 +95,8 @@ def test_an_idempotent_call_succeeds_once_the_server_is_ready(tmp_path: Path) ->
 def test_conflicts_are_their_own_type(conn: layerserve.Connection) -> None:
     dense = conn.layers.Dense(2)
     dense(np.ones((1, 3), np.float32))
-    call = conn._prepare("PUT", dense._path("/weights"), {}, [np.zeros((3, 2), np.float32), np.zeros(2, np.float32)],
+    call = conn._prepare("PUT", layer_path(conn.graph, dense.id, "/weights"), {},
+                         [np.zeros((3, 2), np.float32), np.zeros(2, np.float32)],
                          request_key="weights")
     call.headers["if-match"] = '"999999"'
     with pytest.raises(ex.ConflictError) as caught:

@@ -8,10 +8,10 @@ from collections.abc import Callable
 
 import httpx
 import numpy as np
-import pytest
 
 from layerserve.protocol import FRAME_CONTENT_TYPE, decode_frame, encode_frame
 from tests.server import ServerProcess
+from tests.threads import Spans, Worker, join_all
 
 _graphs = itertools.count(1)
 FRAME = {"content-type": FRAME_CONTENT_TYPE, "accept": FRAME_CONTENT_TYPE}
@@ -31,24 +31,22 @@ def _output(v: int) -> np.ndarray:
     return X @ kernel + bias  # small integers: exact in float32 on any backend
 
 
-def _run_threads(targets: list[Callable[[], None]]) -> None:
-    errors: list[BaseException] = []
+def _run_threads(targets: list[Callable[[], None]], spans: Spans) -> None:
+    """Run the targets together (released at once); fail on any error; check that their
+    requests (each recorded in ``spans``) really were in flight at the same time."""
+    start = threading.Barrier(len(targets))
 
-    def guard(fn: Callable[[], None]) -> Callable[[], None]:
+    def released(fn: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
-            try:
-                fn()
-            except BaseException as exc:
-                errors.append(exc)
+            start.wait(30)
+            fn()
         return run
 
-    threads = [threading.Thread(target=guard(fn)) for fn in targets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    workers = [Worker(released(fn)) for fn in targets]
+    for worker in workers:
+        worker.start()
+    join_all(workers)
+    spans.assert_overlapped()
 
 
 def test_applies_racing_set_weights_see_one_complete_version(server: ServerProcess) -> None:
@@ -60,22 +58,26 @@ def test_applies_racing_set_weights_see_one_complete_version(server: ServerProce
     setup.close()
     expected = {v: _output(v) for v in range(1, 41)}
     seen: list[np.ndarray] = []
+    spans = Spans()
 
     def writer(versions: range) -> Callable[[], None]:
         def run() -> None:
             with httpx.Client(base_url=base) as http:
                 for v in versions:
-                    assert http.put("/layers/fc/weights", content=encode_frame({}, _version(v)), headers=FRAME).is_success
+                    with spans.span():
+                        put = http.put("/layers/fc/weights", content=encode_frame({}, _version(v)), headers=FRAME)
+                    assert put.status_code == 200, put.text
         return run
 
     def reader() -> None:
         with httpx.Client(base_url=base) as http:
             for _ in range(40):
-                response = http.post("/layers/fc/apply", content=encode_frame({}, [X]), headers=FRAME)
+                with spans.span():
+                    response = http.post("/layers/fc/apply", content=encode_frame({}, [X]), headers=FRAME)
                 assert response.status_code == 200, response.text
                 seen.append(decode_frame(response.content)[1][0].copy())
 
-    _run_threads([writer(range(2, 21)), writer(range(21, 41)), reader, reader, reader, reader])
+    _run_threads([writer(range(2, 21)), writer(range(21, 41)), reader, reader, reader, reader], spans)
     assert len(seen) == 160
     for y in seen:
         assert any(np.array_equal(y, want) for want in expected.values()), f"output of no single version: {y}"
@@ -84,15 +86,17 @@ def test_applies_racing_set_weights_see_one_complete_version(server: ServerProce
 def test_concurrent_creates_get_distinct_names(server: ServerProcess) -> None:
     base = f"{server.url}/v1/graphs/crowd{next(_graphs)}"
     names: list[str] = []
+    spans = Spans()
 
     def creator() -> None:
         with httpx.Client(base_url=base) as http:
             for _ in range(8):
-                response = http.post("/layers", json={"class": "Dense", "config": {"units": 1}})
-                assert response.status_code == 201
+                with spans.span():
+                    response = http.post("/layers", json={"class": "Dense", "config": {"units": 1}})
+                assert response.status_code == 201, response.text
                 names.append(response.json()["name"])
 
-    _run_threads([creator] * 4)
+    _run_threads([creator] * 4, spans)
     assert sorted(names) == sorted(f"dense_{i}" for i in range(1, 33))
 
 
@@ -103,23 +107,26 @@ def test_concurrent_run_updates_lose_no_update(server: ServerProcess) -> None:
     base = f"{server.url}/v1/graphs/bn{next(_graphs)}"
     http = httpx.Client(base_url=base)
     created = http.post("/layers", json={"class": "BatchNormalization", "name": "bn", "config": {"momentum": 0.9}})
-    if created.status_code == 422 and created.json()["error"]["code"] == "unknown_class":
-        pytest.skip("BatchNormalization is not implemented yet")
-    assert created.status_code == 201
+    assert created.status_code == 201, created.text
     x = np.array([[2.0, 4.0], [4.0, 8.0]], np.float32)  # batch mean [3, 6]
     frame = encode_frame({"training": True}, [x])
+    spans = Spans()
 
     def applier() -> None:
         with httpx.Client(base_url=base) as client_http:
             for _ in range(10):
-                assert client_http.post("/layers/bn/apply", content=frame, headers=FRAME).status_code == 200
+                with spans.span():
+                    response = client_http.post("/layers/bn/apply", content=frame, headers=FRAME)
+                assert response.status_code == 200, response.text
 
     def runner() -> None:
         with httpx.Client(base_url=base) as client_http:
             for _ in range(10):
-                assert client_http.post("/layers/bn/updates:run", json={"inputs": None}).status_code == 200
+                with spans.span():
+                    response = client_http.post("/layers/bn/updates:run", json={"inputs": None})
+                assert response.status_code == 200, response.text
 
-    _run_threads([applier, applier, applier, runner, runner])
+    _run_threads([applier, applier, applier, runner, runner], spans)
     assert http.post("/layers/bn/updates:run", json={"inputs": None}).status_code == 200
     assert http.get("/layers/bn/updates").json()["updates"] == []
     variables = http.get("/layers/bn/weights").json()

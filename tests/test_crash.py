@@ -91,13 +91,15 @@ def _step(http: httpx.Client, version: int) -> None:
 
 
 class _Writer(threading.Thread):
-    """Writes version after version until the server stops answering."""
+    """Writes version after version until the server stops answering. Anything else that ends
+    the stream (an error status, a wrong body) is kept in ``error``: the test fails on it."""
 
     def __init__(self, url: str, first: int) -> None:
         super().__init__(daemon=True)
         self.http = httpx.Client(base_url=url, timeout=30.0)
         self.next, self.acked = first, first - 1
         self.first_ack = threading.Event()
+        self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
@@ -107,6 +109,8 @@ class _Writer(threading.Thread):
                 self.first_ack.set()
         except httpx.TransportError:
             pass  # killed: ``next`` is the version in flight
+        except BaseException as exc:  # raised again in the test's thread
+            self.error = exc
         finally:
             self.first_ack.set()
             self.http.close()
@@ -118,7 +122,9 @@ def _read_versions(url: str) -> tuple[tuple[int, int, int], list[int]]:
     found = []
     with httpx.Client(base_url=url, timeout=30.0) as http:
         for path in (LAYER, BN):
-            body = http.get(path + "/weights").json()
+            response = http.get(path + "/weights")
+            assert response.status_code == 200, (path, response.status_code, response.text[:500])
+            body = response.json()
             found.append({n: np.asarray(w["data"], dtype=w["dtype"]).reshape(w["shape"])
                           for n, w in zip(body["names"], body["weights"], strict=True)})
         losses = [(x["input"], x["value"]) for x in http.get(COUNTING + "/losses").json()["losses"]]
@@ -165,7 +171,10 @@ def run_kill_loop(state: Path, kills: int, seed: int, store: str | None = None) 
             writer.first_ack.wait()  # the stream of writes is running
             time.sleep(rng.uniform(0.0, 0.02))  # then a random moment (not a timing assertion)
             server.kill()
-            writer.join()
+            writer.join(60)
+            assert not writer.is_alive(), "the writer kept going after the kill"
+            if writer.error is not None:
+                raise AssertionError(f"a write failed before the kill: {writer.error!r}") from writer.error
             server.start()
             found, recorded = _read_versions(server.url)
             for now, before in zip(found, last, strict=True):

@@ -81,7 +81,7 @@ class Dense(layerserve.layers.Layer):
 
     batch_separable = True  # rows are independent: inference applies take the batching path
 
-    def __init__(self, units: int, activation: str | None = None, use_bias: bool = True,
+    def __init__(self, units: int, activation: str | None = None, use_bias: bool = True,  # noqa: FBT002 - TF's Dense
                  kernel_regularizer: Any = None, bias_regularizer: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.units, self.activation, self.use_bias = units, activation, use_bias
@@ -178,7 +178,7 @@ def test_several_inputs_losses_updates_and_export(conn: layerserve.Connection) -
 
 
 # ---- hostile uploads -----------------------------------------------------------------------
-def _model_bytes(dtype: int = 1, opset: int = 18, external: bool = False, pad: int = 0) -> bytes:
+def _model_bytes(dtype: int = 1, opset: int = 18, *, external: bool = False, pad: int = 0) -> bytes:
     """inputs (inp, kernel, mm) -> outputs (y = inp @ kernel, act = sum(y), m = mean(y, 0))."""
     import onnx
     from onnx import helper, numpy_helper

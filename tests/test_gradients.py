@@ -446,7 +446,7 @@ def test_forward_values_are_unchanged_and_names_do_not_clash() -> None:
 def test_dropout_in_training_mode_uses_the_forward_mask() -> None:
     x = rnd((4, 6), "float32", 1)
     nodes = [helper.make_node("Dropout", ["x", "ratio", "train"], ["y"], seed=3)]
-    graph = _chain(nodes, {"x": x}, ["y"], {"ratio": np.asarray(0.5, np.float32), "train": np.asarray(True)})
+    graph = _chain(nodes, {"x": x}, ["y"], {"ratio": np.asarray(0.5, np.float32), "train": np.asarray(True)})  # noqa: FBT003 - a bool tensor
     grads = append_gradients(graph, ys=["y"], xs=["x"], grad_ys=[None], stop=set())
     y, g = _run(graph, {"x": x}, ["y", grads[0]])
     np.testing.assert_allclose(g, np.where(y != 0, 2.0, 0.0))

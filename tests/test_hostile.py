@@ -291,7 +291,48 @@ def test_nan_weights_round_trip_in_json(server: ServerProcess) -> None:
     http.close()
 
 
-def test_state_dir_paths_stay_inside(server: ServerProcess) -> None:
-    """Every file the server wrote is under its state directory."""
-    for path in server.state_dir.rglob("*"):
-        assert Path(path).resolve().is_relative_to(server.state_dir.resolve())
+TRAVERSALS = ["..", "%2E%2E", "..%2F..%2Fescaped", "%2Fetc", "a%2F..%2F..%2Fescaped", "%00", "~"]
+
+
+@pytest.mark.parametrize("name", TRAVERSALS)
+def test_a_traversing_graph_or_layer_name_is_refused(server: ServerProcess, name: str) -> None:
+    """Names that would climb out of the state directory never reach the store: 422 invalid_name
+    (a name whose ``%2F`` the router sees as a path separator: no such route, 404)."""
+    for path in (f"/v1/graphs/{name}/layers", f"/v1/graphs/hostile/layers/{name}/weights"):
+        response = httpx.get(server.url + path)
+        assert response.status_code in (404, 422), (path, response.status_code)
+        assert_error(response, response.status_code,
+                     "invalid_name" if response.status_code == 422 else response.json()["error"]["code"])
+    created = httpx.post(server.url + "/v1/graphs/hostile/layers",
+                         json={"class": "Dense", "name": name.replace("%2F", "/"), "config": {"units": 1}})
+    assert_error(created, 422, "invalid_name")
+
+
+def test_the_state_directory_holds_only_the_stores_layout(tmp_path: Path) -> None:
+    """After layers with every kind of name were written, the sandbox around the state directory
+    holds only it (and the log), and the state directory only ``graphs/<graph>/manifest.json``,
+    ``graphs/<graph>/blobs/<name>``, the graph's history ``history/<graph>.jsonl``, the (empty)
+    checkpoints folder and the lock: no name became a path of its own."""
+    box = tmp_path / "box"
+    box.mkdir()
+    proc = ServerProcess(box / "state").start()
+    try:
+        http = httpx.Client(base_url=proc.url + "/v1/graphs/names-1")
+        for k, name in enumerate(("a.b", "a-b_c", "x" * 128, "fc")):
+            assert http.post("/layers", json={"class": "Dense", "name": name, "scope": f"s.{k}",
+                                              "config": {"units": 1}}).status_code == 201
+            assert http.post(f"/layers/{name}/build", json={"input_shape": [None, 2]}).status_code == 200
+        http.close()
+    finally:
+        proc.stop()
+    assert sorted(p.name for p in box.iterdir()) == sorted(["state", proc.log_path.name])
+    for path in (box / "state").rglob("*"):
+        parts = path.relative_to(box / "state").parts
+        if path.is_dir():
+            assert parts in (("graphs",), ("graphs", "names-1"), ("graphs", "names-1", "blobs"), ("history",),
+                             ("checkpoints",)), parts
+        elif parts[0] != "graphs":
+            assert parts in ((".lock",), ("history", "names-1.jsonl")), parts
+        else:
+            assert parts[:2] == ("graphs", "names-1") and (
+                parts[2:] == ("manifest.json",) or (parts[2] == "blobs" and len(parts) == 4)), parts

@@ -94,7 +94,7 @@ def test_pooling_errors(conn: layerserve.Connection) -> None:
 
 
 # ---- BatchNormalization -----------------------------------------------------------------
-def _bn_ref(x: np.ndarray, weights: list[np.ndarray], axes: list[int], eps: float,
+def _bn_ref(x: np.ndarray, weights: list[np.ndarray], axes: list[int], eps: float, *,
             training: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Output, batch mean and biased batch variance (in the parameters' shape)."""
     xf = x.astype(np.float64)
@@ -132,10 +132,10 @@ def test_batch_normalization_matches_reference(conn: layerserve.Connection, shap
     bn.set_weights(weights)
     weights = bn.get_weights()
     eps = max(kwargs.get("epsilon", 1e-3), 1.001e-5) if fused else kwargs.get("epsilon", 1e-3)
-    _close(bn(x), _bn_ref(x, weights, axes, eps, False)[0], dtype)
+    _close(bn(x), _bn_ref(x, weights, axes, eps, training=False)[0], dtype)
     assert bn.updates == []
     y = bn(x, training=True)
-    want, mean, var = _bn_ref(x, weights, axes, eps, True)
+    want, mean, var = _bn_ref(x, weights, axes, eps, training=True)
     assert y.dtype.name == dtype
     _close(y, want, dtype)
     n = x.size // mean.size

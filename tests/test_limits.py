@@ -136,3 +136,27 @@ def test_limits_come_from_flags_and_the_environment() -> None:
     settings = Settings.from_env(env, **{k: v for k, v in flags.items() if k != "command"})
     assert (settings.max_layers_per_graph, settings.request_timeout_s, settings.max_body_bytes,
             settings.max_tensor_elements, settings.max_records_per_layer, settings.max_sessions) == (3, 1.5, 10, 5, 2, 4)
+
+
+def _sessions_cached(server: ServerProcess) -> float:
+    text = httpx.get(server.url + "/metrics").text
+    return float(next(line.split()[1] for line in text.splitlines() if line.startswith("layerserve_sessions_cached ")))
+
+
+def test_the_session_cache_holds_at_most_max_sessions(limited: ServerProcess) -> None:
+    """``--max-sessions 8``: twelve layers applied, eight sessions kept (least recently used
+    evicted); an evicted layer compiles again and answers the same."""
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    layers, first_answers = [], []
+    for k in range(12):  # three layers per graph: the graph limit of this server
+        conn = layerserve.Connection(limited.url, graph=f"sessions{k // 3}")
+        layer = conn.layers.Dense(2, kernel_initializer=layerserve.initializers.Constant(k + 1))
+        first_answers.append(layer(x))
+        layers.append((conn, layer))
+    assert _sessions_cached(limited) == LIMITS["max_sessions"]
+    conn, oldest = layers[0]
+    np.testing.assert_array_equal(oldest(x), first_answers[0])  # evicted, compiled again
+    np.testing.assert_array_equal(first_answers[0], x @ np.ones((3, 2), np.float32))
+    assert _sessions_cached(limited) == LIMITS["max_sessions"]
+    for conn, _ in layers:
+        conn.close()

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 import layerserve
-from layerserve.exceptions import LayerServeError
+from layerserve.exceptions import LayerServeError, TransportError
 from tests.redis_server import RedisProcess, redis_process  # noqa: F401 - fixture
 from tests.server import ServerProcess
+from tests.threads import Worker, join_all
 
 _graphs = itertools.count(1)
 X = np.arange(12, dtype=np.float32).reshape(3, 4) / 10
@@ -190,23 +191,28 @@ def test_killing_a_replica_mid_write_leaves_no_torn_version(
     victim = _replica(tmp_path, redis_process).start()
     layer = layerserve.Connection(victim.url, graph=graph).layers.Dense(64)
     layer(np.ones((1, 256), np.float32))
-    written = threading.Event()
-    writer = threading.Thread(target=_write_until_failure, args=(layer, (256, 64), [0], written))
+    acknowledged, ended, written = [0], [], threading.Event()
+    writer = Worker(_write_until_failure, layer, (256, 64), acknowledged, ended, written)
     writer.start()
-    written.wait(30)
+    assert written.wait(30), "no write was acknowledged"
     victim.kill()
-    writer.join(30)
+    join_all([writer], 30)
+    assert len(ended) == 1 and isinstance(ended[0], TransportError), ended  # the kill, not an error reply
     kernel, bias = _weights(replicas[0].url, graph, layer.name)[0]
-    assert kernel.min() == kernel.max() == bias.min() == bias.max() >= 1
+    assert kernel.min() == kernel.max() == bias.min() == bias.max()
+    # the last acknowledged write survived (or the one whose reply the kill swallowed)
+    assert acknowledged[0] >= 1 and kernel.flat[0] in (acknowledged[0], acknowledged[0] + 1)
 
 
 def _write_until_failure(layer: layerserve.layers.Layer, shape: tuple[int, int], acknowledged: list[int],
-                        written: threading.Event) -> None:
-    """set_weights with every array all `step`, step 1, 2, ...; the last acknowledged step is kept."""
+                        ended: list[LayerServeError], written: threading.Event) -> None:
+    """set_weights with every array all `step`, step 1, 2, ...; the last acknowledged step is
+    kept, and the error that ended the stream is put in ``ended`` for the test to check."""
     for step in itertools.count(1):
         try:
             layer.set_weights([np.full(shape, step, np.float32), np.full(shape[1], step, np.float32)])
-        except LayerServeError:
+        except LayerServeError as exc:
+            ended.append(exc)
             return
         acknowledged[0] = step
         written.set()
@@ -218,12 +224,14 @@ def test_a_redis_crash_with_persistence_loses_no_acknowledged_write(tmp_path: Pa
     try:
         layer = layerserve.Connection(replica.url, graph="durable").layers.Dense(8)
         layer(np.ones((1, 16), np.float32))
-        acknowledged, written = [0], threading.Event()
-        writer = threading.Thread(target=_write_until_failure, args=(layer, (16, 8), acknowledged, written))
+        acknowledged, ended, written = [0], [], threading.Event()
+        writer = Worker(_write_until_failure, layer, (16, 8), acknowledged, ended, written)
         writer.start()
-        written.wait(30)
+        assert written.wait(30), "no write was acknowledged"
         redis.kill()  # a crash: no shutdown save, only what the append-only file holds
-        writer.join(30)
+        join_all([writer], 30)
+        # the store went away under the writer: 503 store_unavailable, nothing else
+        assert len(ended) == 1 and (ended[0].status, ended[0].code) == (503, "store_unavailable"), ended
         down = httpx.get(f"{replica.url}/v1/graphs/durable/layers/{layer.name}/weights")
         assert down.status_code == 503 and down.json()["error"]["code"] == "store_unavailable"
         assert httpx.get(f"{replica.url}/readyz").status_code == 503

@@ -89,6 +89,7 @@ def test_sdist_ships_the_license_and_no_tests(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir", str(tmp_path), str(ROOT)], check=True,
                    capture_output=True, timeout=300)
     [sdist] = tmp_path.glob("layerserve-*.tar.gz")
-    names = [n.split("/", 1)[1] for n in tarfile.open(sdist).getnames() if "/" in n]
+    with tarfile.open(sdist) as archive:
+        names = [n.split("/", 1)[1] for n in archive.getnames() if "/" in n]
     assert "LICENSE" in names and "client/protocol.py" in names and "service/cli.py" in names
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/"))]

@@ -31,6 +31,7 @@ from layerserve.server.store.codec import layer_to_json, records_to_json
 from layerserve.server.store.filesystem import FilesystemStore
 from tests.redis_server import RedisProcess, redis_process  # noqa: F401 - fixture
 from tests.test_custom_layers import _config, _model_bytes
+from tests.threads import Worker, join_all
 
 Planes = Callable[..., DataPlane]
 _graphs = itertools.count(1)
@@ -327,12 +328,11 @@ def test_replicas_recording_at_once_lose_no_record(planes: Planes, graph: str) -
     layer = _counting(first, graph)
     second = planes()
     inputs = {0: range(0, 90, 2), 1: range(1, 90, 2)}
-    threads = [threading.Thread(target=lambda p=p, k=k: [p.apply(graph, layer, [_x(v)]) for v in inputs[k]])
+    workers = [Worker(lambda p=p, k=k: [p.apply(graph, layer, [_x(v)]) for v in inputs[k]])
                for k, p in enumerate((first, second))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    for worker in workers:
+        worker.start()
+    join_all(workers)
     held = _recorded(planes(), graph, layer)
     assert sorted(held, key=lambda r: r[1]) == [(input_ref(_x(v)), 6.0 * v) for v in range(90)]
     assert held == _recorded(first, graph, layer) == _recorded(second, graph, layer)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import layerserve
-from layerserve._transport import LeanHTTP, usable_for
+from layerserve._transport import HttpxTransport, LeanHTTP, usable_for
 from layerserve.exceptions import TransportError
 
 Answer = Callable[[bytes], tuple[bytes, bool]]  # request bytes -> (response bytes, close after it)
@@ -138,7 +138,7 @@ def test_proxies_from_the_environment_keep_httpx(monkeypatch: pytest.MonkeyPatch
     assert not usable_for("http://10.0.0.5:8000")
     monkeypatch.setenv("NO_PROXY", "10.0.0.5")
     assert usable_for("http://10.0.0.5:8000")
-    assert layerserve.Connection("http://10.1.0.9:8000")._lean is None
+    assert isinstance(layerserve.Connection("http://10.1.0.9:8000").transport, HttpxTransport)
 
 
 def test_a_line_break_in_the_token_is_refused() -> None:
@@ -149,8 +149,41 @@ def test_a_line_break_in_the_token_is_refused() -> None:
 def test_applies_through_the_lean_transport_match_httpx(conn: layerserve.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
     dense = conn.layers.Dense(3)
     x = np.random.default_rng(3).standard_normal((4, 5)).astype(np.float32)
-    assert conn._lean is not None
+    assert isinstance(conn.transport, LeanHTTP)
     lean = dense(x)
-    monkeypatch.setattr(conn, "_lean", None)  # the same calls through httpx
+    monkeypatch.setattr(conn, "transport", HttpxTransport(conn.url, {}, 30.0))  # the same calls through httpx
     np.testing.assert_array_equal(dense(x), lean)
     assert dense.built
+
+
+class Recording:
+    """A transport of the test's own: records every call and answers from a table (the
+    client core is I/O-free, so a connection works over any transport)."""
+
+    def __init__(self, answers: dict[tuple[str, str], tuple[int, dict[str, str], bytes]]) -> None:
+        self.answers, self.calls = answers, []
+
+    def request(self, method: str, path: str, headers: dict[str, str], content: bytes | None,
+                params: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        self.calls.append((method, path, content))
+        return self.answers[(method, path)]
+
+    def close(self) -> None:
+        self.calls.append(("close", "", None))
+
+
+def test_a_connection_sends_through_any_transport() -> None:
+    described = b'{"id": "~1", "name": "dense_1", "class": "Dense"}'
+    json_type = {"content-type": "application/json"}
+    transport = Recording({("POST", "/v1/graphs/g/layers"): (201, json_type, described),
+                           ("GET", "/v1/graphs/g/layers/~1/weights"): (200, json_type, b'{"names": [], "weights": []}'),
+                           ("GET", "/v1/graphs/g/layers/~2"): (404, json_type, b'{"error": {"code": "layer_not_found", '
+                                                                               b'"message": "no layer", "details": {}}}')})
+    conn = layerserve.Connection("http://nowhere.invalid", graph="g", transport=transport)
+    dense = conn.layers.Dense(2)
+    assert (dense.name, dense.id) == ("dense_1", "~1") and dense.get_weights() == []
+    with pytest.raises(layerserve.exceptions.NotFoundError):
+        layerserve.layers.Layer._from_description(conn, {"id": "~2", "name": "x", "class": "Dense"}).get_config()
+    conn.close()
+    assert [c[:2] for c in transport.calls] == [("POST", "/v1/graphs/g/layers"), ("GET", "/v1/graphs/g/layers/~1/weights"),
+                                               ("GET", "/v1/graphs/g/layers/~2"), ("close", "")]

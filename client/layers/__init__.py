@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from layerserve.layers.base import InputSpec, Layer, RemoteUpdate, RemoteVariable
+from layerserve.layers.base import InputSpec, Layer, RemoteUpdate, RemoteVariable, class_for
 from layerserve.layers.convolutional import (
     Conv1D,
     Conv2D,
@@ -40,7 +40,7 @@ from layerserve.layers.pooling import (
 )
 
 if TYPE_CHECKING:
-    from layerserve.connection import Connection
+    from layerserve._client import Client
 
 __all__ = [
     "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "BatchNormalization", "BoundLayers", "Conv1D",
@@ -63,14 +63,10 @@ _FUNCTIONS: dict[str, Any] = {f.__name__: f for f in (
 )}
 
 
-def class_for(class_name: str) -> type[Layer]:
-    return _CLASSES.get(class_name, Layer)
-
-
 class BoundLayers:
     """``conn.layers``: the same classes and functions, bound to one connection."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Client) -> None:
         self._conn = conn
 
     def __getattr__(self, name: str) -> Any:

@@ -7,22 +7,25 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from layerserve import _routes
+from layerserve._core import prepare_request
 from layerserve.exceptions import LayerServeError
 
 if TYPE_CHECKING:
-    from layerserve.layers.base import Layer, RemoteVariable
+    from layerserve.layers.variables import RemoteVariable
 
 __all__ = ["assign_variable"]
 
 _ATTEMPTS = 8
 
 
-def _owner(var: RemoteVariable) -> Layer:
+def _owner_id(var: RemoteVariable) -> str:
+    """The id of the layer that holds ``var`` (the first of its owners, when several share it)."""
     if var._layer is not None:
-        return var._layer
-    for layer in var._conn.list_layers():
-        if any(v.name == var.name for v in layer.variables):
-            return layer
+        return str(var._layer.id)
+    for described in var._conn.request(_routes.list_layers(var._conn.graph)).body["layers"]:
+        if any(v["name"] == var.name for v in described["variables"]):
+            return str(described["id"])
     raise ValueError(f"variable {var.name!r} belongs to no layer of graph {var._conn.graph!r}")
 
 
@@ -30,18 +33,18 @@ def assign_variable(var: RemoteVariable, value: np.ndarray) -> None:
     if tuple(value.shape) != tuple(var.shape):
         raise ValueError(f"Cannot assign value to variable ' {var.name}': Shape mismatch.The variable shape "
                          f"{tuple(var.shape)}, and the assigned value shape {tuple(value.shape)} are incompatible.")
-    layer = _owner(var)
+    conn, layer_id = var._conn, _owner_id(var)
     for attempt in range(_ATTEMPTS):
-        current = layer._call("GET", "/weights", accept_tensors=True, tensor_key="weights")
+        current = conn.request(_routes.get_weights(conn.graph, layer_id))
         names = list(current.body["names"])
         weights = [t.copy() for t in current.tensors]
         weights[names.index(var.name)] = value.astype(var.dtype)
-        call = layer._conn._prepare("PUT", layer._path("/weights"), {}, weights, request_key="weights")
+        call = prepare_request(_routes.set_weights(conn.graph, layer_id, weights), binary=conn.binary)
         version = {k.lower(): v for k, v in current.headers.items()}.get("x-layer-version")
         if version is not None:
             call.headers["if-match"] = f'"{version}"'
         try:
-            layer._conn.send(call)
+            conn.send(call)
             return
         except LayerServeError as exc:
             if exc.status != 409 or attempt == _ATTEMPTS - 1:  # 409: another write came first

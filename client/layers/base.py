@@ -8,148 +8,26 @@ A subclass that defines ``call`` is a custom layer: once its ``__init__`` has re
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
-from layerserve._core import Result, layer_path
+from layerserve import _routes
+from layerserve._client import AsyncClient, Client, default_client
+from layerserve._core import Request, Result
 from layerserve._foreign import is_auto_reuse
 from layerserve._serialize import dtype_name, to_wire
-from layerserve.connection import AsyncConnection, Connection, get_default_connection
+from layerserve.layers.defining import Definable, LayerMeta
+from layerserve.layers.input_spec import InputSpec
+from layerserve.layers.variables import RemoteUpdate, RemoteVariable, TensorShape
 from layerserve.protocol import input_ref
 
-if TYPE_CHECKING:
-    from collections.abc import Sequence
+__all__ = ["InputSpec", "Layer", "RemoteUpdate", "RemoteVariable", "TensorShape", "class_for", "functional"]
 
-    from layerserve.layers.custom import Definition, Variable
-
-__all__ = ["InputSpec", "Layer", "RemoteUpdate", "RemoteVariable", "TensorShape"]
-
-
-class InputSpec:
-    """TF's ``InputSpec``: the rank, axes and dtype a layer accepts."""
-
-    def __init__(self, dtype: str | None = None, shape: Sequence[int | None] | None = None,
-                 ndim: int | None = None, max_ndim: int | None = None, min_ndim: int | None = None,
-                 axes: dict[int, int] | None = None) -> None:
-        self.dtype = dtype
-        self.shape = tuple(shape) if shape is not None else None
-        self.ndim = len(self.shape) if self.shape is not None else ndim
-        self.max_ndim = max_ndim
-        self.min_ndim = min_ndim
-        self.axes = dict(axes or {})
-
-    @classmethod
-    def _from_json(cls, data: dict[str, Any]) -> InputSpec:
-        axes = {int(k): int(v) for k, v in (data.get("axes") or {}).items()}
-        return cls(data.get("dtype"), data.get("shape"), data.get("ndim"), data.get("max_ndim"),
-                   data.get("min_ndim"), axes)
-
-    def __repr__(self) -> str:
-        parts = [f"{k}={getattr(self, k)}" for k in ("dtype", "shape", "ndim", "max_ndim", "min_ndim")
-                 if getattr(self, k) is not None]
-        if self.axes:
-            parts.append(f"axes={self.axes}")
-        return f"InputSpec({', '.join(parts)})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, InputSpec) and vars(self) == vars(other)
-
-    def _to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {k: getattr(self, k) for k in ("ndim", "min_ndim", "max_ndim", "dtype")
-                               if getattr(self, k) is not None}
-        if self.axes:
-            out["axes"] = {str(k): v for k, v in self.axes.items()}
-        if self.shape is not None:
-            out["shape"] = list(self.shape)
-        return out
-
-
-class TensorShape(tuple[int, ...]):
-    """A variable's shape: a tuple of ints with TF's ``as_list()``, ``rank`` and ``ndims``."""
-
-    def as_list(self) -> list[int]:
-        return list(self)
-
-    @property
-    def rank(self) -> int:
-        return len(self)
-
-    ndims = rank
-
-    def __repr__(self) -> str:
-        return f"TensorShape({list(self)})"
-
-    def __str__(self) -> str:
-        return tuple.__repr__(self)
-
-
-class RemoteVariable:
-    """A variable held by the server (``dense/kernel:0``), used as TF's ``tf.Variable``: ``numpy()``,
-    ``value()`` and ``read_value()`` fetch its value (``np.asarray(var)`` too), ``assign`` sets it."""
-
-    def __init__(self, conn: Connection, layer: Layer | None, name: str, shape: tuple[int, ...], dtype: str,
-                 trainable: bool) -> None:
-        self._conn, self._layer = conn, layer
-        self.name, self.shape, self.dtype, self.trainable = name, TensorShape(shape), dtype, trainable
-
-    @classmethod
-    def _from_json(cls, conn: Connection, layer: Layer | None, data: dict[str, Any]) -> RemoteVariable:
-        return cls(conn, layer, data["name"], tuple(data["shape"]), data["dtype"], data["trainable"])
-
-    def numpy(self) -> np.ndarray:
-        result = self._conn.call("GET", f"/v1/graphs/{self._conn.graph}/variables/{self.name}",
-                                 accept_tensors=True, tensor_key="values")
-        return result.tensors[0].copy()
-
-    def value(self) -> np.ndarray:
-        return self.numpy()
-
-    def read_value(self) -> np.ndarray:
-        return self.numpy()
-
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        value = self.numpy()
-        return value if dtype is None else value.astype(dtype)
-
-    def assign(self, value: Any, use_locking: Any = None, name: Any = None, read_value: bool = True) -> Any:
-        """Set the variable's value on the server (shape and dtype as TF checks them); returns the
-        variable, as TF's eager ``assign`` does, or None when ``read_value=False``."""
-        from layerserve.layers._assign import assign_variable
-
-        assign_variable(self, np.asarray(value))
-        return self if read_value else None
-
-    def assign_add(self, delta: Any, use_locking: Any = None, name: Any = None, read_value: bool = True) -> Any:
-        return self.assign(self.numpy() + np.asarray(delta, dtype=self.dtype), read_value=read_value)
-
-    def assign_sub(self, delta: Any, use_locking: Any = None, name: Any = None, read_value: bool = True) -> Any:
-        return self.assign(self.numpy() - np.asarray(delta, dtype=self.dtype), read_value=read_value)
-
-    def get_shape(self) -> TensorShape:
-        return self.shape
-
-    def __repr__(self) -> str:
-        return (f"<RemoteVariable {self.name!r} shape={tuple(self.shape)} dtype={self.dtype} "
-                f"trainable={self.trainable} graph={self._conn.graph!r}>")
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, RemoteVariable) and (self._conn.url, self._conn.graph, self.name) == (
-            other._conn.url, other._conn.graph, other.name)
-
-    def __hash__(self) -> int:
-        return hash((self._conn.url, self._conn.graph, self.name))
-
-
-class RemoteUpdate:
-    """A pending update: ``variable`` would hold ``value`` after this update alone."""
-
-    def __init__(self, variable: str, value: np.ndarray, input: str | None = None) -> None:
-        self.variable, self.value, self.input = variable, value, input
-
-    def __repr__(self) -> str:
-        return f"RemoteUpdate({self.variable!r}, shape={self.value.shape})"
+_BUILT_IN: dict[str, type[Layer]] = {}  # class name -> client class, filled as the classes are defined
 
 
 def _inputs(inputs: Any) -> list[np.ndarray]:
@@ -165,22 +43,12 @@ def _refs(inputs: Any) -> list[str] | None:
     return [i if isinstance(i, str) else input_ref(np.asarray(i)) for i in items]
 
 
-def _scalar(loss: dict[str, Any]) -> np.generic:
-    value: np.generic = np.dtype(loss.get("dtype", "float32")).type(loss["value"])
-    return value
+def class_for(class_name: str) -> type[Layer]:
+    """The client class of a server-side class name (``Layer`` for a custom or unknown one)."""
+    return _BUILT_IN.get(class_name, Layer)
 
 
-class _LayerMeta(type):
-    """Creates a custom layer on the server once the subclass's whole ``__init__`` has run."""
-
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        layer = super().__call__(*args, **kwargs)
-        if getattr(layer, "_pending", None) is not None:
-            layer._create_custom()
-        return layer
-
-
-class Layer(metaclass=_LayerMeta):
+class Layer(Definable, metaclass=LayerMeta):
     """Base class of the remote layers, with TF's ``Layer(trainable, name, dtype, **kwargs)``.
 
     Subclass it as in TF1: create weights in ``build(input_shape)`` with ``add_weight``,
@@ -189,110 +57,49 @@ class Layer(metaclass=_LayerMeta):
     """
 
     _class_name: ClassVar[str] = "Layer"
-    _definition: Definition | None = None  # set while build and call are being recorded
-    _pending: dict[str, Any] | None = None  # a custom layer's create arguments, until it is created
-    batch_separable: ClassVar[bool] = False  # custom layers: declare True when rows are independent
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        user_build = cls.__dict__.get("build")
-        if user_build is not None:
-            cls.build = _server_build_outside_definition(user_build)  # type: ignore[method-assign]
+        if "_class_name" in cls.__dict__:  # a built-in class of tf.compat.v1.layers
+            _BUILT_IN.setdefault(cls._class_name, cls)
 
-    def __init__(self, trainable: bool = True, name: str | None = None, dtype: Any = None, *,
-                 _connection: Connection | None = None, _scope: str | None = None, _reuse: bool | None = None,
+    def __init__(self, trainable: bool = True, name: str | None = None, dtype: Any = None, *,  # noqa: FBT001, FBT002 - TF's signature
+                 _connection: Client | None = None, _scope: str | None = None, _reuse: bool | None = None,
                  _config: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        conn = _connection or get_default_connection()
+        conn = _connection or default_client()
         if self._class_name == "Layer":  # a custom layer: created when __init__ returns
             unknown = set(kwargs) - {"activity_regularizer"}
             if unknown:
                 raise TypeError(f"('Keyword argument not understood:', {sorted(unknown)[0]!r})")
             self._conn = conn
-            self._input_spec_arg: InputSpec | list[InputSpec] | None = None
+            self._input_spec_arg = None
             self._pending = {"trainable": trainable, "name": name, "dtype": dtype_name(dtype),
                              "activity_regularizer": to_wire(kwargs.get("activity_regularizer"), "activity_regularizer")}
             return
         config = {k: to_wire(v, k) for k, v in {**(_config or {}), **kwargs}.items()}
         body = {"class": self._class_name, "name": name, "trainable": trainable, "dtype": dtype_name(dtype),
                 "config": config, "scope": _scope, "reuse": _reuse_wire(_reuse)}
-        described = conn.call("POST", f"/v1/graphs/{conn.graph}/layers", body).body
-        self._bind(conn, described)
+        self._bind(conn, conn.request(_routes.create_layer(conn.graph, body)).body)
 
-    def _create_custom(self) -> None:
-        from layerserve.layers.custom import define_layer
-
-        pending, self._pending = self._pending or {}, None
-        specs = self._input_spec_arg
-        spec_list: list[InputSpec | None] = list(specs) if isinstance(specs, list) else [specs]
-        config, _ = define_layer(self, pending["dtype"] or "float32", spec_list)
-        config.update(class_name=type(self).__name__, batch_separable=bool(self.batch_separable),
-                      activity_regularizer=pending["activity_regularizer"],
-                      input_spec=None if specs is None else
-                      [s._to_json() for s in specs] if isinstance(specs, list) else specs._to_json())
-        body = {"class": "Layer", "name": pending["name"], "trainable": pending["trainable"],
-                "dtype": pending["dtype"], "config": config}
-        self._bind(self._conn, self._conn.call("POST", f"/v1/graphs/{self._conn.graph}/layers", body).body)
-
-    # ---- defining a custom layer (inside build and call) ----------------------------
-    def call(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
-        """Override in a custom layer; runs once, on symbolic tensors, when the layer is defined.
-        TF's base ``Layer`` returns its inputs, and so does ``layerserve.layers.Layer()``."""
-        return inputs
-
-    def _defining(self, what: str) -> Definition:
-        if self._definition is None:
-            raise RuntimeError(f"{what} is available inside build() and call() of a custom layer while it is "
-                               "being defined (at construction)")
-        return self._definition
-
-    def add_weight(self, name: str, shape: Sequence[Any] | None = None, dtype: Any = None, initializer: Any = None,
-                   regularizer: Any = None, trainable: bool | None = None, constraint: Any = None,
-                   **kwargs: Any) -> Variable:
-        """TF's ``add_weight``: a variable ``<scope>/<name>:0`` made when the server builds the layer."""
-        from layerserve.layers.custom import add_weight
-
-        if kwargs:
-            raise TypeError(f"('Unknown keyword argument:', {sorted(kwargs)[0]!r})")
-        if constraint is not None:
-            raise TypeError("add_weight: constraints are applied by optimizers, which run in the client's process")
-        return add_weight(self, self._defining("add_weight"), name, shape, dtype, initializer, regularizer, trainable)
-
-    def add_loss(self, losses: Any, inputs: Any = None) -> None:
-        """TF's ``add_loss``: a tensor of the inputs (or with ``inputs``) is conditional; one of the
-        weights only, or a zero-argument callable, is unconditional (re-evaluated when read)."""
-        from layerserve.layers.custom import add_loss
-
-        add_loss(self._defining("add_loss"), losses, inputs)
-
-    def add_update(self, updates: Any, inputs: Any = None) -> None:
-        """TF's ``add_update`` with ``layerserve.ops.assign`` / ``moving_average_update``: pending after
-        each training apply, applied by ``run_updates``."""
-        from layerserve.layers.custom import add_update
-
-        add_update(self._defining("add_update"), updates)
-
-    def _bind(self, conn: Connection, described: dict[str, Any]) -> None:
+    def _bind(self, conn: Client, described: dict[str, Any]) -> None:
         self._conn = conn
         self._id: str = described["id"]
         self._name: str = described["name"]
 
     @classmethod
-    def _from_description(cls, conn: Connection, described: dict[str, Any]) -> Layer:
-        from layerserve.layers import class_for
-
+    def _from_description(cls, conn: Client, described: dict[str, Any]) -> Layer:
         layer = object.__new__(class_for(described["class"]))
         layer._bind(conn, described)
         return layer
 
     # ---- plumbing ------------------------------------------------------------------
-    def _path(self, suffix: str = "") -> str:
-        return layer_path(self._conn.graph, self._id, suffix)
-
-    def _call(self, method: str, suffix: str = "", body: dict[str, Any] | None = None, **kw: Any) -> Result:
-        return self._conn.call(method, self._path(suffix), body, **kw)
+    def _send(self, route: Any, *args: Any) -> Result:
+        """Send the request ``route(graph, layer id, *args)`` builds (``layerserve._routes``)."""
+        request: Request = route(self._conn.graph, self._id, *args)
+        return self._conn.request(request)
 
     def _describe(self) -> dict[str, Any]:
-        return self._call("GET").body
+        return self._send(_routes.describe).body
 
     # ---- identity and state ------------------------------------------------------------
     @property
@@ -334,7 +141,7 @@ class Layer(metaclass=_LayerMeta):
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
-        self._call("PATCH", body={"trainable": bool(value)})
+        self._send(_routes.patch_layer, {"trainable": bool(value)})
 
     @property
     def input_spec(self) -> InputSpec | list[InputSpec] | None:
@@ -391,11 +198,10 @@ class Layer(metaclass=_LayerMeta):
     non_trainable_weights = non_trainable_variables
 
     def get_weights(self) -> list[np.ndarray]:
-        return [t.copy() for t in self._call("GET", "/weights", accept_tensors=True, tensor_key="weights").tensors]
+        return [t.copy() for t in self._send(_routes.get_weights).tensors]
 
     def set_weights(self, weights: Sequence[Any]) -> None:
-        arrays = [np.asarray(w) for w in weights]
-        self._call("PUT", "/weights", {}, tensors=arrays, request_key="weights")
+        self._send(_routes.set_weights, [np.asarray(w) for w in weights])
 
     def count_params(self) -> int:
         count = self._describe()["count_params"]
@@ -410,55 +216,51 @@ class Layer(metaclass=_LayerMeta):
         A layer of several inputs takes a list of shapes."""
         if self._definition is not None:
             return  # ``super().build(input_shape)`` inside a custom layer's build
+        self._build_on_server(input_shape, dtype)
+
+    def _build_on_server(self, input_shape: Any, dtype: Any = None) -> None:
         shape = [list(s) for s in input_shape] if input_shape and isinstance(input_shape[0], (list, tuple)) \
             else list(input_shape)
-        self._call("POST", "/build", {"input_shape": shape, "dtype": dtype_name(dtype)})
+        self._send(_routes.build, shape, dtype_name(dtype))
 
     def apply(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         return self.__call__(inputs, *args, **kwargs)
 
     def __call__(self, inputs: Any, *args: Any, training: Any = None, **kwargs: Any) -> Any:
-        result = self._call("POST", "/apply", {"training": _training(training)}, tensors=_inputs(inputs),
-                            accept_tensors=True)
-        outputs = [t.copy() for t in result.tensors]
-        return outputs[0] if len(outputs) == 1 else outputs
+        return _routes.outputs(self._send(functools.partial(_routes.apply, training=_training(training)), _inputs(inputs)))
 
-    async def apply_async(self, inputs: Any, training: Any = None, connection: AsyncConnection | None = None) -> Any:
+    async def apply_async(self, inputs: Any, training: Any = None, connection: AsyncClient | None = None) -> Any:
         """``apply`` for asyncio programs, over ``connection`` (or a fresh one to the same server)."""
-        conn = connection or AsyncConnection(self._conn.url, self._conn.graph, self._conn.token, self._conn.binary)
+        conn = connection or AsyncClient(self._conn.url, self._conn.graph, self._conn.token, self._conn.binary)
         try:
-            result = await conn.call("POST", self._path("/apply"), {"training": _training(training)},
-                                     _inputs(inputs), accept_tensors=True)
+            result = await conn.request(_routes.apply(self._conn.graph, self._id, _inputs(inputs),
+                                                      training=_training(training)))
         finally:
             if connection is None:
                 await conn.aclose()
-        outputs = [t.copy() for t in result.tensors]
-        return outputs[0] if len(outputs) == 1 else outputs
+        return _routes.outputs(result)
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
-        body = self._call("POST", "/compute_output_shape", {"input_shape": list(input_shape)}).body
-        return tuple(body["output_shape"])
+        return tuple(self._send(_routes.compute_output_shape, list(input_shape)).body["output_shape"])
 
     # ---- losses and updates --------------------------------------------------------
     @property
     def losses(self) -> list[np.generic]:
-        return [_scalar(x) for x in self._call("GET", "/losses").body["losses"]]
+        return _routes.scalars(self._send(_routes.losses))
 
     def get_losses_for(self, inputs: Any) -> list[np.generic]:
-        body = self._call("POST", "/losses:for", {"inputs": _refs(inputs)}).body
-        return [_scalar(x) for x in body["losses"]]
+        return _routes.scalars(self._send(_routes.losses_for, _refs(inputs)))
 
     @property
     def updates(self) -> list[RemoteUpdate]:
-        return _updates(self._call("GET", "/updates").body)
+        return _updates(self._send(_routes.updates))
 
     def get_updates_for(self, inputs: Any) -> list[RemoteUpdate]:
-        return _updates(self._call("POST", "/updates:for", {"inputs": _refs(inputs)}).body)
+        return _updates(self._send(_routes.updates_for, _refs(inputs)))
 
     def run_updates(self, inputs: Any = None) -> list[str]:
         """Apply the pending updates of ``inputs`` (all of them when None) to the variables."""
-        body = self._call("POST", "/updates:run", {"inputs": _refs(inputs)}).body
-        return list(body["updated_variables"])
+        return _routes.updated_variables(self._send(_routes.run_updates, _refs(inputs)))
 
     # ---- config --------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
@@ -468,15 +270,15 @@ class Layer(metaclass=_LayerMeta):
     def from_config(cls, config: dict[str, Any]) -> Layer:
         if cls._class_name == "Layer":  # a custom layer is defined again by its class, as in TF
             return cls(**config)
-        conn = get_default_connection()
+        conn = default_client()
         layer = object.__new__(cls)
         body = {"class": cls._class_name, "config": dict(config)}
-        layer._bind(conn, conn.call("POST", f"/v1/graphs/{conn.graph}/layers", body).body)
+        layer._bind(conn, conn.request(_routes.create_layer(conn.graph, body)).body)
         return layer
 
     def delete(self) -> None:
         """Remove the layer (and the variables no other layer shares) from the server."""
-        self._call("DELETE")
+        self._send(_routes.delete_layer)
 
     # ---- TF's attributes: named weights (kernel, bias, gamma, ...) and config (units, ...) ----
     def __getattr__(self, attr: str) -> Any:
@@ -513,19 +315,6 @@ def _config_attribute(value: Any) -> Any:
     return value
 
 
-def _server_build_outside_definition(user_build: Any) -> Any:
-    """A subclass's ``build`` records weights while the layer is defined; called later (as
-    ``layer.build(shape)``) it builds the layer on the server, as TF's explicit build does."""
-
-    @functools.wraps(user_build)
-    def build(self: Layer, input_shape: Any, *args: Any, **kwargs: Any) -> Any:
-        if self._definition is None:
-            return Layer.build(self, input_shape, *args, **kwargs)
-        return user_build(self, input_shape, *args, **kwargs)
-
-    return build
-
-
 def _reuse_wire(reuse: Any) -> bool | str | None:
     """``reuse`` of a functional form: True/False/None, or ``tf.compat.v1.AUTO_REUSE`` as ``"auto"``."""
     if reuse is None:
@@ -537,13 +326,8 @@ def _training(training: Any) -> bool | None:
     return None if training is None else bool(training)
 
 
-def _updates(body: dict[str, Any]) -> list[RemoteUpdate]:
-    out = []
-    for u in body["updates"]:
-        v = u["value"]
-        out.append(RemoteUpdate(u["variable"], np.asarray(v["data"], dtype=v["dtype"]).reshape(v["shape"]),
-                                u.get("input")))
-    return out
+def _updates(result: Result) -> list[RemoteUpdate]:
+    return [RemoteUpdate(variable, value, ref) for variable, value, ref in _routes.updates_of(result)]
 
 
 def functional(layer: Layer, inputs: Any, training: Any = None) -> Any:
@@ -551,8 +335,6 @@ def functional(layer: Layer, inputs: Any, training: Any = None) -> Any:
     try:
         return layer.apply(inputs, training=training)
     except Exception:
-        try:
+        with contextlib.suppress(Exception):
             layer.delete()
-        except Exception:
-            pass
         raise

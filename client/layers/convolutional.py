@@ -9,7 +9,7 @@ from layerserve.initializers import Zeros
 from layerserve.layers.base import Layer, functional
 
 if TYPE_CHECKING:
-    from layerserve.connection import Connection
+    from layerserve._client import Client
 
 __all__ = [
     "Conv1D", "Conv2D", "Conv2DTranspose", "Conv3D", "Conv3DTranspose", "SeparableConv1D", "SeparableConv2D",
@@ -172,7 +172,7 @@ class SeparableConv2D(_SeparableConv):
 
 
 # ---- functional forms: build a layer, apply it once, return only the output --------------
-def _private(connection: Connection | None, name: str | None, reuse: bool | None) -> dict[str, Any]:
+def _private(connection: Client | None, name: str | None, reuse: bool | None) -> dict[str, Any]:
     return {"_connection": connection, "_scope": name, "_reuse": reuse}
 
 
@@ -181,7 +181,7 @@ def conv1d(inputs: Any, filters: int, kernel_size: Ints, strides: Ints = 1, padd
            use_bias: bool = True, kernel_initializer: Any = None, bias_initializer: Any = Zeros(),
            kernel_regularizer: Any = None, bias_regularizer: Any = None, activity_regularizer: Any = None,
            kernel_constraint: Any = None, bias_constraint: Any = None, trainable: bool = True,
-           name: str | None = None, reuse: bool | None = None, *, _connection: Connection | None = None) -> Any:
+           name: str | None = None, reuse: bool | None = None, *, _connection: Client | None = None) -> Any:
     layer = Conv1D(filters, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
                    kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, activity_regularizer,
                    kernel_constraint, bias_constraint, trainable, name, **_private(_connection, name, reuse))
@@ -193,7 +193,7 @@ def conv2d(inputs: Any, filters: int, kernel_size: Ints, strides: Ints = (1, 1),
            use_bias: bool = True, kernel_initializer: Any = None, bias_initializer: Any = Zeros(),
            kernel_regularizer: Any = None, bias_regularizer: Any = None, activity_regularizer: Any = None,
            kernel_constraint: Any = None, bias_constraint: Any = None, trainable: bool = True,
-           name: str | None = None, reuse: bool | None = None, *, _connection: Connection | None = None) -> Any:
+           name: str | None = None, reuse: bool | None = None, *, _connection: Client | None = None) -> Any:
     layer = Conv2D(filters, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
                    kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, activity_regularizer,
                    kernel_constraint, bias_constraint, trainable, name, **_private(_connection, name, reuse))
@@ -205,7 +205,7 @@ def conv3d(inputs: Any, filters: int, kernel_size: Ints, strides: Ints = (1, 1, 
            use_bias: bool = True, kernel_initializer: Any = None, bias_initializer: Any = Zeros(),
            kernel_regularizer: Any = None, bias_regularizer: Any = None, activity_regularizer: Any = None,
            kernel_constraint: Any = None, bias_constraint: Any = None, trainable: bool = True,
-           name: str | None = None, reuse: bool | None = None, *, _connection: Connection | None = None) -> Any:
+           name: str | None = None, reuse: bool | None = None, *, _connection: Client | None = None) -> Any:
     layer = Conv3D(filters, kernel_size, strides, padding, data_format, dilation_rate, activation, use_bias,
                    kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, activity_regularizer,
                    kernel_constraint, bias_constraint, trainable, name, **_private(_connection, name, reuse))
@@ -217,7 +217,7 @@ def conv2d_transpose(inputs: Any, filters: int, kernel_size: Ints, strides: Ints
                      kernel_initializer: Any = None, bias_initializer: Any = Zeros(), kernel_regularizer: Any = None,
                      bias_regularizer: Any = None, activity_regularizer: Any = None, kernel_constraint: Any = None,
                      bias_constraint: Any = None, trainable: bool = True, name: str | None = None,
-                     reuse: bool | None = None, *, _connection: Connection | None = None) -> Any:
+                     reuse: bool | None = None, *, _connection: Client | None = None) -> Any:
     layer = Conv2DTranspose(filters, kernel_size, strides, padding, data_format, activation, use_bias,
                             kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
                             activity_regularizer, kernel_constraint, bias_constraint, trainable, name,
@@ -231,7 +231,7 @@ def conv3d_transpose(inputs: Any, filters: int, kernel_size: Ints, strides: Ints
                      kernel_regularizer: Any = None, bias_regularizer: Any = None, activity_regularizer: Any = None,
                      kernel_constraint: Any = None, bias_constraint: Any = None, trainable: bool = True,
                      name: str | None = None, reuse: bool | None = None, *,
-                     _connection: Connection | None = None) -> Any:
+                     _connection: Client | None = None) -> Any:
     layer = Conv3DTranspose(filters, kernel_size, strides, padding, data_format, activation, use_bias,
                             kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer,
                             activity_regularizer, kernel_constraint, bias_constraint, trainable, name,
@@ -247,7 +247,7 @@ def separable_conv1d(inputs: Any, filters: int, kernel_size: Ints, strides: Ints
                      bias_regularizer: Any = None, activity_regularizer: Any = None,
                      depthwise_constraint: Any = None, pointwise_constraint: Any = None,
                      bias_constraint: Any = None, trainable: bool = True, name: str | None = None,
-                     reuse: bool | None = None, *, _connection: Connection | None = None) -> Any:
+                     reuse: bool | None = None, *, _connection: Client | None = None) -> Any:
     layer = SeparableConv1D(filters, kernel_size, strides, padding, data_format, dilation_rate, depth_multiplier,
                             activation, use_bias, depthwise_initializer, pointwise_initializer, bias_initializer,
                             depthwise_regularizer, pointwise_regularizer, bias_regularizer, activity_regularizer,
@@ -264,7 +264,7 @@ def separable_conv2d(inputs: Any, filters: int, kernel_size: Ints, strides: Ints
                      bias_regularizer: Any = None, activity_regularizer: Any = None,
                      depthwise_constraint: Any = None, pointwise_constraint: Any = None,
                      bias_constraint: Any = None, trainable: bool = True, name: str | None = None,
-                     reuse: bool | None = None, *, _connection: Connection | None = None) -> Any:
+                     reuse: bool | None = None, *, _connection: Client | None = None) -> Any:
     layer = SeparableConv2D(filters, kernel_size, strides, padding, data_format, dilation_rate, depth_multiplier,
                             activation, use_bias, depthwise_initializer, pointwise_initializer, bias_initializer,
                             depthwise_regularizer, pointwise_regularizer, bias_regularizer, activity_regularizer,

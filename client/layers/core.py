@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from layerserve.connection import Connection
+from layerserve._client import Client
 from layerserve.initializers import Zeros
 from layerserve.layers.base import Layer, functional
 
@@ -29,7 +29,7 @@ def dense(inputs: Any, units: int, activation: Any = None, use_bias: bool = True
           bias_initializer: Any = Zeros(), kernel_regularizer: Any = None, bias_regularizer: Any = None,
           activity_regularizer: Any = None, kernel_constraint: Any = None, bias_constraint: Any = None,
           trainable: bool = True, name: str | None = None, reuse: bool | None = None, *,
-          _connection: Connection | None = None) -> Any:
+          _connection: Client | None = None) -> Any:
     layer = Dense(units, activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
                   bias_regularizer, activity_regularizer, kernel_constraint, bias_constraint, trainable=trainable,
                   name=name, _scope=name, _reuse=reuse, _connection=_connection)
@@ -54,10 +54,10 @@ class Flatten(Layer):
 
 
 def dropout(inputs: Any, rate: float = 0.5, noise_shape: Any = None, seed: int | None = None, training: Any = False,
-            name: str | None = None, *, _connection: Connection | None = None) -> Any:
+            name: str | None = None, *, _connection: Client | None = None) -> Any:
     return functional(Dropout(rate, noise_shape, seed, name, _connection=_connection), inputs, training=training)
 
 
 def flatten(inputs: Any, name: str | None = None, data_format: str = "channels_last", *,
-            _connection: Connection | None = None) -> Any:
+            _connection: Client | None = None) -> Any:
     return functional(Flatten(data_format, name=name, _connection=_connection), inputs)

@@ -20,11 +20,15 @@ import numpy as np
 from layerserve._foreign import is_config_object
 from layerserve._serialize import to_wire
 from layerserve._tracing import Tensor, Trace
+from layerserve.layers.input_spec import InputSpec
 from layerserve.protocol import tensor_to_json
 
 if TYPE_CHECKING:
-    from layerserve.layers.base import InputSpec, Layer, RemoteVariable
+    from layerserve.layers.variables import RemoteVariable
     from layerserve.ops import UpdateOp
+
+# A ``layerserve.layers.Layer`` being defined: not imported, since the Layer builds on this module.
+Layer = Any
 
 __all__ = ["Definition", "InputDim", "SymbolicShape", "Variable", "define_layer", "onnx_layer_config"]
 
@@ -80,15 +84,16 @@ class SymbolicShape:
 class Variable(Tensor):
     """A weight made by ``add_weight``: symbolic in ``call``, a server variable afterwards."""
 
-    def __init__(self, trace: Trace, layer: Layer, name: str, dtype: str, trainable: bool) -> None:
-        super().__init__(trace, name, dtype, False)
+    def __init__(self, trace: Trace, layer: Layer, name: str, dtype: str, *, trainable: bool) -> None:
+        super().__init__(trace, name, dtype, per_apply=False)
         self._layer, self.trainable = layer, trainable
 
     def remote(self) -> RemoteVariable:
         """The server's variable (once the layer is built at its first apply)."""
         for var in self._layer.variables:
             if var.name.rsplit("/", 1)[-1] == f"{self.name}:0":
-                return var
+                found: RemoteVariable = var
+                return found
         raise ValueError(f"variable {self.name!r} does not exist yet: the layer is built at its first apply")
 
     def numpy(self) -> np.ndarray:
@@ -101,7 +106,7 @@ class Variable(Tensor):
     def read_value(self) -> np.ndarray:
         return self.numpy()
 
-    def assign(self, value: Any, use_locking: Any = None, name: Any = None, read_value: bool = True) -> Any:
+    def assign(self, value: Any, use_locking: Any = None, name: Any = None, read_value: bool = True) -> Any:  # noqa: FBT001, FBT002 - TF's signature
         return self.remote().assign(value, read_value=read_value)
 
 
@@ -141,14 +146,14 @@ def _initial(initializer: Any, shape: list[int | str], dtype: str) -> dict[str, 
 
 
 def add_weight(layer: Layer, d: Definition, name: str, shape: Any, dtype: Any, initializer: Any,
-               regularizer: Any, trainable: bool | None) -> Variable:
+               regularizer: Any, *, trainable: bool | None) -> Variable:
     dims = [_shape_entry(e) for e in (shape or [])]
     dtype_name = str(np.dtype(dtype).name) if dtype is not None else d.dtype
     trainable = True if trainable is None else bool(trainable)
     spec: dict[str, Any] = {"name": name, "shape": dims, "dtype": dtype_name, "trainable": trainable,
                             **_initial(initializer, dims, dtype_name)}
     symbolic = [e if isinstance(e, int) else f"{name}_d{k}" for k, e in enumerate(dims)]
-    var = Variable(d.trace, layer, name, dtype_name, trainable)
+    var = Variable(d.trace, layer, name, dtype_name, trainable=trainable)
     d.trace.inputs.append((name, dtype_name, symbolic))
     if regularizer is not None and (isinstance(regularizer, (str, dict)) or hasattr(regularizer, "to_wire")
                                     or is_config_object(regularizer)):
@@ -211,7 +216,8 @@ def define_layer(layer: Layer, dtype: str, specs: list[InputSpec | None]) -> tup
     d = Definition(Trace(), dtype)
     layer._definition = d
     try:
-        inputs = [d.trace.add_input(f"input/{k}", dtype, [f"input{k}_d{j}" for j in range(_rank(spec))], True)
+        inputs = [d.trace.add_input(f"input/{k}", dtype, [f"input{k}_d{j}" for j in range(_rank(spec))],
+                                    per_apply=True)
                   for k, spec in enumerate(specs)]
         shapes = [SymbolicShape(k, _rank(spec)) for k, spec in enumerate(specs)]
         layer.build(shapes[0] if len(shapes) == 1 else shapes)  # the subclass's build, while defining
@@ -219,16 +225,16 @@ def define_layer(layer: Layer, dtype: str, specs: list[InputSpec | None]) -> tup
         takes_training = "training" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
         kwargs: dict[str, Any] = {}
         if takes_training:
-            kwargs["training"] = d.trace.add_input(TRAINING, "bool", [], True)
+            kwargs["training"] = d.trace.add_input(TRAINING, "bool", [], per_apply=True)
         outputs = _outputs(layer.call(inputs[0] if len(inputs) == 1 else inputs, **kwargs))
         _lazy_losses(d)
     finally:
         layer._definition = None
-    config = _config(d, outputs, takes_training)
+    config = _config(d, outputs, takes_training=takes_training)
     return config, d
 
 
-def _config(d: Definition, outputs: list[Tensor], takes_training: bool) -> dict[str, Any]:
+def _config(d: Definition, outputs: list[Tensor], *, takes_training: bool) -> dict[str, Any]:
     named = [(f"output/{k}", t) for k, t in enumerate(outputs)]
     named += [(f"loss/{k}", t) for k, (t, _) in enumerate(d.losses)]
     named += [(f"update/{k}", u.value) for k, u in enumerate(d.updates)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from layerserve.connection import Connection
+from layerserve._client import Client
 from layerserve.initializers import Ones, Zeros
 from layerserve.layers.base import Layer, functional
 
@@ -44,7 +44,7 @@ def batch_normalization(inputs: Any, axis: int | list[int] = -1, momentum: float
                         reuse: bool | None = None, renorm: bool = False, renorm_clipping: Any = None,
                         renorm_momentum: float = 0.99, fused: bool | None = None,
                         virtual_batch_size: int | None = None, adjustment: Any = None, *,
-                        _connection: Connection | None = None) -> Any:
+                        _connection: Client | None = None) -> Any:
     layer = BatchNormalization(
         axis, momentum, epsilon, center, scale, beta_initializer, gamma_initializer, moving_mean_initializer,
         moving_variance_initializer, beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint,

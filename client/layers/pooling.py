@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from layerserve.connection import Connection
+from layerserve._client import Client
 from layerserve.layers.base import Layer, functional
 
 __all__ = [
@@ -74,38 +74,38 @@ class AveragePooling3D(_Pooling):
 
 def max_pooling1d(inputs: Any, pool_size: Any, strides: Any, padding: str = "valid",
                   data_format: str = "channels_last", name: str | None = None, *,
-                  _connection: Connection | None = None) -> Any:
+                  _connection: Client | None = None) -> Any:
     return functional(MaxPooling1D(pool_size, strides, padding, data_format, name, _connection=_connection), inputs)
 
 
 def max_pooling2d(inputs: Any, pool_size: Any, strides: Any, padding: str = "valid",
                   data_format: str = "channels_last", name: str | None = None, *,
-                  _connection: Connection | None = None) -> Any:
+                  _connection: Client | None = None) -> Any:
     return functional(MaxPooling2D(pool_size, strides, padding, data_format, name, _connection=_connection), inputs)
 
 
 def max_pooling3d(inputs: Any, pool_size: Any, strides: Any, padding: str = "valid",
                   data_format: str = "channels_last", name: str | None = None, *,
-                  _connection: Connection | None = None) -> Any:
+                  _connection: Client | None = None) -> Any:
     return functional(MaxPooling3D(pool_size, strides, padding, data_format, name, _connection=_connection), inputs)
 
 
 def average_pooling1d(inputs: Any, pool_size: Any, strides: Any, padding: str = "valid",
                       data_format: str = "channels_last", name: str | None = None, *,
-                      _connection: Connection | None = None) -> Any:
+                      _connection: Client | None = None) -> Any:
     layer = AveragePooling1D(pool_size, strides, padding, data_format, name, _connection=_connection)
     return functional(layer, inputs)
 
 
 def average_pooling2d(inputs: Any, pool_size: Any, strides: Any, padding: str = "valid",
                       data_format: str = "channels_last", name: str | None = None, *,
-                      _connection: Connection | None = None) -> Any:
+                      _connection: Client | None = None) -> Any:
     layer = AveragePooling2D(pool_size, strides, padding, data_format, name, _connection=_connection)
     return functional(layer, inputs)
 
 
 def average_pooling3d(inputs: Any, pool_size: Any, strides: Any, padding: str = "valid",
                       data_format: str = "channels_last", name: str | None = None, *,
-                      _connection: Connection | None = None) -> Any:
+                      _connection: Client | None = None) -> Any:
     layer = AveragePooling3D(pool_size, strides, padding, data_format, name, _connection=_connection)
     return functional(layer, inputs)

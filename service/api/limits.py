@@ -54,7 +54,7 @@ def _name_problem(match: RouteMatch | None) -> LayerServeError | None:
 class _BodyGuard:
     """Counts the body as it arrives; past the limit, the route's read fails with 413."""
 
-    def __init__(self, receive: Receive, limit: int, declared: str | None, chunked: bool) -> None:
+    def __init__(self, receive: Receive, limit: int, declared: str | None, *, chunked: bool) -> None:
         self._receive, self.limit, self.size = receive, limit, 0
         self.complete = (declared or "0") == "0" and not chunked
 
@@ -123,7 +123,7 @@ class RequestLimits:
             await send_error(scope, send, problem)
             return
         chunked = request_header(scope, b"transfer-encoding") is not None
-        body = _BodyGuard(receive, limit, declared, chunked)
+        body = _BodyGuard(receive, limit, declared, chunked=chunked)
         started = False
 
         async def send_watched(message: Message) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -50,8 +51,8 @@ def _plane(request: Request) -> DataPlane:
     return request.app.state.plane  # type: ignore[no-any-return]
 
 
-async def _call(fn: Callable[..., T], *args: Any) -> T:
-    return await run_in_threadpool(fn, *args)
+async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return await run_in_threadpool(fn, *args, **kwargs)
 
 
 async def _body(request: Request, model: Any, tensor_field: str | None = None) -> tuple[Any, list[np.ndarray]]:
@@ -114,8 +115,9 @@ native_router = APIRouter(prefix=PREFIX, tags=["layers"])
 async def create_layer(graph: str, request: Request) -> Response:
     body, _ = await _body(request, CreateLayerBody)
     plane = _plane(request)
-    layer = await _call(plane.create_layer, graph, body.class_name, body.config, body.name, body.trainable,
-                        body.dtype, body.scope, body.reuse or False, body.batching)
+    layer = await _call(plane.create_layer, graph, body.class_name, body.config, name=body.name,
+                        trainable=body.trainable, dtype=body.dtype, scope=body.scope, reuse=body.reuse or False,
+                        batching=body.batching)
     return _described(await _call(views.describe, plane, graph, layer.id), 201)
 
 
@@ -133,8 +135,8 @@ async def describe_layer(graph: str, layer: str, request: Request) -> Response:
 async def patch_layer(graph: str, layer: str, request: Request) -> Response:
     body, _ = await _body(request, PatchLayerBody)
     plane = _plane(request)
-    found = await _call(plane.patch_layer, graph, layer, body.trainable, body.batching, _if_match(request),
-                        body.scope, body.reuse)
+    found = await _call(plane.patch_layer, graph, layer, trainable=body.trainable, batching=body.batching,
+                        if_match=_if_match(request), scope=body.scope, reuse=body.reuse)
     return _described(await _call(views.describe, plane, graph, found.id))
 
 
@@ -158,13 +160,13 @@ async def apply_reply(plane: DataPlane, settings: Settings, graph: str, layer: s
     ``input_refs`` is in the response when the body asks for it or when the apply recorded
     losses or updates for its inputs (the digest is computed only then)."""
     body, inputs = await decode_body(raw, content_type, ApplyBody, settings, "inputs")
-    result = await dispatch.apply(plane, graph, layer, inputs, body.training, bool(body.input_refs),
+    result = await dispatch.apply(plane, graph, layer, inputs, training=body.training, refs=bool(body.input_refs),
                                   checkpoint=body.checkpoint)
     frame = FRAME_CONTENT_TYPE in accept
     payload = {} if result.input_refs is None else {"input_refs": result.input_refs}
     elements = 0 if frame else sum(y.size for y in result.outputs)
-    reply = await dispatch.off_loop_if_large(elements, tensor_reply, frame, payload, result.outputs, "outputs",
-                                             _version(result.version))
+    reply = await dispatch.off_loop_if_large(elements, functools.partial(tensor_reply, frame=frame), payload,
+                                             result.outputs, "outputs", _version(result.version))
     return reply.with_layer(result.layer.id)
 
 
@@ -187,7 +189,7 @@ async def compute_output_shape(graph: str, layer: str, request: Request) -> Resp
 
 
 @native_router.get("/{layer}/variables")
-async def get_variables(graph: str, layer: str, request: Request, collection: str | None = None,
+async def get_variables(graph: str, layer: str, request: Request, collection: str | None = None, *,
                         values: bool = False) -> Response:
     plane = _plane(request)
     view = await _call(views.describe, plane, graph, layer)
@@ -235,7 +237,7 @@ async def losses_for(graph: str, layer: str, request: Request) -> Response:
 
 @native_router.get("/{layer}/updates")
 async def get_updates(graph: str, layer: str, request: Request) -> Response:
-    updates = await _call(_plane(request).updates_for, graph, layer, None, True)
+    updates = await _call(_plane(request).updates_for, graph, layer, None, everything=True)
     return json_response({"updates": [_update_json(u) for u in updates]})
 
 

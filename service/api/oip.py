@@ -240,7 +240,7 @@ async def infer_reply(plane: DataPlane, settings: Any, model: str, read: Callabl
             body, xs = await decode_in_thread(_decode_infer, raw, header_length, settings, kind.num_inputs)
         else:
             body, xs = _decode_infer(raw, header_length, settings, kind.num_inputs)
-        result = await dispatch.apply(plane, graph, layer, xs, _training(body.parameters), refs=False,
+        result = await dispatch.apply(plane, graph, layer, xs, training=_training(body.parameters), refs=False,
                                       checkpoint=checkpoint)
         size = sum(y.size for y in result.outputs)
         reply = await dispatch.off_loop_if_large(0 if _wants_binary(body) else size, _encode_infer, model, body,

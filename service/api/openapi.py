@@ -59,7 +59,7 @@ def _kind(path: str, method: str, op: dict[str, Any]) -> str | None:
     return "guarded"
 
 
-def _error_responses(kind: str, oip: bool) -> dict[str, Any]:
+def _error_responses(kind: str, *, oip: bool) -> dict[str, Any]:
     schema = {"$ref": "#/components/schemas/OipError" if oip else "#/components/schemas/Error"}
     out: dict[str, Any] = {}
     for status in ERROR_STATUSES[kind]:
@@ -81,7 +81,7 @@ def _fix_operation(path: str, method: str, op: dict[str, Any], infer: dict[str, 
     responses = {k: v for k, v in op["responses"].items() if k != "422"}
     kind = _kind(path, method, op)
     if kind is not None:
-        responses.update(_error_responses(kind, kind.startswith("oip")))
+        responses.update(_error_responses(kind, oip=kind.startswith("oip")))
     if path.endswith("/infer"):
         op["requestBody"] = {"required": True, "content": {
             "application/json": {"schema": infer},

@@ -112,7 +112,7 @@ async def run_reply(programs: ProgramModels, settings: Any, graph: str, program:
         raise InvalidArgument(f"{len(body.feeds)} feed names for {len(tensors)} tensors", code="invalid_feeds")
     feeds = dict(zip(body.feeds, tensors, strict=True))
     outputs = await dispatch.in_thread(programs.run, graph, program, feeds, list(body.fetches), body.checkpoint)
-    return tensor_reply(FRAME_CONTENT_TYPE in accept, {}, outputs, "outputs")
+    return tensor_reply({}, outputs, "outputs", frame=FRAME_CONTENT_TYPE in accept)
 
 
 @programs_router.post(RUN_PATH.removeprefix("/v1/graphs"),

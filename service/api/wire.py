@@ -134,7 +134,7 @@ _FIELD_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
-def body_doc(model: type[_Body], field_kinds: dict[str, str] | None = None, frame: bool = False) -> dict[str, Any]:
+def body_doc(model: type[_Body], field_kinds: dict[str, str] | None = None, *, frame: bool = False) -> dict[str, Any]:
     """``openapi_extra`` for a route that reads its body itself: ``model``'s JSON schema, with
     tensor fields spelled out (``field_kinds``: field -> "tensors" or "refs"), and the binary
     frame where the route accepts one."""
@@ -276,8 +276,8 @@ def json_tensor(array: np.ndarray) -> dict[str, Any]:
     return {"dtype": flat.dtype.name, "shape": list(np.shape(array)), "data": flat if finite else json_values(flat)}
 
 
-def tensor_reply(frame: bool, payload: dict[str, Any], tensors: list[np.ndarray], key: str,
-                 headers: dict[str, str] | None = None) -> Reply:
+def tensor_reply(payload: dict[str, Any], tensors: list[np.ndarray], key: str,
+                 headers: dict[str, str] | None = None, *, frame: bool) -> Reply:
     """Tensors as a frame (``frame``: the request's Accept names it) or as JSON under ``key``."""
     if frame:
         return Reply(200, encode_frame(payload, tensors), FRAME_CONTENT_TYPE, headers)
@@ -288,4 +288,4 @@ def tensor_reply(frame: bool, payload: dict[str, Any], tensors: list[np.ndarray]
 
 def tensor_response(request: Request, payload: dict[str, Any], tensors: list[np.ndarray], key: str,
                     headers: dict[str, str] | None = None) -> Response:
-    return tensor_reply(wants_frame(request), payload, tensors, key, headers).response()
+    return tensor_reply(payload, tensors, key, headers, frame=wants_frame(request)).response()

@@ -18,14 +18,13 @@ from typing import Any
 import numpy as np
 
 from layerserve.server.core.layer import Layer, Variable
-from layerserve.server.core.naming import GraphNames
+from layerserve.server.core.naming import LAYER_ID_PREFIX, GraphNames
 from layerserve.server.errors import AmbiguousName, InvalidArgument, NotFound, VariableScopeError
 from layerserve.server.layers.base import LayerKind, VariableSpec
 
 __all__ = ["Graph", "LAYER_ID_PREFIX"]
 
 # Ids use a character that names may not contain, so an id never equals a name.
-LAYER_ID_PREFIX = "~"
 # What TF's graph accepts as a name scope opened at the root (ops.py, _VALID_OP_NAME_REGEX).
 _ROOT_SCOPE = re.compile(r"^[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*$")
 
@@ -65,7 +64,7 @@ class Graph:
                                 candidates=[layer.id for layer in matches])
         return matches[0]
 
-    def new_layer(self, kind: LayerKind, name: str | None, trainable: bool, dtype: str | None,
+    def new_layer(self, kind: LayerKind, name: str | None, *, trainable: bool, dtype: str | None,
                   scope: str | None = None, reuse: bool | str = False) -> Layer:
         base = kind.base_name()
         layer_name = name if name else self.names.new_layer_name(base)

@@ -16,7 +16,8 @@ from typing import Any
 
 from layerserve.server.errors import InvalidArgument
 
-__all__ = ["GRAPH_NAME", "LAYER_NAME", "SCOPE_NAME", "GraphNames", "check_name"]
+__all__ = ["GRAPH_NAME", "LAYER_ID", "LAYER_ID_PREFIX", "LAYER_NAME", "SCOPE_NAME", "GraphNames", "check_name",
+           "layer_ref_problem"]
 
 
 # The graph and layer names a request may use.
@@ -24,6 +25,9 @@ GRAPH_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # The contract's [A-Za-z0-9_.-]{1,128}, less "." and names holding "..": HTTP clients rewrite
 # a "." or ".." path segment, so such a layer could never be addressed by name.
 LAYER_NAME = re.compile(r"(?!\.\Z)(?!.*\.\.)[A-Za-z0-9_.-]{1,128}")
+# A layer's id: the prefix, then its number in the graph (never a valid name, so never ambiguous).
+LAYER_ID_PREFIX = "~"
+LAYER_ID = re.compile(re.escape(LAYER_ID_PREFIX) + r"[0-9]{1,18}")
 # A variable scope: names joined by "/" (graph mode's nested scopes, ``net/hidden``).
 SCOPE_NAME = re.compile(r"(?!.*\.\.)(?!/)(?!.*//)(?!.*/$)[A-Za-z0-9_./-]{1,256}")
 
@@ -32,6 +36,14 @@ def check_name(value: object, pattern: re.Pattern[str], what: str) -> str:
     if not isinstance(value, str) or not pattern.fullmatch(value):
         raise InvalidArgument(f"{what} must match {pattern.pattern}, got {str(value)[:80]!r}", code="invalid_name")
     return value
+
+
+def layer_ref_problem(ref: str) -> InvalidArgument | None:
+    """Why ``ref`` can name no layer (neither a layer name nor an id), or None."""
+    if LAYER_NAME.fullmatch(ref) or LAYER_ID.fullmatch(ref):
+        return None
+    return InvalidArgument(f"a layer is named by its id or a name matching {LAYER_NAME.pattern}, got {ref[:80]!r}",
+                           code="invalid_name")
 
 
 @dataclass

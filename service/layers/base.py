@@ -11,7 +11,7 @@ import functools
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -43,6 +43,7 @@ class VariableSpec:
     name: str  # short name, e.g. "kernel"
     shape: tuple[int, ...]
     dtype: str
+    _: KW_ONLY
     trainable: bool = True
     initializer: Initializer | None = None
     regularizer: Regularizer | None = None
@@ -169,11 +170,11 @@ class LayerKind:
     def check_build_shape(self, shape: tuple[int | None, ...]) -> None:
         """Errors TF raises at build beyond the input spec (e.g. an undefined channel)."""
 
-    def check_call(self, shape: tuple[int, ...], dtype: str, training: bool) -> None:
+    def check_call(self, shape: tuple[int, ...], dtype: str, *, training: bool) -> None:
         """Errors TF raises when applying to this input before the layer builds (e.g. Dropout's
         rate); checked before the apply builds or changes anything."""
 
-    def check_op(self, shape: tuple[int, ...], dtype: str, training: bool) -> None:
+    def check_op(self, shape: tuple[int, ...], dtype: str, *, training: bool) -> None:
         """Errors TF's ops raise for this input once the layer is built and the input spec holds
         (e.g. a 'valid' window larger than the input): TF has built the layer by then."""
 
@@ -242,12 +243,12 @@ class LayerKind:
         """Graph inputs derived from variable values (TF layout in, graph layout out)."""
         return values
 
-    def extra_feeds(self, shape: tuple[int, ...], dtype: str, training: bool) -> dict[str, np.ndarray]:
+    def extra_feeds(self, shape: tuple[int, ...], dtype: str, *, training: bool) -> dict[str, np.ndarray]:
         """Values for ``extra_inputs`` per run (e.g. Dropout's uniform noise)."""
         return {}
 
     def update_stats(self, outputs: dict[str, np.ndarray],
-                     training: bool) -> Sequence[tuple[str, np.ndarray, float | None]]:
+                     *, training: bool) -> Sequence[tuple[str, np.ndarray, float | None]]:
         """(variable short name, batch statistic, decay) per moving-average update, from the
         graph's outputs (``y`` and the extras), in TF's update order; decay None assigns the value."""
         return []

@@ -37,12 +37,14 @@ class Dense(LayerKind):
 
     def variable_specs(self, input_shape: tuple[int | None, ...], dtype: str) -> list[VariableSpec]:
         units, last = self.config["units"], int(input_shape[-1])  # type: ignore[arg-type]
-        specs = [VariableSpec("kernel", (last, units), dtype, True,
-                              self.initializer("kernel_initializer") or Initializer("GlorotUniform", {"seed": None}),
-                              self.regularizer("kernel_regularizer"))]
+        glorot = Initializer("GlorotUniform", {"seed": None})
+        specs = [VariableSpec("kernel", (last, units), dtype, trainable=True,
+                              initializer=self.initializer("kernel_initializer") or glorot,
+                              regularizer=self.regularizer("kernel_regularizer"))]
         if self.config["use_bias"]:
-            specs.append(VariableSpec("bias", (units,), dtype, True, self.initializer("bias_initializer"),
-                                      self.regularizer("bias_regularizer")))
+            specs.append(VariableSpec("bias", (units,), dtype, trainable=True,
+                                      initializer=self.initializer("bias_initializer"),
+                                      regularizer=self.regularizer("bias_regularizer")))
         return specs
 
     def work_per_output(self, input_shape: tuple[int, ...]) -> int:

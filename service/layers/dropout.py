@@ -59,7 +59,7 @@ class Dropout(LayerKind):
         Param("seed", None, _seed),
     )
 
-    def _drops(self, training: bool) -> bool:
+    def _drops(self, *, training: bool) -> bool:
         """TF returns the input itself for rate 0, and outside training."""
         return training and self.config["rate"] > 0
 
@@ -83,8 +83,8 @@ class Dropout(LayerKind):
                                     f"[{','.join(map(str, shape))}], [].", code="incompatible_noise_shape")
         return resolved
 
-    def check_call(self, shape: tuple[int, ...], dtype: str, training: bool) -> None:
-        if not self._drops(training):
+    def check_call(self, shape: tuple[int, ...], dtype: str, *, training: bool) -> None:
+        if not self._drops(training=training):
             return
         if self.config["rate"] >= 1:
             raise InvalidArgument(f"`rate` must be a scalar tensor or a float in the range [0, 1). "
@@ -95,7 +95,7 @@ class Dropout(LayerKind):
         return input_shape
 
     def graph(self, b: GraphBuilder, x: str, sig: Signature) -> GraphOutputs:
-        if not self._drops(sig.training):
+        if not self._drops(training=sig.training):
             return GraphOutputs(b.op("Identity", [x]))
         shape = self.noise_shape(sig.shape)
         given = self.config["noise_shape"]
@@ -106,8 +106,8 @@ class Dropout(LayerKind):
         scaled = b.op("Mul", [x, b.const(1 / (1 - rate), sig.dtype, "scale")])
         return GraphOutputs(b.op("Where", [keep, scaled, b.const(0, sig.dtype, "zero")]))
 
-    def extra_feeds(self, shape: tuple[int, ...], dtype: str, training: bool) -> dict[str, np.ndarray]:
-        if not self._drops(training):
+    def extra_feeds(self, shape: tuple[int, ...], dtype: str, *, training: bool) -> dict[str, np.ndarray]:
+        if not self._drops(training=training):
             return {}
         seed = self.config["seed"]
         rng = np.random.default_rng(None if seed is None else seed % 2**64)

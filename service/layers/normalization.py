@@ -55,8 +55,8 @@ class BatchNormalization(LayerKind):
         Param("axis", -1, _axis),
         Param("momentum", 0.99, nonneg_float),
         Param("epsilon", 1e-3, nonneg_float),
-        Param("center", True, boolean),
-        Param("scale", True, boolean),
+        Param("center", default=True, parse=boolean),
+        Param("scale", default=True, parse=boolean),
         Param("beta_initializer", "zeros", initializer),
         Param("gamma_initializer", "ones", initializer),
         Param("moving_mean_initializer", "zeros", initializer),
@@ -65,7 +65,7 @@ class BatchNormalization(LayerKind):
         Param("gamma_regularizer", None, regularizer),
         Param("beta_constraint", None, constraint),
         Param("gamma_constraint", None, constraint),
-        Param("renorm", False, boolean),
+        Param("renorm", default=False, parse=boolean),
         Param("renorm_clipping", None, _anything),  # ignored without renorm, as in TF
         Param("renorm_momentum", 0.99, nonneg_float),
         Param("fused", None, _optional_bool),
@@ -130,14 +130,17 @@ class BatchNormalization(LayerKind):
         shape = self.param_shape(input_shape)
         specs = []
         if self.config["scale"]:
-            specs.append(VariableSpec("gamma", shape, dtype, True, self.initializer("gamma_initializer"),
-                                      self.regularizer("gamma_regularizer")))
+            specs.append(VariableSpec("gamma", shape, dtype, trainable=True,
+                                      initializer=self.initializer("gamma_initializer"),
+                                      regularizer=self.regularizer("gamma_regularizer")))
         if self.config["center"]:
-            specs.append(VariableSpec("beta", shape, dtype, True, self.initializer("beta_initializer"),
-                                      self.regularizer("beta_regularizer")))
-        specs.append(VariableSpec("moving_mean", shape, dtype, False, self.initializer("moving_mean_initializer")))
-        specs.append(VariableSpec("moving_variance", shape, dtype, False,
-                                  self.initializer("moving_variance_initializer")))
+            specs.append(VariableSpec("beta", shape, dtype, trainable=True,
+                                      initializer=self.initializer("beta_initializer"),
+                                      regularizer=self.regularizer("beta_regularizer")))
+        specs.append(VariableSpec("moving_mean", shape, dtype, trainable=False,
+                                  initializer=self.initializer("moving_mean_initializer")))
+        specs.append(VariableSpec("moving_variance", shape, dtype, trainable=False,
+                                  initializer=self.initializer("moving_variance_initializer")))
         return specs
 
     # ---- graph -------------------------------------------------------------------------
@@ -186,7 +189,7 @@ class BatchNormalization(LayerKind):
                                     f"input with shape {tuple(sig.shape)}")
         return [sig.shape[i] if i in axes else 1 for i in range(len(sig.shape))]
 
-    def update_stats(self, outputs: dict[str, np.ndarray], training: bool) -> list[tuple[str, np.ndarray, float]]:
+    def update_stats(self, outputs: dict[str, np.ndarray], *, training: bool) -> list[tuple[str, np.ndarray, float]]:
         if not training:
             return []
         y, mean, var = outputs["y"], outputs["batch_mean"], outputs["batch_variance"]

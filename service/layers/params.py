@@ -71,7 +71,7 @@ def _shown(value: Any) -> str:
     return str(tuple(value)) if isinstance(value, list) else str(value)
 
 
-def int_tuple(rank: int, allow_zero: bool = False) -> Parser:
+def int_tuple(rank: int, *, allow_zero: bool = False) -> Parser:
     """Keras' ``normalize_tuple``: an int, or ``rank`` ints (kernel_size, strides, dilation_rate,
     pool_size), with its messages."""
     def parse(value: Any, name: str) -> list[int]:
@@ -159,7 +159,7 @@ def kernel_bias_params(kernel_initializer: Any = None) -> tuple[Param, ...]:
     """The arguments Dense and the convolutions share, in TF's signature order."""
     return (
         Param("activation", "linear", activation),
-        Param("use_bias", True, boolean),
+        Param("use_bias", default=True, parse=boolean),
         Param("kernel_initializer", kernel_initializer, initializer),
         Param("bias_initializer", ZEROS, initializer),
         Param("kernel_regularizer", None, regularizer),

@@ -103,7 +103,7 @@ class _Pooling(LayerKind):
     def input_spec(self, build_shape: tuple[int | None, ...] | None) -> InputSpec:
         return InputSpec(ndim=self.rank + 2)
 
-    def check_call(self, shape: tuple[int, ...], dtype: str, training: bool) -> None:
+    def check_call(self, shape: tuple[int, ...], dtype: str, *, training: bool) -> None:
         if len(shape) != self.rank + 2:
             return  # the input spec reports it
         if dtype in self.unsupported_dtypes:
@@ -115,7 +115,7 @@ class _Pooling(LayerKind):
             raise InvalidArgument(f"Strides must be > 0 for {self.tf_op}, got strides={tuple(self.config['strides'])}",
                                   code="invalid_argument")
 
-    def check_op(self, shape: tuple[int, ...], dtype: str, training: bool) -> None:
+    def check_op(self, shape: tuple[int, ...], dtype: str, *, training: bool) -> None:
         """TF builds the layer, then its pooling op refuses a 'valid' window longer than the input
         (1D pooling runs as 2D, on the input with a dim of 1 inserted after the length)."""
         shown = list(shape)

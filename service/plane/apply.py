@@ -44,7 +44,7 @@ class Applying(Lifecycle, Records):
     """Applies: thread-safe, one consistent snapshot of the weights per run."""
 
     @retried
-    def apply(self, graph: str, ref: str, inputs: list[np.ndarray], training: bool | None = None,
+    def apply(self, graph: str, ref: str, inputs: list[np.ndarray], *, training: bool | None = None,
               batch: bool = True, revision: int | None = None, refs: bool = True) -> ApplyResult:
         """Forward pass; ``batch=False`` runs it alone in the calling thread (see ``runs_inline``);
         ``revision``: the store's, just read (``StateStore.head_revision_async``). The input
@@ -64,7 +64,7 @@ class Applying(Lifecycle, Records):
             check_float_input(each, layer.class_name)
         x = inputs[0]
         training = bool(training) and layer.kind.takes_training
-        layer.kind.check_call(tuple(x.shape), dtype_name(x.dtype), training)
+        layer.kind.check_call(tuple(x.shape), dtype_name(x.dtype), training=training)
         built_now = False
         if not layer.built:
             with self._mutation(g, layer):
@@ -74,7 +74,7 @@ class Applying(Lifecycle, Records):
         # TF checks a first input against the spec of the unbuilt layer only (done by _build)
         specs = [None] * n if built_now else input_specs(layer)
         xs = [self._check_input(layer, each, spec, k) for k, (each, spec) in enumerate(zip(inputs, specs, strict=False))]
-        layer.kind.check_op(tuple(xs[0].shape), dtype_name(xs[0].dtype), training)
+        layer.kind.check_op(tuple(xs[0].shape), dtype_name(xs[0].dtype), training=training)
         version = g.layer_version(layer)
         values = g.values  # one snapshot: never half-old, half-new weights
         sig = Signature(dtype_name(xs[0].dtype), tuple(xs[0].shape), training, var_specs(g, layer),
@@ -82,16 +82,16 @@ class Applying(Lifecycle, Records):
         self._check_output_size(layer, tuple(xs[0].shape))
         self._check_cost(layer, tuple(xs[0].shape))
         own = self.values_of(g, layer, list(layer.variables), values)
-        outputs = self.executor.run(layer, sig, xs[0], own, batch, xs[1:])
+        outputs = self.executor.run(layer, sig, xs[0], own, batch=batch, more_inputs=xs[1:])
         for name, value in outputs.items():  # custom graphs: their outputs' sizes are known only now
             self._check_size(np.shape(value), f"output {name!r} of layer {layer.name!r}")
-        input_refs = self._record(g, layer, inputs, outputs, training, values)
+        input_refs = self._record(g, layer, inputs, outputs, values, training=training)
         if input_refs is None and refs:
             input_refs = [input_ref(each) for each in inputs]
         ys = [outputs.pop("y"), *(outputs.pop(f"y{k}") for k in range(1, layer.kind.num_outputs))]
         return ApplyResult(ys, input_refs, layer, version)
 
-    def runs_inline(self, graph: str, ref: str, inputs: list[np.ndarray], training: bool | None,
+    def runs_inline(self, graph: str, ref: str, inputs: list[np.ndarray], *, training: bool | None,
                     budget_s: float, revision: int | None = None) -> bool:
         """Whether this apply is cheap enough to run without a thread hop: the layer is built,
         records nothing (no lock, no store write) and its recent runs took under ``budget_s``.

@@ -47,20 +47,22 @@ async def in_thread(fn: Callable[..., T], *args: object) -> T:
     return await asyncio.get_running_loop().run_in_executor(_POOL, call)
 
 
-async def apply(plane: DataPlane, graph: str, layer: str, inputs: list[np.ndarray], training: bool | None,
+async def apply(plane: DataPlane, graph: str, layer: str, inputs: list[np.ndarray], *, training: bool | None,
                 refs: bool = True, checkpoint: str | None = None) -> ApplyResult:
     """``plane.apply``, inline or in the pool (see the module's docstring); an apply pinned to a
     ``checkpoint`` always in the pool (it may read the checkpoint from the store)."""
     global _in_flight
     if checkpoint is not None:
-        return await _cancellable(functools.partial(apply_pinned, plane, graph, layer, inputs, training, checkpoint,
-                                                   refs=refs))
+        return await _cancellable(functools.partial(apply_pinned, plane, graph, layer, inputs, checkpoint,
+                                                    training=training, refs=refs))
     _in_flight += 1
     try:
         revision = await plane.store.head_revision_async(graph)  # a shared store's version check, off the threads
-        if await _inline(plane, graph, layer, inputs, training, revision):
-            return plane.apply(graph, layer, inputs, training, False, revision, refs)
-        return await _cancellable(plane.apply, graph, layer, inputs, training, True, revision, refs)
+        if await _inline(plane, graph, layer, inputs, training=training, revision=revision):
+            return plane.apply(graph, layer, inputs, training=training, batch=False, revision=revision, refs=refs)
+        run = functools.partial(plane.apply, graph, layer, inputs, training=training, batch=True, revision=revision,
+                                refs=refs)
+        return await _cancellable(run)
     finally:
         _in_flight -= 1
 
@@ -76,14 +78,15 @@ async def _cancellable(fn: Callable[..., T], *args: object) -> T:
             raise
 
 
-async def _inline(plane: DataPlane, graph: str, layer: str, inputs: list[np.ndarray], training: bool | None,
+async def _inline(plane: DataPlane, graph: str, layer: str, inputs: list[np.ndarray], *, training: bool | None,
                   revision: int | None) -> bool:
     """Whether this apply runs on the loop (see the module's docstring)."""
     if sum(x.size for x in inputs) > INLINE_MAX_ELEMENTS:
         return False
-    if plane.runs_inline(graph, layer, inputs, training, INLINE_BUDGET_S, revision):
+    if plane.runs_inline(graph, layer, inputs, training=training, budget_s=INLINE_BUDGET_S, revision=revision):
         return True
-    if _in_flight > 1 or not plane.runs_inline(graph, layer, inputs, training, IDLE_INLINE_BUDGET_S, revision):
+    if _in_flight > 1 or not plane.runs_inline(graph, layer, inputs, training=training,
+                                                  budget_s=IDLE_INLINE_BUDGET_S, revision=revision):
         return False
     for _ in range(2):  # the loop reads what has arrived, then those requests run up to here
         await asyncio.sleep(0)

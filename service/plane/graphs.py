@@ -6,6 +6,7 @@ With a store that other replicas write too, every call first brings its graph up
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
@@ -42,7 +43,7 @@ class GraphPlane:
         self.pinned_values: Callable[[str, str], Mapping[str, np.ndarray]] | None = None
         store.watch(self._warm)
 
-    def graph(self, name: str, create: bool = False, revision: int | None = None) -> Graph:
+    def graph(self, name: str, *, create: bool = False, revision: int | None = None) -> Graph:
         """The graph, current: ``revision``, when given, is the store's revision just read."""
         check_name(name, GRAPH_NAME, "graph name")
         if name in self.store.damaged:
@@ -71,11 +72,9 @@ class GraphPlane:
     def _warm(self, name: str, revision: int) -> None:
         """Another replica committed: refresh a graph this one serves before a request needs it."""
         cached = self.graphs.get(name)
-        if cached is not None and 0 <= revision and cached.revision < revision:
-            try:
+        if cached is not None and revision >= 0 and cached.revision < revision:
+            with contextlib.suppress(Exception):  # warming is a hint; the next request refreshes anyway
                 self.graph(name)
-            except Exception:  # warming is a hint; the next request refreshes anyway
-                pass
 
     def _forget_removed(self, old: Graph, new: Graph) -> None:
         for layer_id in old.layers.keys() - new.layers.keys():

@@ -27,7 +27,7 @@ class Lifecycle(GraphPlane):
 
     # ---- create, patch, delete ---------------------------------------------------------
     @retried
-    def create_layer(self, graph: str, class_name: str, config: dict[str, Any], name: str | None = None,
+    def create_layer(self, graph: str, class_name: str, config: dict[str, Any], *, name: str | None = None,
                      trainable: bool | None = None, dtype: str | None = None, scope: str | None = None,
                      reuse: bool | str = False, batching: dict[str, Any] | None = None) -> Layer:
         config = dict(config)
@@ -54,7 +54,8 @@ class Lifecycle(GraphPlane):
         g = self.graph(graph, create=True)
         with self._mutation(g):
             g.check_layer_limit(self.settings.max_layers_per_graph)
-            layer = g.new_layer(kind, name, True if trainable is None else trainable, dtype, scope, reuse)
+            layer = g.new_layer(kind, name, trainable=True if trainable is None else trainable, dtype=dtype, scope=scope,
+                                reuse=reuse)
             layer.batching = overrides
             self._commit(g)
         return layer
@@ -67,7 +68,7 @@ class Lifecycle(GraphPlane):
             self._commit(g)
 
     @retried
-    def patch_layer(self, graph: str, ref: str, trainable: bool | None = None,
+    def patch_layer(self, graph: str, ref: str, *, trainable: bool | None = None,
                     batching: dict[str, Any] | None = None, if_match: int | None = None,
                     scope: str | None = None, reuse: bool | None = None) -> Layer:
         g, layer = self.layer(graph, ref)

@@ -17,8 +17,8 @@ from layerserve.server.plane.lifecycle import input_specs
 __all__ = ["apply_pinned"]
 
 
-def apply_pinned(plane: DataPlane, graph: str, ref: str, inputs: list[np.ndarray], training: bool | None,
-                 checkpoint: str, *, batch: bool = True, refs: bool = False) -> ApplyResult:
+def apply_pinned(plane: DataPlane, graph: str, ref: str, inputs: list[np.ndarray], checkpoint: str, *,
+                 training: bool | None, batch: bool = True, refs: bool = False) -> ApplyResult:
     """``plane.apply`` with the values of ``checkpoint`` (see ``Checkpoints.values``)."""
     if plane.pinned_values is None:
         raise NotFound(f"no checkpoint {checkpoint!r}", code="checkpoint_not_found")
@@ -37,10 +37,11 @@ def apply_pinned(plane: DataPlane, graph: str, ref: str, inputs: list[np.ndarray
     training = bool(training) and layer.kind.takes_training
     specs = input_specs(layer)
     xs = [plane._check_input(layer, each, spec, k) for k, (each, spec) in enumerate(zip(inputs, specs, strict=False))]
-    layer.kind.check_op(tuple(xs[0].shape), dtype_name(xs[0].dtype), training)
+    layer.kind.check_op(tuple(xs[0].shape), dtype_name(xs[0].dtype), training=training)
     sig = Signature(dtype_name(xs[0].dtype), tuple(xs[0].shape), training, var_specs(g, layer),
                     tuple(tuple(each.shape) for each in xs[1:]))
     plane._check_output_size(layer, tuple(xs[0].shape))
-    outputs = plane.executor.run(layer, sig, xs[0], {n: values[n] for n in layer.variables}, batch, xs[1:])
+    outputs = plane.executor.run(layer, sig, xs[0], {n: values[n] for n in layer.variables}, batch=batch,
+                                 more_inputs=xs[1:])
     ys = [outputs.pop("y"), *(outputs.pop(f"y{k}") for k in range(1, layer.kind.num_outputs))]
     return ApplyResult(ys, [input_ref(each) for each in inputs] if refs else None, layer, g.layer_version(layer))

@@ -66,7 +66,7 @@ class _Source:
     def layer(self, layer_id: str) -> Layer:
         return self.g.resolve(layer_id)
 
-    def layer_model(self, layer: Layer, dtype: str, shape: tuple[int, ...], training: bool
+    def layer_model(self, layer: Layer, dtype: str, shape: tuple[int, ...], *, training: bool
                     ) -> tuple[onnx.ModelProto, list[str]]:
         specs = tuple(VariableSpec(layer.short_name(n), self.g.variables[n].shape, self.g.variables[n].dtype)
                       for n in layer.variables)
@@ -266,7 +266,7 @@ class ProgramPlane:
             inputs[name] = initial_value(g, variable, values)
         for extra in composed.extra_feeds:
             kind = g.layers[extra.layer_id].kind
-            inputs[extra.input] = kind.extra_feeds(extra.shape, extra.dtype, True)[extra.name]
+            inputs[extra.input] = kind.extra_feeds(extra.shape, extra.dtype, training=True)[extra.name]
         try:
             arrays = session.session.run(session.output_names, inputs)
         except Exception as exc:  # the program failed on these feeds (a shape, an index): TF's InvalidArgumentError

@@ -25,12 +25,12 @@ class Records(GraphPlane):
     """Recording an apply's losses and updates, reading the losses, running the updates."""
 
     def _record(self, g: Graph, layer: Layer, inputs: list[np.ndarray], outputs: dict[str, np.ndarray],
-                training: bool, values: Any) -> list[str] | None:
+                values: Any, *, training: bool) -> list[str] | None:
         """Record the apply's conditional losses and pending updates, keyed by the inputs'
         references; those references, or None when there was nothing to record."""
         loss_values = list(layer.kind.conditional_losses(outputs))
         loss_values += self._activity_losses(layer, outputs["y"])
-        stats = layer.kind.update_stats(outputs, training)
+        stats = layer.kind.update_stats(outputs, training=training)
         if not loss_values and not stats:
             return None
         refs = [input_ref(each) for each in inputs]
@@ -85,7 +85,7 @@ class Records(GraphPlane):
         """Unconditional losses a custom graph computes from the variables, evaluated now."""
         return [{"output": name, "value": value} for name, value in self.executor.weight_losses(layer, values)]
 
-    def updates_for(self, graph: str, ref: str, refs: list[str] | None, everything: bool = False) -> list[PendingUpdate]:
+    def updates_for(self, graph: str, ref: str, refs: list[str] | None, *, everything: bool = False) -> list[PendingUpdate]:
         _, layer = self.layer(graph, ref)
         if everything:
             return layer.visible_updates()

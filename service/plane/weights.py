@@ -62,5 +62,5 @@ class Weights(GraphPlane):
         if not layer.built or layer.build_shape is None or layer.dtype is None:
             raise Conflict(f"layer {layer.name!r} is not built yet: apply or build it first", code="not_built")
         shape = tuple(1 if d is None else d for d in layer.build_shape)
-        sig = Signature(layer.dtype, shape, False, var_specs(g, layer))
+        sig = Signature(layer.dtype, shape, training=False, variables=var_specs(g, layer))
         return self.executor.export(layer, sig, self.values_of(g, layer, list(layer.variables), g.values))

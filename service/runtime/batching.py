@@ -196,10 +196,9 @@ class Batcher:
                 q.items[0].event.set()
                 return
             q.running = False
-        with self._lock:
-            with q.cond:
-                if not q.running and not q.items and self._queues.get(key) is q:
-                    del self._queues[key]
+        with self._lock, q.cond:
+            if not q.running and not q.items and self._queues.get(key) is q:
+                del self._queues[key]
 
 
 def _layer_of(key: Hashable) -> str:

@@ -32,7 +32,7 @@ __all__ = ["Executor"]
 
 class Executor:
     def __init__(self, sessions: SessionCache, batch_defaults: BatchPolicy | None = None,
-                 batcher: Batcher | None = None, io_binding: bool = False) -> None:
+                 batcher: Batcher | None = None, *, io_binding: bool = False) -> None:
         self.sessions = sessions
         self.batch_defaults = batch_defaults or BatchPolicy()
         self.batcher = batcher or Batcher()
@@ -46,14 +46,14 @@ class Executor:
         # layer id -> (session, output names) of its unconditional-loss model (custom layers)
         self._loss_sessions: dict[str, tuple[Any, list[str]]] = {}
 
-    def run(self, layer: Layer, sig: Signature, x: np.ndarray, variables: dict[str, np.ndarray],
+    def run(self, layer: Layer, sig: Signature, x: np.ndarray, variables: dict[str, np.ndarray], *,
             batch: bool = True, more_inputs: Sequence[np.ndarray] = ()) -> dict[str, Any]:
         """Run the layer. Inference applies of batch-separable layers go through the batcher
         when the layer batches (``batch=False``: run here and now); batched or not, they follow
         its padding rule, so a result never depends on batching or concurrency. ``more_inputs``:
         the other inputs of a layer of several inputs (custom layers)."""
         try:
-            return self._run(layer, sig, x, variables, batch, more_inputs)
+            return self._run(layer, sig, x, variables, batch=batch, more_inputs=more_inputs)
         except Exception as exc:
             if not layer.kind.user_defined or isinstance(exc, LayerServeError):
                 raise
@@ -61,15 +61,15 @@ class Executor:
             raise IncompatibleInput(f"layer {layer.name!r} could not compute its graph on inputs of shape "
                                     f"{shapes}: {clean_message(str(exc))}", code="graph_failed") from None
 
-    def _run(self, layer: Layer, sig: Signature, x: np.ndarray, variables: dict[str, np.ndarray],
+    def _run(self, layer: Layer, sig: Signature, x: np.ndarray, variables: dict[str, np.ndarray], *,
              batch: bool, more_inputs: Sequence[np.ndarray]) -> dict[str, Any]:
         compiled = self.sessions.get(layer.key, layer.kind, sig)
         weights = self.variable_feeds(layer, variables)
         policy = self.policy(layer)
         if self._batchable(layer, sig, compiled, x) and not more_inputs:
-            y = self._run_batched(layer, sig, compiled, weights, x, policy, batch and policy.enabled)
+            y = self._run_batched(layer, sig, compiled, weights, x, policy, batch=batch and policy.enabled)
             return {OUTPUT: y}
-        feeds = dict(layer.kind.extra_feeds(tuple(x.shape), sig.dtype, sig.training))
+        feeds = dict(layer.kind.extra_feeds(tuple(x.shape), sig.dtype, training=sig.training))
         feeds[INPUT] = x
         feeds.update({input_name(k): more for k, more in enumerate(more_inputs, start=1)})
         started = time.perf_counter()
@@ -94,7 +94,7 @@ class Executor:
                 and compiled.output_names == [OUTPUT] and x.ndim >= 1)
 
     def _run_batched(self, layer: Layer, sig: Signature, compiled: CompiledLayer, weights: dict[str, np.ndarray],
-                     x: np.ndarray, policy: BatchPolicy, batch: bool) -> np.ndarray:
+                     x: np.ndarray, policy: BatchPolicy, *, batch: bool) -> np.ndarray:
         def execute(xb: np.ndarray) -> np.ndarray:
             started = time.perf_counter()
             y = self._execute(compiled, layer.key, weights, {INPUT: xb})[0]

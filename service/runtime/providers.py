@@ -86,7 +86,7 @@ def _session_providers(candidates: list[str], options: dict[str, dict[str, str]]
 
 
 def select_providers(requested: list[str], options: dict[str, dict[str, Any]] | None = None,
-                     require: bool = False) -> ProviderSelection:
+                     *, require: bool = False) -> ProviderSelection:
     """Keep the requested providers a session really gets, in order; say loudly what is missing."""
     unknown = [p for p in requested if p not in PROVIDER_NAMES]
     if unknown or not requested:

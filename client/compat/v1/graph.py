@@ -101,7 +101,7 @@ class Tensor(TraceTensor):
     trace: Graph
 
     def __init__(self, graph: Graph, name: str, dtype: DType, shape: TensorShape, op: Operation | None) -> None:
-        super().__init__(graph, name, dtype, True)
+        super().__init__(graph, name, dtype, per_apply=True)
         self.dtype: DType = dtype  # type: ignore[assignment]
         self._shape = shape
         self.op = op  # type: ignore[assignment]

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from layerserve import _routes
 from layerserve import layers as hosted
 from layerserve.compat.v1 import math_ops
 from layerserve.compat.v1.dtypes import as_dtype
@@ -170,10 +171,10 @@ def _first_call(layer: Any, x: Tensor) -> _CallState:
     g.var_store.open(full)
     with g.name_scope(short) as ns:
         state = _CallState(full, ns)
-    layer._call("PATCH", body={"scope": full, "reuse": reuse})
+    layer._send(_routes.patch_layer, {"scope": full, "reuse": reuse})
     if x.shape.dims is None:
         raise ValueError(f"Input 0 of layer {layer.name} has an undefined rank; a graph-mode layer needs it")
-    layer._call("POST", "/build", {"input_shape": list(x.shape.dims), "dtype": str(x.dtype)})
+    layer._send(_routes.build, list(x.shape.dims), str(x.dtype))
     described = layer._describe()
     kinds = {v["name"]: v for v in described["variables"]}
     order = [v["name"] for v in described["variables"]]
@@ -217,7 +218,7 @@ def _graph_call(layer: Any, x: Tensor, training: Any) -> Tensor:
     state = g.layer_calls.get(layer.id) or _first_call(layer, x)
     described = layer._describe()
     config = described["config"]
-    shape = layer._call("POST", "/compute_output_shape", {"input_shape": list(x.shape.dims or [])}).body
+    shape = layer._send(_routes.compute_output_shape, list(x.shape.dims or [])).body
     mode, flag = _training_arg(training)
     takes_training = type(layer).__mro__[2].__name__ in ("BatchNormalization", "Dropout")
     if not takes_training:

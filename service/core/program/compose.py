@@ -28,7 +28,7 @@ _NP = {1: "float32", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "floa
 class LayerSource(Protocol):
     def layer(self, layer_id: str) -> Any: ...
 
-    def layer_model(self, layer: Any, dtype: str, shape: tuple[int, ...], training: bool
+    def layer_model(self, layer: Any, dtype: str, shape: tuple[int, ...], *, training: bool
                     ) -> tuple[onnx.ModelProto, list[str]]: ...
 
     def variable(self, name: str) -> tuple[str, tuple[int, ...]]: ...
@@ -245,7 +245,7 @@ class _Composer:
 
     def inline(self, layer: Any, x: str, shape: tuple[int, ...], dtype: str, *, training: bool
                ) -> tuple[str, dict[str, str]]:
-        model, outputs = self.source.layer_model(layer, dtype, shape, training)
+        model, outputs = self.source.layer_model(layer, dtype, shape, training=training)
         prefix = self.fresh(f"L{layer.id}") + "/"
         rename: dict[str, str] = {"": ""}
         for info in model.graph.input:

@@ -23,7 +23,7 @@ def check_program(model: onnx.ModelProto, *, max_nodes: int, has_layer: Callable
                               code="program_too_large")
     for node in nodes:
         if node.domain == DOMAIN:
-            _check_custom(node, has_layer, has_variable, gradients)
+            _check_custom(node, has_layer, has_variable, gradients=gradients)
         elif node.domain in ("", "ai.onnx"):
             if not onnx.defs.has(node.op_type):
                 raise InvalidArgument(f"the program uses the op {node.op_type!r}, which the server cannot run",
@@ -44,7 +44,7 @@ def _attr(node: onnx.NodeProto, name: str) -> str:
     raise InvalidArgument(f"the program's {node.op_type} node lacks its {name!r} attribute", code="invalid_program")
 
 
-def _check_custom(node: onnx.NodeProto, has_layer: Callable[[str], bool], has_variable: Callable[[str], bool],
+def _check_custom(node: onnx.NodeProto, has_layer: Callable[[str], bool], has_variable: Callable[[str], bool], *,
                   gradients: bool) -> None:
     if node.op_type not in CUSTOM_OPS:
         raise InvalidArgument(f"the program uses the op {DOMAIN}.{node.op_type}, which the server cannot run",

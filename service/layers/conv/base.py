@@ -19,7 +19,7 @@ from layerserve.server.layers.conv.geometry import (
     effective_kernel,
     gather_index,
 )
-from layerserve.server.layers.conv.ops import from_channels_first, to_channels_first, zeros_like_batch
+from layerserve.server.layers.conv.ops import NATIVE_DTYPES, from_channels_first, to_channels_first, zeros_like_batch
 from layerserve.server.layers.kit.activations import apply_activation
 from layerserve.server.layers.kit.initializers import Initializer
 from layerserve.server.layers.kit.input_spec import InputSpec
@@ -122,7 +122,7 @@ class ConvBase(LayerKind):
         if self.checks_output_at_build:  # Keras' Conv.build calls compute_output_shape
             self.compute_output_shape(shape)
 
-    def check_op(self, shape: tuple[int, ...], dtype: str, training: bool) -> None:
+    def check_op(self, shape: tuple[int, ...], dtype: str, *, training: bool) -> None:
         """The convolution op's shape checks: a 'valid' window longer than the input fails
         (TF's graph mode knows the static shape), even where Keras' output length is 0."""
         lead = len(shape) - self.rank - 1
@@ -198,13 +198,15 @@ class ConvBase(LayerKind):
     # ---- variables -------------------------------------------------------------------
     def weight(self, name: str, shape: tuple[int, ...], dtype: str, prefix: str) -> VariableSpec:
         init = self.initializer(f"{prefix}_initializer") or Initializer("GlorotUniform", {"seed": None})
-        return VariableSpec(name, shape, dtype, True, init, self.regularizer(f"{prefix}_regularizer"))
+        return VariableSpec(name, shape, dtype, trainable=True, initializer=init,
+                            regularizer=self.regularizer(f"{prefix}_regularizer"))
 
     def bias_specs(self, dtype: str) -> list[VariableSpec]:
         if not self.config["use_bias"]:
             return []
-        return [VariableSpec("bias", (self.config["filters"],), dtype, True, self.initializer("bias_initializer"),
-                             self.regularizer("bias_regularizer"))]
+        return [VariableSpec("bias", (self.config["filters"],), dtype, trainable=True,
+                             initializer=self.initializer("bias_initializer"),
+                             regularizer=self.regularizer("bias_regularizer"))]
 
     # ---- graph -----------------------------------------------------------------------
     def graph(self, b: GraphBuilder, x: str, sig: Signature) -> GraphOutputs:
@@ -225,8 +227,28 @@ class ConvBase(LayerKind):
         return GraphOutputs(apply_activation(b, y, self.config["activation"], sig.dtype))
 
     def convolve(self, b: GraphBuilder, x: str, core: tuple[int, ...], sig: Signature) -> str:
-        """``x`` is ``[N, *core]`` in the layer's data_format; the result (bias added) too."""
+        """``x`` is ``[N, *core]`` in the layer's data_format; the result (bias added) too. ONNX
+        Runtime's own convolution where it has a kernel for the dtype, else gathered patches."""
+        spatial, channels, out = self.static_split(core)
+        if sig.dtype in NATIVE_DTYPES:
+            return self.native(b, x, spatial, channels, out, sig.dtype)
+        return self.gathered(b, x, spatial, channels, out, sig.dtype)
+
+    def native(self, b: GraphBuilder, x: str, spatial: tuple[int, ...], channels: int, out: tuple[int, ...],
+               dtype: str) -> str:
+        """The convolution as ONNX's Conv or ConvTranspose."""
         raise NotImplementedError
+
+    def gathered(self, b: GraphBuilder, x: str, spatial: tuple[int, ...], channels: int, out: tuple[int, ...],
+                 dtype: str) -> str:
+        """The convolution as gathered patches and a MatMul (dtypes without a Conv kernel)."""
+        raise NotImplementedError
+
+    def project_rows(self, b: GraphBuilder, rows: str, kernel: str, out: tuple[int, ...], dtype: str) -> str:
+        """Patch rows ``[N, P, width]`` times ``kernel`` ``[width, filters]``, plus the bias, in the
+        layer's output layout ``[N, *out, filters]`` (or channels first)."""
+        y = self.add_bias(b, b.op("MatMul", [rows, kernel]), dtype)
+        return self.from_last(b, b.op("Reshape", [y, b.ints([0, *out, self.config["filters"]])]))
 
     def bias_input(self, b: GraphBuilder, dtype: str) -> list[str]:
         if not self.config["use_bias"]:

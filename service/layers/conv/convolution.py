@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from layerserve.server.layers.base import Signature, VariableSpec
+from layerserve.server.layers.base import VariableSpec
 from layerserve.server.layers.conv.base import ConvBase, Shape, conv_head_params, conv_tail_params
 from layerserve.server.layers.conv.ops import NATIVE_DTYPES, gather_patches, onnx_kernel
 from layerserve.server.layers.kit.onnx_graph import GraphBuilder
@@ -33,13 +33,8 @@ class Conv(ConvBase):
             feeds["kernel"] = kernel.reshape(-1, kernel.shape[-1])
         return feeds
 
-    def convolve(self, b: GraphBuilder, x: str, core: tuple[int, ...], sig: Signature) -> str:
-        spatial, channels, out = self.static_split(core)
-        if sig.dtype in NATIVE_DTYPES:
-            return self._native(b, x, spatial, channels, sig.dtype)
-        return self._gathered(b, x, spatial, channels, out, sig.dtype)
-
-    def _native(self, b: GraphBuilder, x: str, spatial: tuple[int, ...], channels: int, dtype: str) -> str:
+    def native(self, b: GraphBuilder, x: str, spatial: tuple[int, ...], channels: int, out: tuple[int, ...],
+               dtype: str) -> str:
         c = self.config
         ks = list(c["kernel_size"])
         b.add_input("kernel", dtype, [c["filters"], channels, *ks])
@@ -49,15 +44,14 @@ class Conv(ConvBase):
                  pads=[p[0] for p in pads] + [p[1] for p in pads])
         return self.from_first(b, y)
 
-    def _gathered(self, b: GraphBuilder, x: str, spatial: tuple[int, ...], channels: int, out: tuple[int, ...],
-                  dtype: str) -> str:
+    def gathered(self, b: GraphBuilder, x: str, spatial: tuple[int, ...], channels: int, out: tuple[int, ...],
+                 dtype: str) -> str:
         c = self.config
         width = math.prod(c["kernel_size"]) * channels
         b.add_input("kernel", dtype, [width, c["filters"]])
         patches = gather_patches(b, self.to_last(b, x), self.forward_index(spatial, out), spatial, channels)
         rows = b.op("Reshape", [patches, b.ints([0, math.prod(out), width])])
-        y = self.add_bias(b, b.op("MatMul", [rows, "kernel"]), dtype)
-        return self.from_last(b, b.op("Reshape", [y, b.ints([0, *out, c["filters"]])]))
+        return self.project_rows(b, rows, "kernel", out, dtype)
 
 
 class Conv1D(Conv):

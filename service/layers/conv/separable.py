@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from layerserve.server.errors import IncompatibleInput
-from layerserve.server.layers.base import Signature, VariableSpec
+from layerserve.server.layers.base import VariableSpec
 from layerserve.server.layers.conv.base import GLOROT, ConvBase, Shape, conv_head_params, conv_tail_params
 from layerserve.server.layers.conv.ops import NATIVE_DTYPES, gather_patches, onnx_kernel
 from layerserve.server.layers.kit.onnx_graph import GraphBuilder
@@ -35,13 +35,13 @@ class SeparableConv(ConvBase):
     checks_output_at_build = False  # Keras' separable build skips it; the depthwise op checks
     tf_op = "DepthwiseConv2dNative"
 
-    def check_op(self, shape: tuple[int, ...], dtype: str, training: bool) -> None:
+    def check_op(self, shape: tuple[int, ...], dtype: str, *, training: bool) -> None:
         """TF builds the layer, then its depthwise op (rank 4; 1D inputs get a dim inserted) fails."""
         rank = len(shape) + (1 if self.rank == 1 else 0)
         if rank != 4:
             raise IncompatibleInput(f"Shape must be rank 4 but is rank {rank} for '{self.tf_op}' with input "
                                     f"shapes: [{','.join(str(v) for v in shape)}].")
-        super().check_op(shape, dtype, training)
+        super().check_op(shape, dtype, training=training)
 
     def variable_specs(self, input_shape: Shape, dtype: str) -> list[VariableSpec]:
         c = self.config
@@ -65,13 +65,8 @@ class SeparableConv(ConvBase):
             feeds["pointwise_kernel"] = pointwise.reshape(-1, pointwise.shape[-1])
         return feeds
 
-    def convolve(self, b: GraphBuilder, x: str, core: tuple[int, ...], sig: Signature) -> str:
-        spatial, channels, out = self.static_split(core)
-        if sig.dtype in NATIVE_DTYPES:
-            return self._native(b, x, spatial, channels, sig.dtype)
-        return self._gathered(b, x, spatial, channels, out, sig.dtype)
-
-    def _native(self, b: GraphBuilder, x: str, spatial: tuple[int, ...], channels: int, dtype: str) -> str:
+    def native(self, b: GraphBuilder, x: str, spatial: tuple[int, ...], channels: int, out: tuple[int, ...],
+               dtype: str) -> str:
         c = self.config
         ks, width = list(c["kernel_size"]), channels * c["depth_multiplier"]
         ones = [1] * self.rank
@@ -84,8 +79,8 @@ class SeparableConv(ConvBase):
         y = b.op("Conv", [depthwise, "pointwise_kernel", *self.bias_input(b, dtype)], kernel_shape=ones)
         return self.from_first(b, y)
 
-    def _gathered(self, b: GraphBuilder, x: str, spatial: tuple[int, ...], channels: int, out: tuple[int, ...],
-                  dtype: str) -> str:
+    def gathered(self, b: GraphBuilder, x: str, spatial: tuple[int, ...], channels: int, out: tuple[int, ...],
+                 dtype: str) -> str:
         c = self.config
         multiplier, taps = c["depth_multiplier"], math.prod(c["kernel_size"])
         b.add_input("depthwise_kernel", dtype, [taps, channels, multiplier])
@@ -93,8 +88,7 @@ class SeparableConv(ConvBase):
         patches = gather_patches(b, self.to_last(b, x), self.forward_index(spatial, out), spatial, channels)
         depthwise = b.op("Einsum", [patches, "depthwise_kernel"], equation="npkc,kcm->npcm")
         rows = b.op("Reshape", [depthwise, b.ints([0, math.prod(out), channels * multiplier])])
-        y = self.add_bias(b, b.op("MatMul", [rows, "pointwise_kernel"]), dtype)
-        return self.from_last(b, b.op("Reshape", [y, b.ints([0, *out, c["filters"]])]))
+        return self.project_rows(b, rows, "pointwise_kernel", out, dtype)
 
 
 class SeparableConv1D(SeparableConv):

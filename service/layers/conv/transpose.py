@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from layerserve.server.errors import IncompatibleInput, InvalidArgument
-from layerserve.server.layers.base import Signature, VariableSpec
+from layerserve.server.layers.base import VariableSpec
 from layerserve.server.layers.conv.base import ConvBase, Shape, conv_head_params, conv_tail_params
 from layerserve.server.layers.conv.geometry import (
     deconv_output_length,
@@ -38,7 +38,7 @@ class ConvTranspose(ConvBase):
     rank_checked_at_build = True
     checks_output_at_build = False  # its output is never shorter than its input
 
-    def check_op(self, shape: tuple[int, ...], dtype: str, training: bool) -> None:
+    def check_op(self, shape: tuple[int, ...], dtype: str, *, training: bool) -> None:
         """Every input length gives an output: nothing for the op to refuse."""
 
     def dtype_error(self, layer_dtype: str, input_dtype: str) -> str:
@@ -86,14 +86,8 @@ class ConvTranspose(ConvBase):
             feeds["kernel"] = np.swapaxes(kernel, -1, -2).reshape(-1, kernel.shape[-2])
         return feeds
 
-    def convolve(self, b: GraphBuilder, x: str, core: tuple[int, ...], sig: Signature) -> str:
-        spatial, channels, out = self.static_split(core)
-        if sig.dtype in NATIVE_DTYPES:
-            return self._native(b, x, spatial, channels, out, sig.dtype)
-        return self._gathered(b, x, spatial, channels, out, sig.dtype)
-
-    def _native(self, b: GraphBuilder, x: str, spatial: tuple[int, ...], channels: int, out: tuple[int, ...],
-                dtype: str) -> str:
+    def native(self, b: GraphBuilder, x: str, spatial: tuple[int, ...], channels: int, out: tuple[int, ...],
+               dtype: str) -> str:
         c = self.config
         ks, strides, rates = list(c["kernel_size"]), list(c["strides"]), self.dilations()
         b.add_input("kernel", dtype, [channels, c["filters"], *ks])
@@ -106,8 +100,8 @@ class ConvTranspose(ConvBase):
                  output_padding=[max(e, 0) for e in extra])
         return self.from_first(b, y)
 
-    def _gathered(self, b: GraphBuilder, x: str, spatial: tuple[int, ...], channels: int, out: tuple[int, ...],
-                  dtype: str) -> str:
+    def gathered(self, b: GraphBuilder, x: str, spatial: tuple[int, ...], channels: int, out: tuple[int, ...],
+                 dtype: str) -> str:
         c = self.config
         positions = [deconv_positions(n, o, k, s, d, p) for n, o, k, s, d, p in
                      zip(spatial, out, c["kernel_size"], c["strides"], self.dilations(), self.pads_before(),
@@ -116,8 +110,7 @@ class ConvTranspose(ConvBase):
         b.add_input("kernel", dtype, [width, c["filters"]])
         patches = gather_patches(b, self.to_last(b, x), gather_index(positions, spatial), spatial, channels)
         rows = b.op("Reshape", [patches, b.ints([0, math.prod(out), width])])
-        y = self.add_bias(b, b.op("MatMul", [rows, "kernel"]), dtype)
-        return self.from_last(b, b.op("Reshape", [y, b.ints([0, *out, c["filters"]])]))
+        return self.project_rows(b, rows, "kernel", out, dtype)
 
 
 class Conv2DTranspose(ConvTranspose):

@@ -153,8 +153,9 @@ class CustomLayer(LayerKind):
         return bool(self.config["batch_separable"])
 
     def build_variables(self, shapes: list[Shape], dtype: str) -> list[VariableSpec]:
-        return [VariableSpec(d.name, self._resolve(d, shapes), d.dtype, d.trainable, self._initializer(d),
-                             parse_regularizer(d.regularizer, d.name)) for d in self.variables]
+        return [VariableSpec(d.name, self._resolve(d, shapes), d.dtype, trainable=d.trainable,
+                             initializer=self._initializer(d), regularizer=parse_regularizer(d.regularizer, d.name))
+                for d in self.variables]
 
     def _resolve(self, decl: VariableDecl, shapes: list[Shape]) -> tuple[int, ...]:
         out = []
@@ -209,7 +210,7 @@ class CustomLayer(LayerKind):
     def conditional_losses(self, outputs: dict[str, np.ndarray]) -> list[np.ndarray]:
         return [_scalar(outputs[f"loss{i}"], d.output) for i, d in enumerate(self.losses) if d.conditional]
 
-    def update_stats(self, outputs: dict[str, np.ndarray], training: bool) -> list[tuple[str, np.ndarray, float | None]]:
+    def update_stats(self, outputs: dict[str, np.ndarray], *, training: bool) -> list[tuple[str, np.ndarray, float | None]]:
         if not training:
             return []
         return [(d.variable, outputs[f"update{i}"], None if d.momentum is None else 1.0 - d.momentum)

@@ -90,7 +90,7 @@ def _shape(value: object, where: str) -> tuple[int | str, ...]:
     return tuple(value)
 
 
-def _flag(value: object, where: str, default: bool) -> bool:
+def _flag(value: object, where: str, *, default: bool) -> bool:
     if value is None:
         return default
     if not isinstance(value, bool):
@@ -133,7 +133,7 @@ def _variable(item: object, where: str) -> VariableDecl:
         raise bad(f"{where}.dtype", f"must be one of {', '.join(FLOAT_DTYPES)}, got {data['dtype']!r}")
     init = data.get("initializer")
     return VariableDecl(name, _shape(data["shape"], f"{where}.shape"), data["dtype"],
-                        _flag(data.get("trainable"), f"{where}.trainable", True),
+                        _flag(data.get("trainable"), f"{where}.trainable", default=True),
                         None if init is None else initializer(init, f"{where}.initializer"),
                         _value(data, where), regularizer(data.get("regularizer"), f"{where}.regularizer"))
 
@@ -165,7 +165,7 @@ def parse_losses(value: object) -> list[LossDecl]:
         where = f"config.losses[{i}]"
         data = _check_keys(item, {"output", "conditional"}, {"output", "conditional"}, where)
         out.append(LossDecl(_output_name(data["output"], f"{where}.output"),
-                            _flag(data["conditional"], f"{where}.conditional", True)))
+                            _flag(data["conditional"], f"{where}.conditional", default=True)))
     return out
 
 
@@ -243,7 +243,7 @@ def normalize_config(kwargs: dict[str, Any]) -> dict[str, Any]:
         "input_spec": None if spec is None else (
             [s.to_json() for s in spec] if isinstance(spec, list) else spec.to_json()),
         "training_input": training, "class_name": class_name,
-        "batch_separable": _flag(kwargs.get("batch_separable"), "config.batch_separable", False),
+        "batch_separable": _flag(kwargs.get("batch_separable"), "config.batch_separable", default=False),
         "activity_regularizer": regularizer(kwargs.get("activity_regularizer"), "activity_regularizer"),
     }
 
