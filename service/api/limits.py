@@ -8,18 +8,16 @@ the body is still arriving, else 503; ``asyncio.timeout``, no task of its own pe
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from layerserve.protocol import FRAME_CONTENT_TYPE
 from layerserve.server.api.errors import send_error
-from layerserve.server.api.routes import RouteMatch, match_of, request_header
+from layerserve.server.api.routes import RouteMatch, match_of, request_header, split_model
 from layerserve.server.api.wire import declared_too_large
 from layerserve.server.config import Settings
-from layerserve.server.core.graph import LAYER_ID_PREFIX
-from layerserve.server.core.naming import GRAPH_NAME, LAYER_NAME
+from layerserve.server.core.naming import GRAPH_NAME, layer_ref_problem
 from layerserve.server.errors import (
     InvalidArgument,
     LayerServeError,
@@ -31,24 +29,26 @@ from layerserve.server.errors import (
 
 __all__ = ["RequestLimits"]
 
-_LAYER_ID = re.compile(re.escape(LAYER_ID_PREFIX) + r"[0-9]{1,18}")
 _NEEDS_STATE = ("/v1/graphs", "/v2/models")
 _OIP_HEADER_LENGTH = b"inference-header-content-length"
 _JSON_TYPES = ("application/json", "")
 
 
 def _name_problem(match: RouteMatch | None) -> LayerServeError | None:
-    """The route's graph and layer names: a name with ``/`` (sent as ``%2F``) is one bad name."""
-    if match is None or not match.path.startswith("/v1/graphs/{graph}"):
+    """The route's graph and layer names (an OIP model names both): a name with ``/`` (sent as
+    ``%2F``) is one bad name."""
+    if match is None:
         return None
-    graph = match.params.get("graph", "")
+    layer: str | None
+    if "model" in match.params:
+        graph, layer = split_model(match.params["model"])
+    elif match.path.startswith("/v1/graphs/{graph}"):
+        graph, layer = match.params.get("graph", ""), match.params.get("layer")
+    else:
+        return None
     if not GRAPH_NAME.fullmatch(graph):
         return InvalidArgument(f"graph name must match {GRAPH_NAME.pattern}, got {graph[:80]!r}", code="invalid_name")
-    layer = match.params.get("layer")
-    if layer is not None and not (LAYER_NAME.fullmatch(layer) or _LAYER_ID.fullmatch(layer)):
-        return InvalidArgument(f"a layer is named by its id or a name matching {LAYER_NAME.pattern}, "
-                               f"got {layer[:80]!r}", code="invalid_name")
-    return None
+    return None if layer is None else layer_ref_problem(layer)
 
 
 class _BodyGuard:
