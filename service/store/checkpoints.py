@@ -26,6 +26,7 @@ import redis
 
 from layerserve.checkpoint import DATA_SUFFIX, INDEX_SUFFIX
 from layerserve.server.errors import StoreUnavailable
+from layerserve.server.store.durable import fsync_dir, fsync_write
 
 __all__ = ["CheckpointFiles", "FilesystemCheckpoints", "RedisCheckpoints"]
 
@@ -54,20 +55,6 @@ class CheckpointFiles(ABC):
         """Remove it; False when there was none."""
 
 
-def _fsync_write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
 
 class FilesystemCheckpoints(CheckpointFiles):
     def __init__(self, root: Path) -> None:
@@ -83,23 +70,23 @@ class FilesystemCheckpoints(CheckpointFiles):
         parent = self.root / graph
         if not parent.is_dir():
             parent.mkdir()
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         if self._dir(graph, name).exists():
             return False
         tmp = parent / f".tmp-{uuid.uuid4().hex}"
         tmp.mkdir()
         try:
-            _fsync_write(tmp / (_STEM + DATA_SUFFIX), data)
-            _fsync_write(tmp / (_STEM + INDEX_SUFFIX), index)
-            _fsync_write(tmp / "meta.json", json.dumps(meta).encode())
-            _fsync_dir(tmp)
+            fsync_write(tmp / (_STEM + DATA_SUFFIX), data)
+            fsync_write(tmp / (_STEM + INDEX_SUFFIX), index)
+            fsync_write(tmp / "meta.json", json.dumps(meta).encode())
+            fsync_dir(tmp)
             os.rename(tmp, self._dir(graph, name))  # fails when another writer made the name first
         except OSError:
             shutil.rmtree(tmp, ignore_errors=True)
             if self._dir(graph, name).exists():
                 return False
             raise
-        _fsync_dir(parent)
+        fsync_dir(parent)
         return True
 
     def meta(self, graph: str, name: str) -> dict[str, Any] | None:
@@ -128,7 +115,7 @@ class FilesystemCheckpoints(CheckpointFiles):
             os.rename(directory, doomed)
         except FileNotFoundError:
             return False
-        _fsync_dir(directory.parent)
+        fsync_dir(directory.parent)
         shutil.rmtree(doomed, ignore_errors=True)
         return True
 

@@ -45,6 +45,7 @@ from layerserve.server.core.graph import Graph
 from layerserve.server.errors import StoreUnavailable
 from layerserve.server.store.base import StateStore
 from layerserve.server.store.codec import blob_name, graph_from_json, graph_to_json
+from layerserve.server.store.durable import fsync_dir, fsync_write
 from layerserve.server.store.entries import graph_blobs
 from layerserve.server.store.records import (
     EMPTY,
@@ -86,20 +87,6 @@ class _Committed:
         return f'{{"format":2,"graph":{json.dumps(graph_to_json(graph))},"blobs":{blobs}}}'.encode()
 
 
-def _fsync_write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
 
 def _make_dir(path: Path) -> None:
     """Create ``path`` (and missing parents), each entry made durable in its parent."""
@@ -107,7 +94,7 @@ def _make_dir(path: Path) -> None:
         return
     _make_dir(path.parent)
     path.mkdir(exist_ok=True)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 # root -> [descriptor holding the flock, stores of this process using it]
@@ -242,7 +229,7 @@ class FilesystemStore(StateStore):
         """Readiness: the state directory takes a write (and its fsync) right now."""
         probe = self.root / ".ready-probe"
         try:
-            _fsync_write(probe, b"1")
+            fsync_write(probe, b"1")
             probe.unlink()
         except OSError as exc:
             log.warning("state directory %s is not writable: %s", self.root, exc)
@@ -283,11 +270,11 @@ class FilesystemStore(StateStore):
             _write_blob(blob_dir / blob_name(digest), models[digest])
         fresh = new.referenced() - old.referenced()
         tmp = directory / "manifest.json.tmp"
-        _fsync_write(tmp, new.manifest(graph))
+        fsync_write(tmp, new.manifest(graph))
         if fresh:  # their directory entries must be durable before a manifest names them
-            _fsync_dir(blob_dir)
+            fsync_dir(blob_dir)
         os.replace(tmp, directory / "manifest.json")
-        _fsync_dir(directory)
+        fsync_dir(directory)
         self._committed[graph.name] = new
         for blob in old.referenced() - new.referenced():
             (blob_dir / blob).unlink(missing_ok=True)
@@ -309,7 +296,7 @@ class FilesystemStore(StateStore):
         stored, written = plan(records.get(layer_id, EMPTY), layer.losses, layer.updates,
                                lambda: f"{uuid.uuid4().hex}.json", budget)
         for name, data in written:
-            _fsync_write(blob_dir / name, data)
+            fsync_write(blob_dir / name, data)
         if stored.objects or stored.tail[0] or stored.tail[1]:
             records[layer_id] = stored
         else:
@@ -348,5 +335,5 @@ def _write_blob(path: Path, text: str) -> None:
     if path.exists():
         return
     tmp = path.with_name(path.name + ".tmp")
-    _fsync_write(tmp, base64.b64decode(text))
+    fsync_write(tmp, base64.b64decode(text))
     os.replace(tmp, path)
