@@ -14,6 +14,7 @@ import pytest
 
 import layerserve
 from layerserve._core import layer_path
+from layerserve.server.plane.dispatch import INLINE_MAX_ELEMENTS
 from tests.server import ServerProcess
 
 CLIENTS, REQUESTS = 24, 6
@@ -136,9 +137,12 @@ def test_the_batching_flags_set_the_cap_and_the_wait(tmp_path: Path) -> None:
         config = httpx.get(f"{server.url}/v1/config").json()
         assert (config["batching"], config["max_batch_size"], config["max_queue_delay_ms"]) == (True, cap, 20.0)
         with layerserve.Connection(server.url, graph="capped") as conn:
+            # Inputs over INLINE_MAX_ELEMENTS never run on the loop, so concurrent ones meet in the
+            # batcher whatever this machine's speed (a tiny layer would run inline, unbatched).
+            width = INLINE_MAX_ELEMENTS + 1
             dense = conn.layers.Dense(8, kernel_initializer="ones", use_bias=False)
-            dense.build([None, 16])
-            _one_row_load(server, "capped", dense, 16)
+            dense.build([None, width])
+            _one_row_load(server, "capped", dense, width)
         assert 2 <= _metric(server, "layerserve_batch_size_max") <= cap  # batched, never past the cap
     finally:
         server.stop()
