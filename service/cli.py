@@ -28,6 +28,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", help="port to bind, 1-65535 (default 8000)")
     serve.add_argument("--state-dir", help="directory of the embedded state store (default ./layerserve-state)")
     serve.add_argument("--store", help="state store URL, e.g. redis://host:6379/0 (default: the state directory)")
+    serve.add_argument("--fsync", metavar="{always,everysec}",
+                       help="state directory: fsync each commit before its answer (always, the default), or write "
+                            "it to the OS before its answer and fsync once a second (everysec: survives the "
+                            "server's crash, kill -9 included; a power cut may lose the last second)")
     serve.add_argument("--keep-versions", help="shared store: versions kept of each layer definition and variable "
                                                "(default 4)")
     serve.add_argument("--keep-history",

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     state_dir: str = _accepted("a directory path", default="./layerserve-state", min_length=1)
     store: str | None = _accepted("redis://host:port/db, rediss://... or unix://... (unset: the state directory)",
                                   default=None)
+    fsync: Literal["always", "everysec"] = _accepted("always or everysec", default="always")
     keep_versions: int = _accepted("an integer of at least 1", default=4, ge=1)
     keep_history: int = _accepted("an integer of at least 1 (checkpointed versions are always kept)",
                                   default=1000, ge=1)

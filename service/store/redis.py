@@ -40,7 +40,8 @@ from layerserve.server.core.graph import Graph
 from layerserve.server.errors import StoreUnavailable
 from layerserve.server.store.base import StaleGraph, StateStore
 from layerserve.server.store.codec import blob_name, blob_refs, program_refs
-from layerserve.server.store.entries import STRUCTURE, assemble, decode_entry, value_bytes
+from layerserve.server.store.definitions import STRUCTURE
+from layerserve.server.store.entries import assemble, decode_entry, value_bytes
 from layerserve.server.store.records import EMPTY, StoredRecords, decode_object, from_index, index_objects, plan
 from layerserve.server.store.versions import Changes
 
