@@ -120,7 +120,7 @@ def test_a_bad_entry_committed_while_serving_is_reported(tmp_path: Path, redis_p
     server = _two_graphs(tmp_path, redis_process.url).start()
     try:
         assert httpx.get(f"{server.url}/v1/graphs/bad/layers/fc").status_code == 200
-        head = f"ls:{{bad}}:head"
+        head = "ls:{bad}:head"
         revision = int(store.hget(head, "rev") or 0) + 1
         field = next(f.decode() for f in store.hkeys(head) if f.startswith(b"L:"))
         key = f"ls:{{bad}}:e:{field}@{revision}"
