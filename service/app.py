@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     CustomLayer.max_model_bytes = settings.max_model_bytes
     CustomLayer.max_model_nodes, CustomLayer.max_model_depth = settings.max_model_nodes, settings.max_model_depth
     CustomLayer.max_tensor_elements = settings.max_tensor_elements
+    CustomLayer.max_model_inference_s = settings.max_model_inference_s
     io_binding = binding_enabled(settings.io_binding, providers)
 
     def build_plane(store: StateStore) -> DataPlane:

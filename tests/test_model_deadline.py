@@ -1,7 +1,9 @@
 """Validating an uploaded model has a deadline (``--model-validation-timeout-s``): the checks,
 shape inference and the first ONNX Runtime load run in a child process that is killed when the
 deadline passes, so a model crafted to be slow to validate neither freezes the server (shape
-inference holds the GIL) nor keeps a core busy after its request got its answer."""
+inference holds the GIL) nor keeps a core busy after its request got its answer. A model whose
+shape inference alone costs more than ``--max-model-inference-s`` of CPU is refused too: the
+server repeats that inference in-process for every new input signature."""
 
 from __future__ import annotations
 
@@ -16,14 +18,16 @@ from tests.probes import tree_cpu_seconds, watch_health
 from tests.server import ServerProcess
 from tests.test_hostile import assert_error
 
-DEADLINE_S = 1.0
+DEADLINE_S = 2.0
+MAX_INFERENCE_S = 0.1
 
 
 @pytest.fixture(scope="module")
 def deadlined(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     # Set through the environment, so that a server without the setting still starts (and fails the test).
     proc = ServerProcess(tmp_path_factory.mktemp("deadline") / "state",
-                         env={"LAYERSERVE_MODEL_VALIDATION_TIMEOUT_S": str(DEADLINE_S)}).start()
+                         env={"LAYERSERVE_MODEL_VALIDATION_TIMEOUT_S": str(DEADLINE_S),
+                              "LAYERSERVE_MAX_MODEL_INFERENCE_S": str(MAX_INFERENCE_S)}).start()
     yield proc
     proc.stop()
 
@@ -75,6 +79,15 @@ def test_a_model_slow_to_validate_is_stopped_at_the_deadline(deadlined: ServerPr
     busy = tree_cpu_seconds(deadlined.proc.pid) - cpu
     assert busy < 0.3, f"the server and its children used {busy:.2f} s of CPU in 2 s after the answer"
     assert httpx.get(f"{deadlined.url}/v1/graphs/deadline/layers/slow").status_code == 404  # nothing created
+
+
+def test_a_model_whose_shape_inference_is_costly_is_refused(deadlined: ServerProcess) -> None:
+    model = _slow_to_infer(20_000, 5_000)  # 1e8 dims merged: about half a second of CPU
+    with watch_health(deadlined.url) as health:
+        response = _create(deadlined, "costly", model)
+    error = assert_error(response, 422, "invalid_custom_layer")  # before: created, and inferred again per signature
+    assert "--max-model-inference-s" in error["message"]
+    health.assert_live()
 
 
 def test_models_are_still_created_and_run_after_a_stopped_validation(deadlined: ServerProcess) -> None:

@@ -116,7 +116,7 @@ class ModelVetting:
 
     def _job(self, cls: type[LayerKind], config: dict[str, Any]) -> VettingJob:
         limits = {name: getattr(cls, name) for name in dir(cls)
-                  if name.startswith("max_") and isinstance(getattr(cls, name), int)}
+                  if name.startswith("max_") and isinstance(getattr(cls, name), int | float)}
         return VettingJob(cls.class_name, config, limits, self.sessions.providers, self.sessions.intra_op_threads,
                           self.sessions.cpu_arena, cpu_limit_s=max(1, math.ceil(self.timeout_s)))
 
