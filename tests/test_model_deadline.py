@@ -8,6 +8,7 @@ server repeats that inference in-process for every new input signature."""
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from collections.abc import Iterator
 
@@ -102,3 +103,39 @@ def test_validation_errors_keep_their_status_and_field(deadlined: ServerProcess)
     error = assert_error(_create(deadlined, "broken", "bm90IG9ubng="), 422, "invalid_custom_layer")
     assert error["details"]["field"] == "config.model"
     assert "not an ONNX model" in error["message"]
+
+
+def test_a_burst_of_slow_models_holds_two_validations_at_a_time(deadlined: ServerProcess) -> None:
+    """Eight at once: two are validated (and stopped at the deadline), the others are told to
+    retry after a short wait; the server stays live and ready, and its CPU comes back."""
+    assert deadlined.proc is not None
+    model, answers, failures = _slow_to_infer(), [], []
+
+    def create(k: int) -> None:
+        try:
+            started = time.monotonic()
+            response = _create(deadlined, f"burst{k}", model)
+            answers.append((response.status_code, response.json()["error"]["code"], time.monotonic() - started))
+        except Exception as exc:  # recorded: the test fails on it
+            failures.append(repr(exc))
+
+    threads = [threading.Thread(target=create, args=(k,)) for k in range(8)]
+    with watch_health(deadlined.url) as health:
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)
+        ready = httpx.get(f"{deadlined.url}/readyz", timeout=5)
+        for thread in threads:
+            thread.join(60)
+    assert not failures, failures
+    assert ready.status_code == 200, ready.text
+    health.assert_live()
+    statuses = sorted((status, code) for status, code, _ in answers)
+    assert len(statuses) == 8 and set(statuses) <= {(422, "invalid_custom_layer"), (503, "processing_timeout")}
+    assert statuses.count((503, "processing_timeout")) >= 4, statuses  # two validated; the others waited 1 s for a slot
+    assert max(elapsed for *_, elapsed in answers) < DEADLINE_S + 4, answers
+    time.sleep(0.5)
+    cpu = tree_cpu_seconds(deadlined.proc.pid)
+    time.sleep(2.0)
+    busy = tree_cpu_seconds(deadlined.proc.pid) - cpu
+    assert busy < 0.3, f"the server and its children used {busy:.2f} s of CPU in 2 s after the answers"

@@ -8,8 +8,9 @@ answer. So a custom layer's whole validation, the first ONNX Runtime session bui
 runs in a child process forked from a preloaded fork server (a few milliseconds to start): the
 request's thread waits on a pipe without the GIL, and a child past the deadline is killed, which
 frees its core at once. At most ``slots`` validations run at a time; a request that cannot get
-a slot within the deadline is told to retry (503). The child also gets the deadline as its CPU
-limit, so it cannot outlive a server that died meanwhile by much.
+a slot within ``SLOT_WAIT_S`` is told to retry (503), so that a burst of hostile uploads holds
+few of the server's threads (readiness and other requests need them too). The child also gets
+the deadline as its CPU limit, so it cannot outlive a server that died meanwhile by much.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from layerserve.server.runtime.model_check import check_loadable
 from layerserve.server.runtime.providers import ProviderSelection
 from layerserve.server.runtime.sessions import SessionCache
 
-__all__ = ["DEFAULT_TIMEOUT_S", "ModelVetting", "VettingJob"]
+__all__ = ["DEFAULT_TIMEOUT_S", "SLOT_WAIT_S", "ModelVetting", "VettingJob"]
 
 DEFAULT_TIMEOUT_S = 10.0
+SLOT_WAIT_S = 1.0
 _CONTEXT = multiprocessing.get_context("forkserver")
 # Imported once by the fork server, so that every child starts with onnx and ONNX Runtime loaded.
 _PRELOAD = [__name__]
@@ -105,7 +107,7 @@ class ModelVetting:
     def kind(self, cls: type[LayerKind], config: dict[str, Any]) -> LayerKind:
         """``cls.from_kwargs(config)`` with its models loadable, or its 4xx, within the deadline."""
         deadline = time.monotonic() + self.timeout_s
-        if not self._free.acquire(timeout=self.timeout_s):
+        if not self._free.acquire(timeout=min(SLOT_WAIT_S, self.timeout_s)):
             raise ProcessingTimeout(f"the server is busy validating other uploaded models (at most {self.slots} at "
                                     "a time); retry later")
         try:
