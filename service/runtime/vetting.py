@@ -23,6 +23,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 from layerserve.server.errors import InvalidArgument, LayerServeError, ProcessingTimeout
@@ -137,6 +138,7 @@ class ModelVetting:
                                       f"process (exit code {_exit_code(child)})", code="invalid_custom_layer",
                                       field="config.model") from None
         finally:
+            sender.close()
             _stop(child)
             receiver.close()
         if not ok:
@@ -145,12 +147,12 @@ class ModelVetting:
         return payload
 
 
-def _exit_code(child: Any) -> int | None:
+def _exit_code(child: BaseProcess) -> int | None:
     child.join(1.0)
-    return child.exitcode  # type: ignore[no-any-return]
+    return child.exitcode
 
 
-def _stop(child: Any) -> None:
+def _stop(child: BaseProcess) -> None:
     """Kill the child (whatever it was doing) and reap it: its core and memory come back now."""
     if child.pid is not None:
         child.kill()
