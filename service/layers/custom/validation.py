@@ -5,7 +5,7 @@ server), the node and depth budget (budget.py), onnx.checker, strict shape infer
 sizes it computed, then the graph against the declared inputs,
 variables, losses, updates and training input. Every failure is a 422 that names the field
 or graph value at fault. Whether ONNX Runtime can run the model is checked by the runtime
-(``Executor.check_loadable``), which knows the active providers.
+(``runtime.vetting``, in the same child process as these checks, on the active providers).
 """
 
 from __future__ import annotations
