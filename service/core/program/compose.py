@@ -158,6 +158,7 @@ class _Composer:
         self.out.fetch_outputs = [o for o in outputs]
         for k, (variable, value) in enumerate(list(self.out.writes.items())):
             self.out.writes[variable] = self.output(value, f"~write/{k}")
+        _produce_outputs_directly(self.nodes, set(self.out.writes.values()))
         self.out.model = self.typed_model([*self.out.fetch_outputs, *self.out.writes.values()])
         return self.out
 
@@ -337,6 +338,34 @@ class _Composer:
             new = self.node("Where", [node.input[1], new, current])
         self.node("Identity", [new], node.output[0])
         self.out.writes[variable] = node.output[0]
+
+
+def _produce_outputs_directly(nodes: list[onnx.NodeProto], outputs: set[str]) -> None:
+    """Let the node that computes each of ``outputs`` (through a chain of Identity nodes) write
+    it under the output's name, and pass the value on to its other readers through an Identity.
+    ONNX Runtime drops an Identity unless it produces a graph output, where it copies: a training
+    step's writes would be copied once more (megabytes per step) before they leave the run."""
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in nodes for a in n.attribute):
+        return  # a subgraph may read a tensor by name from the outer scope: leave the names alone
+    producer = {out: node for node in nodes for out in node.output}
+    taken: set[str] = set()
+    after: dict[int, list[onnx.NodeProto]] = {}  # id(real producer) -> the Identity nodes to follow it
+    for node in list(nodes):
+        if node.op_type != "Identity" or node.output[0] not in outputs:
+            continue
+        source = node.input[0]
+        while source in producer and producer[source].op_type == "Identity":
+            source = producer[source].input[0]
+        real = producer.get(source)
+        if real is None or source in taken:  # a graph input or initializer, or a tensor another output took
+            continue
+        taken.add(source)
+        real.output[list(real.output).index(source)] = node.output[0]
+        node.input[0], node.output[0] = node.output[0], source
+        nodes.remove(node)
+        after.setdefault(id(real), []).append(node)
+    if after:  # each moved Identity right after its producer: the list stays in topological order
+        nodes[:] = [m for n in nodes for m in (n, *after.get(id(n), ()))]
 
 
 def _feeds_as_stored(layer: Any) -> bool:
