@@ -23,7 +23,7 @@ import onnx
 
 from layerserve.server.core.graph import Graph
 from layerserve.server.core.layer import Layer, Variable
-from layerserve.server.core.program import Composed, check_program, compose
+from layerserve.server.core.program import Composed, check_program, compose, program_budget
 from layerserve.server.errors import Conflict, InvalidArgument, LayerServeError, NotFound
 from layerserve.server.layers.base import Signature, VariableSpec
 from layerserve.server.layers.kit.dtypes import dtype_name
@@ -48,7 +48,6 @@ VARIABLE_NAME = re.compile(r"(?!.*\.\.)(?!/)[A-Za-z0-9_./-]{1,256}:[0-9]+")
 _DTYPES = ("float16", "float32", "float64", "int32", "int64", "bool")
 _MAX_PROGRAMS = 256
 _MAX_COMPILED = 128
-_MAX_NODES = 100_000
 
 
 @dataclass
@@ -136,8 +135,14 @@ class ProgramPlane:
         if program_id in g.programs:
             return program_id
         model = self._parse(program_id, data)
-        check_program(model, max_nodes=_MAX_NODES, has_layer=lambda ref: _has_layer(g, ref),
+        s = self.settings
+        budget = program_budget(max_nodes=s.max_program_nodes, max_edges=s.max_program_edges,
+                                max_depth=s.max_model_depth)
+        check_program(model, budget=budget, has_layer=lambda ref: _has_layer(g, ref),
                       has_variable=lambda name: name in g.variables, gradients=_gradients_available())
+        # Composing runs shape inference in this process for every new feed signature: its cost
+        # is measured first, in a child killed at the validation deadline (see runtime.vetting).
+        self.plane.executor.vetting.program(data, max_inference_s=s.max_model_inference_s)
         with self.plane._mutation(g):
             g.programs[program_id] = base64.b64encode(data).decode()
             named = {entry["id"] for entry in g.named_programs.values()}

@@ -11,6 +11,8 @@ frees its core at once. At most ``slots`` validations run at a time; a request t
 a slot within ``SLOT_WAIT_S`` is told to retry (503), so that a burst of hostile uploads holds
 few of the server's threads (readiness and other requests need them too). The child also gets
 the deadline as its CPU limit, so it cannot outlive a server that died meanwhile by much.
+Registered programs (TF1 graph mode) have their shape inference measured the same way
+(``ModelVetting.program``), with the same slots and deadline.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ import multiprocessing.forkserver
 import resource
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from layerserve.server.core.program import check_inference_cost
 from layerserve.server.errors import InvalidArgument, LayerServeError, ProcessingTimeout
 from layerserve.server.layers import kind_for
 from layerserve.server.layers.base import LayerKind
@@ -53,7 +58,6 @@ class VettingJob:
     providers: ProviderSelection
     intra_op_threads: int = 0
     cpu_arena: bool = False
-    cpu_limit_s: int = 60
 
 
 def _vet(job: VettingJob) -> LayerKind:
@@ -67,10 +71,10 @@ def _vet(job: VettingJob) -> LayerKind:
     return kind
 
 
-def _child(sender: Connection, job: VettingJob) -> None:
-    resource.setrlimit(resource.RLIMIT_CPU, (job.cpu_limit_s, job.cpu_limit_s + 1))
+def _child(sender: Connection, work: Callable[[], Any], cpu_limit_s: int) -> None:
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_limit_s, cpu_limit_s + 1))
     try:
-        result: tuple[bool, Any] = (True, _vet(job))
+        result: tuple[bool, Any] = (True, work())
     except LayerServeError as exc:
         result = (False, exc)
     except Exception as exc:  # a defect: the server reports it as it would have in-process
@@ -79,10 +83,26 @@ def _child(sender: Connection, job: VettingJob) -> None:
     sender.close()
 
 
-def _too_slow(timeout_s: float) -> InvalidArgument:
-    return InvalidArgument(f"custom layer config.model: validating the model took longer than {timeout_s:g} s "
-                           "(--model-validation-timeout-s); it was stopped", code="invalid_custom_layer",
-                           field="config.model", limit_s=timeout_s)
+@dataclass(frozen=True)
+class _Subject:
+    """How the answers about one kind of upload read: what was validated, its error code, details."""
+
+    what: str
+    code: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def too_slow(self, timeout_s: float) -> InvalidArgument:
+        return InvalidArgument(f"{self.what} took longer than {timeout_s:g} s (--model-validation-timeout-s); it was "
+                               "stopped", code=self.code, limit_s=timeout_s, **self.details)
+
+    def died(self, exit_code: int | None) -> InvalidArgument:
+        return InvalidArgument(f"{self.what} stopped the validating process (exit code {exit_code})", code=self.code,
+                               **self.details)
+
+
+_MODEL = _Subject("custom layer config.model: validating the model", "invalid_custom_layer",
+                  {"field": "config.model"})
+_PROGRAM = _Subject("validating the program", "program_too_large")
 
 
 @dataclass
@@ -107,13 +127,24 @@ class ModelVetting:
 
     def kind(self, cls: type[LayerKind], config: dict[str, Any]) -> LayerKind:
         """``cls.from_kwargs(config)`` with its models loadable, or its 4xx, within the deadline."""
+        payload = self._vetted(partial(_vet, self._job(cls, config)), _MODEL)
+        assert isinstance(payload, LayerKind)
+        return payload
+
+    def program(self, data: bytes, *, max_inference_s: float) -> None:
+        """422 when shape inference on the program (its bytes) costs more than ``max_inference_s``
+        of CPU, or does not end within the deadline."""
+        self._vetted(partial(check_inference_cost, data, max_inference_s), _PROGRAM)
+
+    def _vetted(self, work: Callable[[], Any], subject: _Subject) -> Any:
+        """``work()`` in a child within the deadline, once a slot is free."""
         deadline = time.monotonic() + self.timeout_s
         if not self._free.acquire(timeout=min(SLOT_WAIT_S, self.timeout_s)):
             raise ProcessingTimeout(f"the server is busy validating other uploaded models (at most {self.slots} at "
                                     "a time); retry later")
         try:
             self.warm()
-            return self._in_child(self._job(cls, config), deadline)
+            return self._in_child(work, deadline, subject)
         finally:
             self._free.release()
 
@@ -121,29 +152,28 @@ class ModelVetting:
         limits = {name: getattr(cls, name) for name in dir(cls)
                   if name.startswith("max_") and isinstance(getattr(cls, name), int | float)}
         return VettingJob(cls.class_name, config, limits, self.sessions.providers, self.sessions.intra_op_threads,
-                          self.sessions.cpu_arena, cpu_limit_s=max(1, math.ceil(self.timeout_s)))
+                          self.sessions.cpu_arena)
 
-    def _in_child(self, job: VettingJob, deadline: float) -> LayerKind:
+    def _in_child(self, work: Callable[[], Any], deadline: float, subject: _Subject) -> Any:
         receiver, sender = _CONTEXT.Pipe(duplex=False)
-        child = _CONTEXT.Process(target=_child, args=(sender, job), name="layerserve-validation", daemon=True)
+        cpu_limit_s = max(1, math.ceil(self.timeout_s))
+        child = _CONTEXT.Process(target=_child, args=(sender, work, cpu_limit_s), name="layerserve-validation",
+                                 daemon=True)
         try:
             child.start()
             sender.close()
             if not receiver.poll(max(0.0, deadline - time.monotonic())):
-                raise _too_slow(self.timeout_s)
+                raise subject.too_slow(self.timeout_s)
             try:
                 ok, payload = receiver.recv()
             except EOFError:  # it died: its CPU limit, the OOM killer, a crash inside onnx
-                raise InvalidArgument(f"custom layer config.model: validating the model stopped the validating "
-                                      f"process (exit code {_exit_code(child)})", code="invalid_custom_layer",
-                                      field="config.model") from None
+                raise subject.died(_exit_code(child)) from None
         finally:
             sender.close()
             _stop(child)
             receiver.close()
         if not ok:
             raise payload
-        assert isinstance(payload, LayerKind)
         return payload
 
 

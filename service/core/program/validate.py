@@ -7,6 +7,7 @@ from collections.abc import Callable
 import onnx
 
 from layerserve.server.errors import InvalidArgument, NotFound
+from layerserve.server.layers.custom.budget import ModelBudget
 
 __all__ = ["CUSTOM_OPS", "DOMAIN", "check_program"]
 
@@ -14,14 +15,12 @@ DOMAIN = "ai.layerserve"
 CUSTOM_OPS = {"ReadVariable", "Assign", "InitVariable", "LayerCall", "LayerUpdate", "StopGradient", "Gradients"}
 
 
-def check_program(model: onnx.ModelProto, *, max_nodes: int, has_layer: Callable[[str], bool],
+def check_program(model: onnx.ModelProto, *, budget: ModelBudget, has_layer: Callable[[str], bool],
                   has_variable: Callable[[str], bool], gradients: bool) -> None:
-    """4xx naming what the server cannot run, before anything is stored."""
-    nodes = model.graph.node
-    if len(nodes) > max_nodes:
-        raise InvalidArgument(f"the program has {len(nodes)} nodes, more than the limit of {max_nodes}",
-                              code="program_too_large")
-    for node in nodes:
+    """4xx naming what the server cannot run, before anything is stored: first its size against
+    ``budget`` (see ``cost.program_budget``), before anything else walks it."""
+    budget.check(model)
+    for node in model.graph.node:
         if node.domain == DOMAIN:
             _check_custom(node, has_layer, has_variable, gradients=gradients)
         elif node.domain in ("", "ai.onnx"):
