@@ -8,6 +8,7 @@ encoded from and encoded again only when one of them is no longer the same.
 
 from __future__ import annotations
 
+import functools
 import json
 import operator
 import threading
@@ -15,7 +16,7 @@ import weakref
 from typing import Any
 
 from layerserve.server.core.graph import Graph
-from layerserve.server.core.layer import Layer
+from layerserve.server.core.layer import Layer, Variable
 from layerserve.server.store.codec import layer_to_json
 
 __all__ = ["STRUCTURE", "DefinitionTexts", "dumps"]
@@ -28,11 +29,21 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
-def structure_json(graph: Graph) -> dict[str, Any]:
-    return {"next_id": graph.next_id, "names": graph.names.to_json(), "order": list(graph.layers),
-            "variables": [v.to_json() for v in graph.variables.values()],
-            **({"programs": list(graph.programs)} if graph.programs else {}),
-            **({"named_programs": graph.named_programs} if graph.named_programs else {})}
+@functools.lru_cache(maxsize=1 << 16)
+def _variable_text(variable: Variable) -> str:
+    return dumps(variable.to_json())
+
+
+def structure_text(graph: Graph) -> str:
+    """The structure's canonical JSON, spliced from parts so that each variable (immutable) is
+    encoded once, not on every structural commit."""
+    parts = {"names": dumps(graph.names.to_json()), "next_id": str(graph.next_id), "order": dumps(list(graph.layers)),
+             "variables": "[" + ",".join(map(_variable_text, graph.variables.values())) + "]"}
+    if graph.programs:
+        parts["programs"] = dumps(list(graph.programs))
+    if graph.named_programs:
+        parts["named_programs"] = dumps(graph.named_programs)
+    return "{" + ",".join(f'"{key}":{parts[key]}' for key in sorted(parts)) + "}"
 
 
 _SCALARS = operator.attrgetter("kind", "id", "name", "base_name", "trainable", "dtype", "scope", "fixed_scope",
@@ -47,7 +58,7 @@ def _layer_fields(layer: Layer) -> tuple[Any, ...]:
 
 
 def _structure_fields(graph: Graph) -> tuple[Any, ...]:
-    """Everything ``structure_json`` reads (variables are immutable: identity shortcuts the
+    """Everything ``structure_text`` reads (variables are immutable: identity shortcuts the
     comparison)."""
     return (graph.next_id, dict(graph.names.layer_counts), dict(graph.names.scope_counts), tuple(graph.layers),
             tuple(graph.variables.values()), tuple(graph.programs),
@@ -67,7 +78,7 @@ class DefinitionTexts:
         fields = _structure_fields(graph)
         with self._lock:
             known = self._structures.get(graph.name)
-        structure = known[1] if known is not None and known[0] == fields else dumps(structure_json(graph))
+        structure = known[1] if known is not None and known[0] == fields else structure_text(graph)
         with self._lock:
             self._structures[graph.name] = (fields, structure)
         texts = {STRUCTURE: structure}
