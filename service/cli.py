@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-program-nodes", help="most nodes of a TF1 program once its functions are inlined "
                                                    "(422; default 100000)")
     serve.add_argument("--max-program-edges", help="most node inputs and outputs of a TF1 program once its "
-                                                   "functions are inlined (422; default 300000)")
+                                                   "functions are inlined (422; default 200000)")
     serve.add_argument("--max-model-inference-s",
                        help="most CPU seconds ONNX shape inference may take on a custom-layer model or a "
                             "program; the server repeats it in-process for each input signature (422; default 0.5 s)")

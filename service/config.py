@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     max_program_nodes: int = _accepted("a positive integer: nodes of a program once its functions are inlined",
                                        default=100_000, ge=1)
     max_program_edges: int = _accepted("a positive integer: node inputs and outputs of a program once its "
-                                       "functions are inlined", default=300_000, ge=1)
+                                       "functions are inlined", default=200_000, ge=1)
     max_model_inference_s: float = _accepted("a number of seconds above 0: CPU time of shape inference on an "
                                              "uploaded model or program", default=0.5, gt=0, allow_inf_nan=False)
     model_validation_timeout_s: float = _accepted("a number of seconds above 0: validating an uploaded model or "

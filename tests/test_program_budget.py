@@ -147,3 +147,4 @@ def test_programs_within_their_budget_still_register_and_run(bounded: ServerProc
     ran = _run(bounded, response.json()["id"])
     assert ran.status_code == 200, ran.text
     assert ran.json()["outputs"][0]["data"] == [-2.0]
+
