@@ -12,7 +12,9 @@ a slot within ``SLOT_WAIT_S`` is told to retry (503), so that a burst of hostile
 few of the server's threads (readiness and other requests need them too). The child also gets
 the deadline as its CPU limit, so it cannot outlive a server that died meanwhile by much.
 Registered programs (TF1 graph mode) have their shape inference measured the same way
-(``ModelVetting.program``), with the same slots and deadline.
+(``ModelVetting.program``), with the same slots and deadline; that child is also stopped by a CPU
+timer once it has spent the inference limit, since shape inference holding the GIL leaves nothing
+in it that could stop sooner, so a hostile program costs a core no more than that limit.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import math
 import multiprocessing
 import multiprocessing.forkserver
 import resource
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -90,19 +93,39 @@ class _Subject:
     what: str
     code: str
     details: dict[str, Any] = field(default_factory=dict)
+    over_cpu: str = ""  # the refusal when the child's CPU timer stopped it
 
     def too_slow(self, timeout_s: float) -> InvalidArgument:
         return InvalidArgument(f"{self.what} took longer than {timeout_s:g} s (--model-validation-timeout-s); it was "
                                "stopped", code=self.code, limit_s=timeout_s, **self.details)
 
     def died(self, exit_code: int | None) -> InvalidArgument:
+        if exit_code == -signal.SIGPROF and self.over_cpu:  # its CPU timer (see _measure_program)
+            return InvalidArgument(self.over_cpu, code=self.code, **self.details)
         return InvalidArgument(f"{self.what} stopped the validating process (exit code {exit_code})", code=self.code,
                                **self.details)
 
 
 _MODEL = _Subject("custom layer config.model: validating the model", "invalid_custom_layer",
                   {"field": "config.model"})
-_PROGRAM = _Subject("validating the program", "program_too_large")
+# CPU the child may spend besides the inference it measures (decoding the program).
+_PARSE_ALLOWANCE_S = 0.1
+
+
+def _program_subject(max_inference_s: float) -> _Subject:
+    return _Subject("validating the program", "program_too_large",
+                    over_cpu=f"the program takes more than {max_inference_s:g} s of CPU in ONNX shape inference "
+                             "(--max-model-inference-s): the server repeats it for every feed signature; it was "
+                             "stopped")
+
+
+def _measure_program(data: bytes, max_inference_s: float) -> None:
+    """In the child: the program's inference cost, the child killed by SIGPROF (its default
+    action) once its CPU time passes the limit."""
+    signal.signal(signal.SIGPROF, signal.SIG_DFL)
+    signal.setitimer(signal.ITIMER_PROF, max_inference_s + _PARSE_ALLOWANCE_S)
+    check_inference_cost(data, max_inference_s)
+    signal.setitimer(signal.ITIMER_PROF, 0)
 
 
 @dataclass
@@ -134,7 +157,7 @@ class ModelVetting:
     def program(self, data: bytes, *, max_inference_s: float) -> None:
         """422 when shape inference on the program (its bytes) costs more than ``max_inference_s``
         of CPU, or does not end within the deadline."""
-        self._vetted(partial(check_inference_cost, data, max_inference_s), _PROGRAM)
+        self._vetted(partial(_measure_program, data, max_inference_s), _program_subject(max_inference_s))
 
     def _vetted(self, work: Callable[[], Any], subject: _Subject) -> Any:
         """``work()`` in a child within the deadline, once a slot is free."""
