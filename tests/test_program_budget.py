@@ -31,7 +31,7 @@ RUN_TIMEOUT_S = 20.0  # only reached on a server that accepts the hostile progra
 def bounded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     # Set through the environment, so that a server without these settings still starts (and fails the tests).
     proc = ServerProcess(tmp_path_factory.mktemp("programs") / "state",
-                         env={"LAYERSERVE_MAX_PROGRAM_NODES": "1000", "LAYERSERVE_MAX_PROGRAM_EDGES": "100000",
+                         env={"LAYERSERVE_MAX_PROGRAM_NODES": "20000", "LAYERSERVE_MAX_PROGRAM_EDGES": "100000",
                               "LAYERSERVE_MODEL_VALIDATION_TIMEOUT_S": str(DEADLINE_S),
                               "LAYERSERVE_MAX_MODEL_INFERENCE_S": str(MAX_INFERENCE_S)}).start()
     yield proc
@@ -66,6 +66,23 @@ def _wide_concat(inputs: int, rank: int) -> bytes:
 
     constant = helper.make_tensor("c", TensorProto.FLOAT, [1] * rank, [1.0])
     return _program([helper.make_node("Concat", ["c"] * inputs, ["y:0"], axis=0)], [constant])
+
+
+def _growing_rank(nodes: int) -> bytes:
+    """A chain of ``Unsqueeze`` nodes, each adding an axis, on an input of undeclared shape: at
+    registration the ranks are unknown (inference is cheap); fed, the k-th node's output has the
+    feed's rank + k dims, and inference costs nodes^2 / 2 dims (10,000 nodes: tens of seconds)."""
+    from onnx import TensorProto, helper
+
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [0])
+    chain = [helper.make_node("Unsqueeze", ["x:0" if k == 0 else f"u{k - 1}", "axes"],
+                              ["y:0" if k == nodes - 1 else f"u{k}"]) for k in range(nodes)]
+    f = helper.make_tensor_value_info
+    graph = helper.make_graph(chain, "p", [f("x:0", TensorProto.FLOAT, None)], [f("y:0", TensorProto.FLOAT, None)],
+                              [axes])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    return bytes(model.SerializeToString())
 
 
 def _register(server: ServerProcess, data: bytes) -> httpx.Response:
@@ -155,22 +172,44 @@ def test_the_program_node_budget_counts_nodes_in_subgraphs(bounded: ServerProces
     from onnx import TensorProto, helper
 
     f = helper.make_tensor_value_info
-    chain = [helper.make_node("Neg", ["x:0" if k == 0 else f"t{k - 1}"], [f"t{k}"]) for k in range(1001)]
-    body = helper.make_graph(chain, "branch", [], [f("t1000", TensorProto.FLOAT, [1])])  # 1001 nodes per branch
+    chain = [helper.make_node("Neg", ["x:0" if k == 0 else f"t{k - 1}"], [f"t{k}"]) for k in range(10_001)]
+    body = helper.make_graph(chain, "branch", [], [f("t10000", TensorProto.FLOAT, [1])])  # 10,001 nodes per branch
     cond = helper.make_tensor("cond", TensorProto.BOOL, [], [True])
     data = _program([helper.make_node("If", ["cond"], ["y:0"], then_branch=body, else_branch=body)], [cond])
     error = assert_error(_register(bounded, data), 422, "program_too_large")  # before: one node, accepted
-    assert "--max-program-nodes" in error["message"] and "1000" in error["message"], error
+    assert "--max-program-nodes" in error["message"] and "20000" in error["message"], error
     _assert_not_registered(bounded, data)
 
 
-def test_programs_within_their_budget_still_register_and_run(bounded: ServerProcess) -> None:
+def _program_neg() -> bytes:
     from onnx import helper
 
-    data = _program([helper.make_node("Neg", ["x:0"], ["y:0"])])
+    return _program([helper.make_node("Neg", ["x:0"], ["y:0"])])
+
+
+def test_programs_within_their_budget_still_register_and_run(bounded: ServerProcess) -> None:
+    data = _program_neg()
     response = _register(bounded, data)
     assert response.status_code == 201, response.text
     ran = _run(bounded, response.json()["id"])
     assert ran.status_code == 200, ran.text
     assert ran.json()["outputs"][0]["data"] == [-2.0]
 
+
+
+def test_a_program_slow_to_infer_for_its_feeds_is_stopped_when_composed(bounded: ServerProcess) -> None:
+    data = _growing_rank(10_000)
+    registered = _register(bounded, data)
+    assert registered.status_code == 201, registered.text  # its cost depends on the feed: unknown here
+    with watch_health(bounded.url) as health:
+        try:
+            ran: httpx.Response | None = _run(bounded, registered.json()["id"])
+        except httpx.TimeoutException:
+            ran = None
+    health.assert_live()  # before: /healthz waited for composing's shape inference (tens of seconds)
+    assert ran is not None, f"no answer within {RUN_TIMEOUT_S} s"
+    error = assert_error(ran, 422, "program_too_large")
+    assert "composing the program" in error["message"] and "--max-model-inference-s" in error["message"], error
+    _assert_cpu_returns(bounded)
+    again = _run(bounded, _register(bounded, _program_neg()).json()["id"])
+    assert again.status_code == 200, again.text  # runs of other programs still compose

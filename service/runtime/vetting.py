@@ -15,6 +15,9 @@ Registered programs (TF1 graph mode) have their shape inference measured the sam
 (``ModelVetting.program``), with the same slots and deadline; that child is also stopped by a CPU
 timer once it has spent the inference limit, since shape inference holding the GIL leaves nothing
 in it that could stop sooner, so a hostile program costs a core no more than that limit.
+Composing a program for a feed signature infers shapes in such a child too (``inferred``), under
+the same CPU limit: a feed can make a registered program's inference costly (a rank read from a
+fed vector), and what the server then repeats in its own process is what the child measured.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ from functools import partial
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
+
+import onnx
 
 from layerserve.server.core.program import check_inference_cost
 from layerserve.server.errors import InvalidArgument, LayerServeError, ProcessingTimeout
@@ -108,8 +113,10 @@ class _Subject:
 
 _MODEL = _Subject("custom layer config.model: validating the model", "invalid_custom_layer",
                   {"field": "config.model"})
-# CPU the child may spend besides the inference it measures (decoding the program).
+# CPU a child may spend besides the inference it measures: starting, and decoding and encoding
+# models (a conservative rate, so that the inference limit is what refuses).
 _PARSE_ALLOWANCE_S = 0.1
+_BYTES_PER_CPU_S = 20e6
 
 
 def _program_subject(max_inference_s: float) -> _Subject:
@@ -119,13 +126,37 @@ def _program_subject(max_inference_s: float) -> _Subject:
                              "stopped")
 
 
-def _measure_program(data: bytes, max_inference_s: float) -> None:
-    """In the child: the program's inference cost, the child killed by SIGPROF (its default
-    action) once its CPU time passes the limit."""
+def _compose_subject(max_inference_s: float) -> _Subject:
+    return _Subject("composing the program for these feeds", "program_too_large",
+                    over_cpu=f"composing the program for these feeds takes more than {max_inference_s:g} s of CPU in "
+                             "ONNX shape inference (--max-model-inference-s); it was stopped")
+
+
+def _cpu_timer(seconds: float) -> None:
+    """In a child: killed by SIGPROF (its default action) once it has used ``seconds`` of CPU
+    (0: no timer). Nothing else could stop it: shape inference holds the GIL throughout."""
     signal.signal(signal.SIGPROF, signal.SIG_DFL)
-    signal.setitimer(signal.ITIMER_PROF, max_inference_s + _PARSE_ALLOWANCE_S)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+
+
+def _measure_program(data: bytes, max_inference_s: float) -> None:
+    """In the child: the program's inference cost, within the CPU timer."""
+    _cpu_timer(max_inference_s + _PARSE_ALLOWANCE_S + len(data) / _BYTES_PER_CPU_S)
     check_inference_cost(data, max_inference_s)
-    signal.setitimer(signal.ITIMER_PROF, 0)
+    _cpu_timer(0)
+
+
+def _infer(data: bytes, cpu_s: float, *, data_prop: bool) -> tuple[bool, bytes | str]:
+    """In the child: the inferred model's bytes, or what ONNX said was wrong."""
+    _cpu_timer(cpu_s)
+    model = onnx.load_from_string(data)
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=data_prop)
+    except (onnx.shape_inference.InferenceError, RuntimeError, ValueError) as exc:
+        return False, str(exc)
+    finally:
+        _cpu_timer(0)
+    return True, inferred.SerializeToString()
 
 
 @dataclass
@@ -158,6 +189,17 @@ class ModelVetting:
         """422 when shape inference on the program (its bytes) costs more than ``max_inference_s``
         of CPU, or does not end within the deadline."""
         self._vetted(partial(_measure_program, data, max_inference_s), _program_subject(max_inference_s))
+
+    def inferred(self, model: onnx.ModelProto, *, data_prop: bool = False,
+                 max_inference_s: float) -> onnx.ModelProto:
+        """``onnx.shape_inference.infer_shapes`` in a child, stopped past ``max_inference_s`` of
+        CPU (422); ONNX's own refusals are raised as its ``InferenceError``."""
+        data = model.SerializeToString()
+        cpu_s = max_inference_s + _PARSE_ALLOWANCE_S + len(data) / _BYTES_PER_CPU_S  # decoding and encoding
+        ok, result = self._vetted(partial(_infer, data, cpu_s, data_prop=data_prop), _compose_subject(max_inference_s))
+        if not ok:
+            raise onnx.shape_inference.InferenceError(result)
+        return onnx.load_from_string(result)
 
     def _vetted(self, work: Callable[[], Any], subject: _Subject) -> Any:
         """``work()`` in a child within the deadline, once a slot is free."""
