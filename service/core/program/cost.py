@@ -2,10 +2,10 @@
 (nodes, edges and nesting once functions are inlined, counted in time linear in its size), and
 the CPU time of ONNX shape inference on it, measured where it cannot stall the server.
 
-Composing a program for a feed signature runs shape inference in the server's process, holding
-the GIL, so a program whose inference is costly would freeze the event loop at every new
-signature. ``check_inference_cost`` runs in the validation child (``runtime.vetting``), which is
-killed at ``--model-validation-timeout-s``.
+Shape inference holds the GIL, and the server repeats it on a program in its own process
+(checking its gradients at registration, forming them at a run, exporting it), so a program whose
+inference is costly would freeze the event loop. ``check_inference_cost`` runs in the validation
+child (``runtime.vetting``), which is stopped past the CPU limit or the validation deadline.
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ runs holding the GIL. So the node count after inlining (subgraphs included) and 
 depth of calls and subgraphs are computed here first, in time linear in the model's size (each
 function is measured once). So are the edges (every node's inputs and outputs, after inlining):
 shape inference merges each input's dims into the node's, so one ``Concat`` of 10^5 inputs is
-one node but 10^5 merges of however many dims its input has. After inference, every shape it could compute must fit the tensor
-limit, so that no constant or intermediate bigger than any request could carry is accepted.
+one node but 10^5 merges of however many dims its input has. After inference, every shape it
+could compute must fit the tensor limit, so that no constant or intermediate bigger than any
+request could carry is accepted.
 """
 
 from __future__ import annotations
@@ -76,17 +77,25 @@ class ModelBudget:
             raise self.refuse(f"nests functions and subgraphs more than {self.max_depth} deep (--max-model-depth)")
 
     def _graph(self, nodes: list[onnx.NodeProto]) -> Size:
-        total = Size()
+        """Plain nodes are counted inline (a program may have 10^5 of them); calls and subgraphs
+        are measured apart. Checked as it grows: refused before the rest is even read."""
+        count = edges = depth = 0
         for node in nodes:
-            total += self._node(node)
-            self._within(total)  # checked as it grows: refused before the rest is even read
-        return total
+            edges += len(node.input) + len(node.output)
+            if (node.domain, node.op_type) in self._functions or (node.attribute and subgraphs(node)):
+                inner = self._nested(node)
+                count, edges, depth = count + inner.nodes, edges + inner.edges, max(depth, inner.depth)
+            else:
+                count += 1
+            if count > self.max_nodes or (self.max_edges is not None and edges > self.max_edges) \
+                    or depth > self.max_depth:
+                self._within(Size(count, edges, depth))
+        return Size(count, edges, depth)
 
-    def _node(self, node: onnx.NodeProto) -> Size:
-        size = Size(1, len(node.input) + len(node.output), 0)
+    def _nested(self, node: onnx.NodeProto) -> Size:
+        """What a call (its function's body, in place of the call) or a node's subgraphs add."""
         key = (node.domain, node.op_type)
-        if key in self._functions:  # the call's own edges stay: they bind the function's inputs and outputs
-            size = Size(0, size.edges) + self._function(key)
+        size = self._function(key) if key in self._functions else Size(1)
         for sub in subgraphs(node):
             inner = self._graph(list(sub.node))
             size += Size(inner.nodes, inner.edges, inner.depth + 1)
