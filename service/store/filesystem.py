@@ -52,8 +52,9 @@ __all__ = ["FilesystemStore"]
 
 log = logging.getLogger("layerserve.store")
 
-# Records inline in one graph's manifest, in array bytes, shared out among its recording layers
-# (each gets at least MIN_LAYER_TAIL_BYTES): the manifest is rewritten by every commit.
+# Records inline in one graph's layer indexes, in array bytes, shared out among its recording
+# layers (each gets at least MIN_LAYER_TAIL_BYTES): a layer's index is appended whole when its
+# records change, and every snapshot holds all of them.
 GRAPH_TAIL_BYTES = 64 * 1024
 MIN_LAYER_TAIL_BYTES = 4 * 1024
 

@@ -6,7 +6,7 @@ Rewriting every record on every recorded apply made an apply's cost grow with
     objects  immutable objects (blob files, Redis keys), oldest first, each written once;
     drop     how many of the objects' records were evicted or consumed from the front;
     tail     the records after the objects', inline in the layer's index, which a commit
-             rewrites anyway (in the manifest, or as the Redis entry ``R:<id>``).
+             rewrites anyway (in the journal record, or as the Redis entry ``R:<id>``).
 
 A commit keeps the longest run of the objects' records that still starts the layer's list,
 counts what left the front, and makes the rest of the list the tail: new records join it,
