@@ -19,7 +19,9 @@ from layerserve.server.plane.lifecycle import Lifecycle, input_specs
 from layerserve.server.plane.records import Records
 from layerserve.server.plane.transactions import layer_gone, retried
 
-__all__ = ["ApplyResult", "Applying", "var_specs"]
+__all__ = ["ApplyResult", "Applying", "Resolved", "var_specs"]
+
+Resolved = tuple[Graph, Layer]  # an apply's graph and layer, looked up once per request
 
 
 @dataclass
@@ -45,12 +47,14 @@ class Applying(Lifecycle, Records):
 
     @retried
     def apply(self, graph: str, ref: str, inputs: list[np.ndarray], *, training: bool | None = None,
-              batch: bool = True, revision: int | None = None, refs: bool = True) -> ApplyResult:
+              batch: bool = True, revision: int | None = None, refs: bool = True,
+              resolved: Resolved | None = None) -> ApplyResult:
         """Forward pass; ``batch=False`` runs it alone in the calling thread (see ``runs_inline``);
         ``revision``: the store's, just read (``StateStore.head_revision_async``). The input
         references (a sha256 of each input) are computed when ``refs`` asks for them or when
-        the apply records losses or updates, which are keyed by them."""
-        g, layer = self.layer(graph, ref, revision)
+        the apply records losses or updates, which are keyed by them. ``resolved``: the layer as
+        ``resolve_cached`` found it for this request, so that it is looked up once."""
+        g, layer = resolved if resolved is not None else self.layer(graph, ref, revision)
         n = layer.kind.num_inputs
         if len(inputs) != n:
             raise InvalidArgument(f"layer {layer.name!r} takes {n} input(s), got {len(inputs)}",
@@ -91,16 +95,22 @@ class Applying(Lifecycle, Records):
         ys = [outputs.pop("y"), *(outputs.pop(f"y{k}") for k in range(1, layer.kind.num_outputs))]
         return ApplyResult(ys, input_refs, layer, version)
 
-    def runs_inline(self, graph: str, ref: str, inputs: list[np.ndarray], *, training: bool | None,
-                    budget_s: float, revision: int | None = None) -> bool:
-        """Whether this apply is cheap enough to run without a thread hop: the layer is built,
-        records nothing (no lock, no store write) and its recent runs took under ``budget_s``.
-        With a shared store, only while the cached copy is at ``revision`` (no store I/O here)."""
+    def resolve_cached(self, graph: str, ref: str, revision: int | None) -> Resolved | None:
+        """The graph and layer of an apply when finding them needs no store I/O (so on the event
+        loop): always with a store of this process alone; with a shared store, only while the
+        cached copy is at ``revision``. None: the apply resolves the layer where it runs."""
         if self.store.shared:
             cached = self.graphs.get(graph)
             if revision is None or cached is None or cached.revision != revision:
-                return False
-        _, layer = self.layer(graph, ref, revision)
+                return None
+        return self.layer(graph, ref, revision)
+
+    def runs_inline(self, resolved: Resolved, inputs: list[np.ndarray], *, training: bool | None,
+                    budget_s: float) -> bool:
+        """Whether this apply (of the layer ``resolve_cached`` found) is cheap enough to run
+        without a thread hop: the layer is built, records nothing (no lock, no store write) and
+        its recent runs took under ``budget_s``."""
+        layer = resolved[1]
         cost = self.executor.cost_s(layer.key)
         return (cost is not None and cost < budget_s and layer.built and layer.scope is not None
                 and not (training and layer.kind.takes_training) and len(inputs) == 1
