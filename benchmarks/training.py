@@ -6,11 +6,14 @@ Starts its own layerserve server, builds each model with the same weights in
 and prints the median milliseconds per step:
 
 - ``layerserve_step``: ``sess.run(train_op, feed)``: forward, backward, the optimizer's update, the
-  BatchNormalization updates and the global step in one request and one commit;
+  BatchNormalization updates and the global step in one request and one commit, fsynced before
+  the answer (the default ``--fsync always``);
+- ``everysec_step``: the same against a server started with ``--fsync everysec`` (the commit is
+  with the operating system before the answer, on disk within a second);
 - ``tf_step``: the same with TensorFlow in this process.
 
-``--memory-steps N`` then runs N more steps of the first model and prints the server's resident
-set size after N/10 and after N steps.
+``--memory-steps N`` then runs N more steps of the first model (on the ``everysec`` server) and
+prints the server's resident set size after N/10 and after N steps.
 """
 
 from __future__ import annotations
@@ -125,38 +128,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="steps per column (default per case)")
     parser.add_argument("--memory-steps", type=int, default=0, help="then this many steps of the MLP, RSS at 1/10 and end")
     args = parser.parse_args(argv)
-    srv = layerserve_server()
+    srv, fast = layerserve_server(), layerserve_server("--fsync", "everysec")
     try:
-        print(f"{'median ms per step':58s}{'layerserve_step':>16s}{'tf_step':>10s}{'ratio':>8s}")
+        print(f"{'median ms per step':58s}{'layerserve_step':>16s}{'everysec_step':>14s}{'tf_step':>10s}"
+              f"{'ratio':>8s}{'everysec':>10s}")
         for name, build, make, rounds in CASES:
-            data = make()
-            tf_run = tf_step(build, data)
-            ls_run, ls_loss = layerserve_step(srv.url, build, data, tf_run[2] if tf_run else None)
-            if tf_run is not None:  # same start: the losses agree
-                np.testing.assert_allclose(ls_loss(), tf_run[1](), rtol=1e-4, atol=1e-5)
-            columns = {"layerserve_step": ls_run}
-            if tf_run is not None:
-                columns["tf_step"] = tf_run[0]
-            ms = interleaved(columns, args.rounds or rounds)
-            ratio = ms["layerserve_step"] / ms["tf_step"] if "tf_step" in ms else float("nan")
-            tf_ms = f"{ms['tf_step']:10.2f}" if "tf_step" in ms else f"{'-':>10s}"
-            print(f"{name:58s}{ms['layerserve_step']:16.2f}{tf_ms}{ratio:8.2f}")
-            if tf_run is not None:  # as many steps on both sides: the losses still agree
-                np.testing.assert_allclose(ls_loss(), tf_run[1](), rtol=2e-3, atol=1e-4)
+            _compare(name, build, make(), args.rounds or rounds, {"layerserve_step": srv.url, "everysec_step": fast.url})
         if args.memory_steps:
             data = _mlp_data()
-            step, _ = layerserve_step(srv.url, build_mlp, data)
+            step, _ = layerserve_step(fast.url, build_mlp, data)  # memory does not depend on fsync: the faster
             marks = {}
             for k in range(1, args.memory_steps + 1):
                 step()
                 if k in (args.memory_steps // 10, args.memory_steps):
-                    marks[k] = _rss_mib(srv.proc.pid)
+                    marks[k] = _rss_mib(fast.proc.pid)
             first, last = marks[args.memory_steps // 10], marks[args.memory_steps]
             print(f"server RSS after {args.memory_steps // 10} steps: {first:.1f} MiB; after {args.memory_steps}: "
                   f"{last:.1f} MiB ({(last / first - 1) * 100:+.1f}%)")
     finally:
         srv.stop()
+        fast.stop()
     return 0
+
+
+def _compare(name: str, build: Builder, data: dict[str, np.ndarray], rounds: int, urls: dict[str, str]) -> None:
+    """One row: each server's step and TensorFlow's, interleaved, from the same start."""
+    tf_run = tf_step(build, data)
+    columns, losses = {}, []
+    for column, url in urls.items():
+        columns[column], loss = layerserve_step(url, build, data, tf_run[2] if tf_run else None)
+        losses.append(loss)
+        if tf_run is not None:  # same start: the losses agree
+            np.testing.assert_allclose(loss(), tf_run[1](), rtol=1e-4, atol=1e-5)
+    if tf_run is not None:
+        columns["tf_step"] = tf_run[0]
+    ms = interleaved(columns, rounds)
+    tf_ms = ms.get("tf_step", float("nan"))
+    print(f"{name:58s}{ms['layerserve_step']:16.2f}{ms['everysec_step']:14.2f}{tf_ms:10.2f}"
+          f"{ms['layerserve_step'] / tf_ms:8.2f}{ms['everysec_step'] / tf_ms:10.2f}")
+    if tf_run is not None:  # as many steps on both sides: the losses still agree
+        for loss in losses:
+            np.testing.assert_allclose(loss(), tf_run[1](), rtol=2e-3, atol=1e-4)
 
 
 if __name__ == "__main__":

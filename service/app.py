@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -34,6 +35,7 @@ from layerserve.server.runtime.cancel import terminate_all
 from layerserve.server.runtime.executor import Executor
 from layerserve.server.runtime.providers import select_providers
 from layerserve.server.runtime.sessions import SessionCache
+from layerserve.server.runtime.vetting import ModelVetting
 from layerserve.server.startup import Startup
 from layerserve.server.store.base import StateStore
 from layerserve.server.store.filesystem import FilesystemStore
@@ -45,7 +47,7 @@ __all__ = ["create_app", "open_store"]
 
 def open_store(settings: Settings) -> StateStore:
     if not settings.store:
-        return FilesystemStore(settings.state_dir)
+        return FilesystemStore(settings.state_dir, fsync=settings.fsync)
     if settings.store.split("://", 1)[0] in ("redis", "rediss", "unix"):
         from layerserve.server.store.redis import RedisStore
 
@@ -60,13 +62,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     CustomLayer.max_model_bytes = settings.max_model_bytes
     CustomLayer.max_model_nodes, CustomLayer.max_model_depth = settings.max_model_nodes, settings.max_model_depth
     CustomLayer.max_tensor_elements = settings.max_tensor_elements
+    CustomLayer.max_model_inference_s = settings.max_model_inference_s
     io_binding = binding_enabled(settings.io_binding, providers)
 
     def build_plane(store: StateStore) -> DataPlane:
         sessions = SessionCache(providers, settings.max_sessions, settings.intra_op_threads,
                                 settings.max_session_bytes, cpu_arena=settings.cpu_arena)
+        vetting = ModelVetting(sessions, settings.model_validation_timeout_s)
+        # The fork server validations start from, loaded beside the state (readiness does not wait).
+        threading.Thread(target=vetting.warm, name="layerserve-validation-warm", daemon=True).start()
         executor = Executor(sessions, BatchPolicy.from_settings(settings), Batcher(app.state.batch_stats),
-                            io_binding=io_binding)
+                            io_binding=io_binding, vetting=vetting)
         plane = DataPlane(settings, store, executor)  # loads the whole state
         app.state.checkpoints = Checkpoints.attach(plane)
         return plane

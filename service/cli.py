@@ -28,6 +28,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", help="port to bind, 1-65535 (default 8000)")
     serve.add_argument("--state-dir", help="directory of the embedded state store (default ./layerserve-state)")
     serve.add_argument("--store", help="state store URL, e.g. redis://host:6379/0 (default: the state directory)")
+    serve.add_argument("--fsync", metavar="{always,everysec}",
+                       help="state directory: fsync each commit before its answer (always, the default), or write "
+                            "it to the OS before its answer and fsync once a second (everysec: survives the "
+                            "server's crash, kill -9 included; a power cut may lose the last second)")
     serve.add_argument("--keep-versions", help="shared store: versions kept of each layer definition and variable "
                                                "(default 4)")
     serve.add_argument("--keep-history",
@@ -60,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
                                                  "inlined (422; default 10000)")
     serve.add_argument("--max-model-depth", help="deepest nesting of functions and subgraphs in a custom-layer "
                                                  "model (422; default 16)")
+    serve.add_argument("--max-model-inference-s",
+                       help="most CPU seconds ONNX shape inference may take on a custom-layer model; the server "
+                            "repeats it in-process for each input signature (422; default 0.5 s)")
+    serve.add_argument("--model-validation-timeout-s",
+                       help="longest validation of a custom-layer model (ONNX checks, shape inference, first "
+                            "ONNX Runtime load), in a child process killed at the deadline (422; default 10 s)")
     serve.add_argument("--max-tensor-elements", help="largest tensor accepted, in elements (default 16Mi)")
     serve.add_argument("--max-apply-cost", help="most work one apply of a built-in layer may take, in "
                                                 "multiply-accumulates or window reads (422; default 1e11)")

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     state_dir: str = _accepted("a directory path", default="./layerserve-state", min_length=1)
     store: str | None = _accepted("redis://host:port/db, rediss://... or unix://... (unset: the state directory)",
                                   default=None)
+    fsync: Literal["always", "everysec"] = _accepted("always or everysec", default="always")
     keep_versions: int = _accepted("an integer of at least 1", default=4, ge=1)
     keep_history: int = _accepted("an integer of at least 1 (checkpointed versions are always kept)",
                                   default=1000, ge=1)
@@ -69,6 +70,10 @@ class Settings(BaseSettings):
     max_model_nodes: int = _accepted("a positive integer: nodes of a model once its functions are inlined",
                                      default=10_000, ge=1)
     max_model_depth: int = _accepted("a positive integer: nesting of functions and subgraphs", default=16, ge=1)
+    max_model_inference_s: float = _accepted("a number of seconds above 0: CPU time of shape inference on an "
+                                             "uploaded model", default=0.5, gt=0, allow_inf_nan=False)
+    model_validation_timeout_s: float = _accepted("a number of seconds above 0: validating an uploaded model",
+                                                  default=10.0, gt=0, allow_inf_nan=False)
     max_layers_per_graph: int = _accepted("a positive integer", default=10_000, ge=1)
     max_records_per_layer: int = _accepted("a positive integer", default=1000, ge=1)
     max_sessions: int = _accepted("a positive integer", default=256, ge=1)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["HealthWatch", "peak_rss_bytes", "rss_bytes", "watch_health"]
+__all__ = ["HealthWatch", "peak_rss_bytes", "rss_bytes", "tree_cpu_seconds", "watch_health"]
 
 
 def _status_kib(pid: int, field: str) -> int:
@@ -29,6 +29,31 @@ def rss_bytes(pid: int) -> int:
 def peak_rss_bytes(pid: int) -> int:
     """The highest resident memory of process ``pid`` so far: catches what was freed again."""
     return _status_kib(pid, "VmHWM")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, reaped children's included) of process ``pid`` and of every
+    process below it now: the server with its worker processes."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        fields = _stat(int(entry.name)) if entry.name.isdigit() else None
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        fields = _stat(current)
+        if fields is not None:
+            total += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime (clock ticks)
+        todo.extend(children.get(current, []))
+    return total / 100
 
 
 class HealthWatch:

@@ -6,6 +6,8 @@ printing each version once its commit returned. At the ``CRASH_AT``-th ``os.fsyn
 process ends at once (``os._exit``): the files written so far are on disk, the rest never
 will be, as after a power cut at that instant on a file system that keeps write order.
 
+The weights are committed with a snapshot every ``SNAPSHOT_EVERY`` commits.
+
 With a fourth argument ``records``, version ``v`` is instead an apply of layer ``counting`` of
 graph ``records`` to ``record_input(v)``, which records the loss ``6 v`` (at most
 ``RECORDS_CAP`` records are kept).
@@ -29,6 +31,7 @@ __all__ = ["RECORDS_CAP", "record_input", "records_plane", "version_arrays"]
 
 SHAPES = {"kernel": (6, 5), "bias": (5,)}
 RECORDS_CAP = 100
+SNAPSHOT_EVERY = 4  # commits: the crashes hit snapshots as well as journal appends
 
 
 def version_arrays(version: int) -> list[np.ndarray]:
@@ -79,7 +82,8 @@ def main(state_dir: str, first: int, crash_at: int, mode: str = "weights") -> No
         _write_records(plane, first)
         return
     settings = Settings(state_dir=state_dir)
-    plane = DataPlane(settings, FilesystemStore(state_dir), Executor(SessionCache(select_providers(["cpu"]))))
+    store = FilesystemStore(state_dir, snapshot_every=SNAPSHOT_EVERY)
+    plane = DataPlane(settings, store, Executor(SessionCache(select_providers(["cpu"]))))
     if "crash" not in plane.graphs:
         plane.create_layer("crash", "Dense", {"units": SHAPES["bias"][0]}, name="w")
         plane.build("crash", "w", [None, SHAPES["kernel"][0]])

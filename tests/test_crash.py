@@ -24,6 +24,7 @@ import numpy as np
 
 from layerserve.protocol import FRAME_CONTENT_TYPE, encode_frame, input_ref
 from layerserve.server.core.graph import Graph
+from layerserve.server.store import journal
 from layerserve.server.store.filesystem import FilesystemStore
 from tests.redis_server import RedisProcess, redis_process  # noqa: F401 - fixture
 from tests.server import ROOT, ServerProcess
@@ -204,10 +205,11 @@ def test_sigkill_with_the_redis_store(tmp_path: Path, redis_process: RedisProces
 
 
 def test_crash_at_every_fsync_of_a_commit(tmp_path: Path) -> None:
-    """A commit writes several files (two blobs, the manifest): end the process between any two."""
+    """A commit appends to the journal; every fourth (here) writes a snapshot: a pack, the
+    manifest, two directories. End the process at each of these fsyncs in turn."""
     state = tmp_path / "state"
     acked = 0
-    for crash_at in range(1, 12):  # five fsyncs per commit: every point of two commits and more
+    for crash_at in range(1, 16):  # every point of two snapshot cycles and more
         child = subprocess.run([sys.executable, "-m", "tests.store_writer", str(state), str(acked + 1),
                                 str(crash_at)], cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert child.returncode == 137, child.stderr[-2000:]
@@ -226,10 +228,15 @@ def test_crash_at_every_fsync_of_a_commit(tmp_path: Path) -> None:
 
 
 def _referenced(state: Path, graph: str) -> set[str]:
-    """The blobs the graph's manifest names (values, record objects, model blobs)."""
-    blobs = json.loads((state / "graphs" / graph / "manifest.json").read_text())["blobs"]
-    return {*blobs["variables"].values(), *(name for index in blobs["records"].values() for name, _ in index["objects"]),
-            *(f"{digest}.bin" for digest in blobs["models"])}
+    """The files the graph's snapshot and journal name (pack, journal, record objects, model blobs)."""
+    directory = state / "graphs" / graph
+    manifest = json.loads((directory / "manifest.json").read_text())
+    indexes, models = dict(manifest["records"]), manifest["models"]
+    for record in journal.records((directory / "blobs" / manifest["journal"]).read_bytes()):
+        indexes.update(record.header["records"])
+        models = record.header.get("models", models)
+    return {manifest["values"]["file"], manifest["journal"], *(f"{digest}.bin" for digest in models),
+            *(name for index in indexes.values() if index is not None for name, _ in index["objects"])}
 
 
 def _load(state: Path, graph: str) -> Graph:
@@ -241,16 +248,16 @@ def _load(state: Path, graph: str) -> Graph:
 
 
 def test_crash_at_every_fsync_of_a_recorded_apply_that_spills(tmp_path: Path) -> None:
-    """Recorded applies keep their new records inline in the manifest; every so often one spills
-    them into a record blob merged with an older one, which it then deletes (while older records
-    are evicted). End the process at each fsync of such an apply: a load reads the records of
+    """Recorded applies keep their new records inline in the layer's index (a journal record);
+    every so often one spills them into a record blob merged with an older one, which it then
+    deletes (while older records are evicted). End the process at each fsync of such an apply: a load reads the records of
     the last completed apply, whole and in order, and no blob it does not name."""
     template = tmp_path / "template"
     plane = records_plane(str(template))
     for v in range(129):  # the next apply spills 65 inline records and merges them with the first 65
         plane.apply("records", "counting", [record_input(v)])
     plane.store.close()
-    for crash_at in range(1, 6):  # the spill's four fsyncs (blob, manifest, two directories), then the next apply's
+    for crash_at in range(1, 6):  # the spill's fsyncs (blob, directory, journal), then the next applies'
         state = tmp_path / f"state{crash_at}"
         shutil.copytree(template, state)
         child = subprocess.run([sys.executable, "-m", "tests.store_writer", str(state), "129", str(crash_at), "records"],

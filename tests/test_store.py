@@ -27,7 +27,7 @@ from layerserve.server.runtime.executor import Executor
 from layerserve.server.runtime.providers import select_providers
 from layerserve.server.runtime.sessions import SessionCache
 from layerserve.server.store.base import StaleGraph, StateStore
-from layerserve.server.store.codec import layer_to_json, records_to_json
+from layerserve.server.store.codec import graph_to_json, layer_to_json, records_to_json
 from layerserve.server.store.filesystem import FilesystemStore
 from tests.redis_server import RedisProcess, redis_process  # noqa: F401 - fixture
 from tests.test_custom_layers import _config, _model_bytes
@@ -282,16 +282,19 @@ def _to_previous_layout(plane: DataPlane, graph: str) -> None:
             data["config"] = {**data["config"], "model": config["model"]}
     records = {i: records_to_json(layer) for i, layer in g.layers.items() if layer.losses or layer.updates}
     store = plane.store
-    if isinstance(store, FilesystemStore):
+    if isinstance(store, FilesystemStore):  # format 1: the whole graph in the manifest, a file per value
         directory = store.root / "graphs" / graph
-        manifest = json.loads((directory / "manifest.json").read_text())
-        manifest["graph"]["layers"] = list(inline.values())
+        for path in (directory / "blobs").iterdir():
+            path.unlink()
+        values = {}
+        for k, (name, value) in enumerate(g.values.items()):
+            np.save(directory / "blobs" / f"old-{k}.npy", value)
+            values[name] = f"old-{k}.npy"
         for i, held in records.items():
             (directory / "blobs" / f"old-{i}.json").write_text(json.dumps(held))
-        manifest["blobs"] = {"variables": manifest["blobs"]["variables"], "records": {i: f"old-{i}.json" for i in records}}
-        (directory / "manifest.json").write_text(json.dumps({**manifest, "format": 1}))
-        for blob in (directory / "blobs").glob("*.bin"):
-            blob.unlink()
+        manifest = {"format": 1, "graph": {**graph_to_json(g), "layers": list(inline.values())},
+                    "blobs": {"variables": values, "records": {i: f"old-{i}.json" for i in records}}}
+        (directory / "manifest.json").write_text(json.dumps(manifest))
         return
     client = store.client  # type: ignore[attr-defined]
     head = {k.decode(): v.decode() for k, v in client.hgetall(f"ls:{{{graph}}}:head").items()}

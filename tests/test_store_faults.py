@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from layerserve.server.store import journal
 from tests.server import ServerProcess
 from tests.test_hostile import assert_error
 
@@ -25,15 +26,19 @@ def _manifest(state: Path, graph: str) -> dict:  # type: ignore[type-arg]
     return json.loads((state / "graphs" / graph / "manifest.json").read_text())  # type: ignore[no-any-return]
 
 
+def _files(directory: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in directory.iterdir()} if directory.is_dir() else {}
+
+
 def test_a_failed_write_leaves_no_partial_blob(tmp_path: Path) -> None:
-    """Writes past 1 MiB fail as on a full disk: the 2 MiB kernel's half-written file goes."""
+    """Writes past 1 MiB fail as on a full disk: the 2 MiB kernel's half-written bytes go."""
     server = ServerProcess(tmp_path / "state", max_file_bytes=2**20).start()
     try:
         http = _dense(server, "full", units=512)
-        assert_error(http.post("/layers/fc/build", json={"input_shape": [None, 1024]}), 503, "store_unavailable")
         blobs = server.state_dir / "graphs" / "full" / "blobs"
-        left = sorted(p.name for p in blobs.iterdir()) if blobs.is_dir() else []
-        assert left == [], left  # before: the partial .npy stayed until a restart
+        before = _files(blobs)
+        assert_error(http.post("/layers/fc/build", json={"input_shape": [None, 1024]}), 503, "store_unavailable")
+        assert _files(blobs) == before  # before: the partial .npy stayed until a restart
         small = http.post("/layers/fc/build", json={"input_shape": [None, 4]})
         assert small.status_code == 200, small.text  # what fits is still written
         http.close()
@@ -51,9 +56,15 @@ def _two_graphs(tmp_path: Path) -> tuple[ServerProcess, Path]:
     return server, server.state_dir / "graphs" / "bad"
 
 
-def _kernel_blob(directory: Path) -> Path:
-    variables = json.loads((directory / "manifest.json").read_text())["blobs"]["variables"]
-    return directory / "blobs" / next(blob for name, blob in variables.items() if "kernel" in name)
+def _kernel_file(directory: Path) -> tuple[Path, list[journal.Record]]:
+    """The file that holds the kernel's value (the snapshot's pack, or the journal), and the
+    journal's records."""
+    manifest = json.loads((directory / "manifest.json").read_text())
+    log = directory / "blobs" / manifest["journal"]
+    records = list(journal.records(log.read_bytes()))
+    if any("kernel" in name for record in records for name in record.header["values"]):
+        return log, records
+    return directory / "blobs" / manifest["values"]["file"], records
 
 
 def _assert_bad_graph_reported(server: ServerProcess, path: Path) -> None:
@@ -67,7 +78,7 @@ def _assert_bad_graph_reported(server: ServerProcess, path: Path) -> None:
 
 def test_an_unreadable_file_takes_only_its_graph_out(tmp_path: Path) -> None:
     server, bad = _two_graphs(tmp_path)
-    blob = _kernel_blob(bad)
+    blob, _ = _kernel_file(bad)
     blob.write_bytes(b"not an array")
     server.start()  # before: the whole server never became ready
     try:
@@ -81,8 +92,14 @@ def test_an_unreadable_file_takes_only_its_graph_out(tmp_path: Path) -> None:
 
 def test_a_value_of_another_shape_is_not_loaded(tmp_path: Path) -> None:
     server, bad = _two_graphs(tmp_path)
-    blob = _kernel_blob(bad)
-    np.save(blob, np.zeros((5, 7), np.float64), allow_pickle=False)
+    blob, records = _kernel_file(bad)
+    assert blob.suffix == ".log"  # the build's commit: a journal record, rewritten whole and valid
+    blob.write_bytes(b"")
+    end = 0
+    for record in records:
+        values = {name: [0, 280, "float64", [5, 7]] if "kernel" in name else None for name in record.header["values"]}
+        header = {**record.header, "values": {n: v for n, v in values.items() if v is not None}}
+        end = journal.append(blob, end, json.dumps(header).encode(), [np.zeros((5, 7)).tobytes()], sync=False)
     server.start()
     try:
         _assert_bad_graph_reported(server, blob)  # before: loaded silently, (5, 7) float64 as a (3, 2) kernel

@@ -264,7 +264,7 @@ async def _infer_program(plane: DataPlane, settings: Any, model: str, graph: str
         feeds[spec.name], offset = tensor, offset + used
     entry = programs_of(plane).named(graph, name) or {}
     names = [o.name for o in body.outputs] if body.outputs else list(entry.get("outputs", {}))
-    ys = await run_in_threadpool(programs_of(plane).run_named, graph, name, feeds, names)
+    ys = await dispatch.cancellable(programs_of(plane).run_named, graph, name, feeds, names)
     return _encode_named(model, body, names, ys)
 
 

@@ -111,7 +111,7 @@ async def run_reply(programs: ProgramModels, settings: Any, graph: str, program:
     if len(body.feeds) != len(tensors):
         raise InvalidArgument(f"{len(body.feeds)} feed names for {len(tensors)} tensors", code="invalid_feeds")
     feeds = dict(zip(body.feeds, tensors, strict=True))
-    outputs = await dispatch.in_thread(programs.run, graph, program, feeds, list(body.fetches), body.checkpoint)
+    outputs = await dispatch.cancellable(programs.run, graph, program, feeds, list(body.fetches), body.checkpoint)
     return tensor_reply({}, outputs, "outputs", frame=FRAME_CONTENT_TYPE in accept)
 
 

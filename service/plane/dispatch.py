@@ -29,7 +29,7 @@ from layerserve.server.plane.apply import Resolved
 from layerserve.server.plane.pinned import apply_pinned
 from layerserve.server.runtime.cancel import cancel, run_scope
 
-__all__ = ["IDLE_INLINE_BUDGET_S", "INLINE_BUDGET_S", "INLINE_MAX_ELEMENTS", "apply", "in_thread",
+__all__ = ["IDLE_INLINE_BUDGET_S", "INLINE_BUDGET_S", "INLINE_MAX_ELEMENTS", "apply", "cancellable", "in_thread",
            "off_loop_if_large"]
 
 T = TypeVar("T")
@@ -54,7 +54,7 @@ async def apply(plane: DataPlane, graph: str, layer: str, inputs: list[np.ndarra
     ``checkpoint`` always in the pool (it may read the checkpoint from the store)."""
     global _in_flight
     if checkpoint is not None:
-        return await _cancellable(functools.partial(apply_pinned, plane, graph, layer, inputs, checkpoint,
+        return await cancellable(functools.partial(apply_pinned, plane, graph, layer, inputs, checkpoint,
                                                     training=training, refs=refs))
     _in_flight += 1
     try:
@@ -65,12 +65,12 @@ async def apply(plane: DataPlane, graph: str, layer: str, inputs: list[np.ndarra
                                resolved=resolved)
         run = functools.partial(plane.apply, graph, layer, inputs, training=training, batch=True, revision=revision,
                                 refs=refs, resolved=resolved)
-        return await _cancellable(run)
+        return await cancellable(run)
     finally:
         _in_flight -= 1
 
 
-async def _cancellable(fn: Callable[..., T], *args: object) -> T:
+async def cancellable(fn: Callable[..., T], *args: object) -> T:
     """``in_thread``; when the request gives up (its timeout, its client gone), the ONNX
     Runtime runs made for it are terminated, so that its thread comes back to the pool."""
     with run_scope() as scope:

@@ -48,7 +48,8 @@ class GraphPlane:
         check_name(name, GRAPH_NAME, "graph name")
         if name in self.store.damaged:
             raise StoreUnavailable(f"graph {name!r} is not served: it could not be loaded ({self.store.damaged[name]}); "
-                                   "repair or remove its directory and restart", code="graph_damaged")
+                                   "repair or remove it (its directory, or its keys in Redis) and restart",
+                                   code="graph_damaged")
         cached = self.graphs.get(name)
         if cached is not None and revision is not None and cached.revision == revision:
             return cached

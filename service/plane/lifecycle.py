@@ -43,14 +43,16 @@ class Lifecycle(GraphPlane):
         cls = kind_for(class_name)
         try:
             dtype = normalize_dtype(dtype)
-            kind = cls.from_kwargs(config)
+            # An uploaded model is validated and loaded once in a child process, with a deadline.
+            kind = self.executor.user_kind(cls, config) if cls.user_defined else cls.from_kwargs(config)
         except InvalidArgument as error:
             if name is None and error.code not in _CHECKED_BEFORE_NAMING and not cls.user_defined:
                 self._use_up_name(graph, cls.class_name)
             raise
         overrides = parse_batching(batching or {})
         kind.check_layer_dtype(dtype)
-        self.executor.check_loadable(kind.models_to_check())
+        if not cls.user_defined:
+            self.executor.check_loadable(kind.models_to_check())
         g = self.graph(graph, create=True)
         with self._mutation(g):
             g.check_layer_limit(self.settings.max_layers_per_graph)

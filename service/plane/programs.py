@@ -37,6 +37,7 @@ from layerserve.server.plane.program_baking import (
     weight_versions,
 )
 from layerserve.server.plane.transactions import retried
+from layerserve.server.runtime.cancel import guarded_run
 from layerserve.server.runtime.compiler import compile_layer
 from layerserve.server.runtime.model_check import clean_message
 from layerserve.server.runtime.sessions import CompiledLayer
@@ -267,8 +268,10 @@ class ProgramPlane:
         for extra in composed.extra_feeds:
             kind = g.layers[extra.layer_id].kind
             inputs[extra.input] = kind.extra_feeds(extra.shape, extra.dtype, training=True)[extra.name]
-        try:
-            arrays = session.session.run(session.output_names, inputs)
+        try:  # guarded: a run whose request gave up is terminated, and commits nothing
+            arrays = guarded_run(lambda options: session.session.run(session.output_names, inputs, options))
+        except LayerServeError:
+            raise
         except Exception as exc:  # the program failed on these feeds (a shape, an index): TF's InvalidArgumentError
             raise InvalidArgument(f"the program failed on these feeds: {clean_message(str(exc))}",
                                   code="run_failed", op_error="InvalidArgumentError") from None

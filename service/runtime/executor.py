@@ -19,21 +19,24 @@ from onnx import numpy_helper
 
 from layerserve.server.core.layer import Layer
 from layerserve.server.errors import IncompatibleInput, LayerServeError
-from layerserve.server.layers.base import Signature
+from layerserve.server.layers.base import LayerKind, Signature
 from layerserve.server.runtime.batching import Batcher, BatchPolicy, run_padded
 from layerserve.server.runtime.binding import ResidentVariables, run_bound
 from layerserve.server.runtime.cancel import guarded_run
 from layerserve.server.runtime.compiler import INPUT, OUTPUT, compile_layer, input_name
 from layerserve.server.runtime.model_check import check_loadable, clean_message
 from layerserve.server.runtime.sessions import CompiledLayer, SessionCache
+from layerserve.server.runtime.vetting import ModelVetting
 
 __all__ = ["Executor"]
 
 
 class Executor:
     def __init__(self, sessions: SessionCache, batch_defaults: BatchPolicy | None = None,
-                 batcher: Batcher | None = None, *, io_binding: bool = False) -> None:
+                 batcher: Batcher | None = None, *, io_binding: bool = False,
+                 vetting: ModelVetting | None = None) -> None:
         self.sessions = sessions
+        self.vetting = vetting or ModelVetting(sessions)
         self.batch_defaults = batch_defaults or BatchPolicy()
         self.batcher = batcher or Batcher()
         # With IOBinding the variables also live as OrtValues on the leading provider's device.
@@ -135,6 +138,11 @@ class Executor:
 
     def check_loadable(self, models: list[bytes]) -> None:
         check_loadable(self.sessions, models)
+
+    def user_kind(self, cls: type[LayerKind], config: dict[str, Any]) -> LayerKind:
+        """A user-defined kind (an uploaded model), validated and loaded once in a child
+        process within the validation deadline (see ``runtime.vetting``)."""
+        return self.vetting.kind(cls, config)
 
     def variable_feeds(self, layer: Layer, variables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The kind's graph-layout inputs, derived once per version of the variable values."""

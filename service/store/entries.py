@@ -20,39 +20,18 @@ import numpy as np
 from layerserve.server.core.graph import Graph
 from layerserve.server.core.layer import Variable
 from layerserve.server.core.naming import GraphNames
-from layerserve.server.store.codec import layer_blobs, layer_from_json, layer_to_json, program_refs
+from layerserve.server.store.codec import layer_blobs, layer_from_json, program_refs
+from layerserve.server.store.definitions import STRUCTURE
 
-__all__ = ["STRUCTURE", "assemble", "decode_entry", "definition_texts", "dumps", "graph_blobs", "value_bytes",
-           "value_from_bytes"]
-
-STRUCTURE = "G"
-
-
-def dumps(obj: Any) -> str:
-    """Canonical JSON: the same state always gives the same text, so texts can be compared."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
-
-
-def _structure_json(graph: Graph) -> dict[str, Any]:
-    return {"next_id": graph.next_id, "names": graph.names.to_json(), "order": list(graph.layers),
-            "variables": [v.to_json() for v in graph.variables.values()],
-            **({"programs": list(graph.programs)} if graph.programs else {}),
-            **({"named_programs": graph.named_programs} if graph.named_programs else {})}
-
-
-def definition_texts(graph: Graph) -> dict[str, str]:
-    """The structure and every layer's definition, as canonical JSON (values and records aside)."""
-    texts = {STRUCTURE: dumps(_structure_json(graph))}
-    for layer in graph.layers.values():
-        texts[f"L:{layer.id}"] = dumps(layer_to_json(layer))
-    return texts
+__all__ = ["assemble", "decode_entry", "graph_blobs", "value_bytes", "value_from_bytes"]
 
 
 def graph_blobs(graph: Graph) -> dict[str, str]:
     """Every blob the graph's definitions refer to: digest -> base64 text."""
     blobs: dict[str, str] = {}
     for layer in graph.layers.values():
-        blobs.update(layer_blobs(layer))
+        if layer.kind.blob_fields:
+            blobs.update(layer_blobs(layer))
     blobs.update(graph.programs)
     return blobs
 

@@ -1,25 +1,25 @@
 """The embedded store: a state directory on local disk.
 
-Layout, per graph::
+Each graph is a snapshot plus a journal (layout: see ``layout``). A commit appends one record
+to the graph's journal (what it changed: definitions, the new values, raw, and record indexes)
+and fsyncs it: the fsync is the commit point, and its cost is what the commit changed, not what
+the graph holds. When the journal outgrows the snapshot (or ``SNAPSHOT_RECORDS`` commits), the
+commit writes a new snapshot instead: the values into a new pack file (fsync), then the
+manifest to a temporary file (fsync) and renamed over the old one (fsync of the directory),
+which starts a new, empty journal. A load reads the snapshot and replays the journal; a record
+a crash cut short (its CRC does not check) was never acknowledged and is ignored. Record
+objects and model blobs are files of their own, written and fsynced before the journal or
+manifest names them. Files that nothing references (left by a crash, or replaced) are deleted
+afterwards and on load. Directories are fsynced into their parents when created.
 
-    graphs/<graph>/manifest.json      structure, and which blobs hold the values, records and models
-    graphs/<graph>/blobs/<uuid>.npy   one variable value (immutable once written)
-    graphs/<graph>/blobs/<uuid>.json  some of a layer's conditional losses and pending updates
-    graphs/<graph>/blobs/<sha256>.bin a blob a layer definition refers to (a custom layer's model)
-
-A layer's records are its index in the manifest (the records since the last spill, inline,
-and its record blobs by name: see ``records``), so that a recorded apply rewrites a few
-records, not all of them. A commit writes the new blobs (fsync), then the manifest to a temp
-file (fsync) and renames it over the old one (fsync of the directory): the rename is the
-commit point. A commit that adds no blob (most recorded applies) skips the blob directory's
-fsync. Blobs that no manifest references (left by a crash, or replaced) are deleted
-afterwards and on load. Directories are fsynced into their parents when created, so a
-graph's first commit is as durable as the later ones.
+``fsync="everysec"`` writes each commit to the operating system before answering (it survives
+the server's death, ``kill -9`` included) and fsyncs the journals once a second: a power cut
+may lose the last second's commits, never tear one.
 
 One process owns a state directory at a time: ``load`` takes an exclusive lock on
 ``<root>/.lock`` (waiting while another live process holds it; the kernel releases it when
 that process dies, even by SIGKILL). Without it, a second server's load would delete the
-blobs the first one has written but not yet committed. Several stores of one process on one
+files the first one has written but not yet committed. Several stores of one process on one
 directory share the process's hold.
 """
 
@@ -33,29 +33,20 @@ import os
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import Any, Literal
 
 from layerserve.server.core.graph import Graph
 from layerserve.server.errors import StoreUnavailable
+from layerserve.server.store import journal
 from layerserve.server.store.base import StateStore
-from layerserve.server.store.codec import blob_name, graph_from_json, graph_to_json
-from layerserve.server.store.durable import fsync_dir, fsync_write
-from layerserve.server.store.entries import graph_blobs
-from layerserve.server.store.records import (
-    EMPTY,
-    TAIL_BYTES,
-    StoredRecords,
-    decode_object,
-    from_index,
-    index_objects,
-    plan,
-)
+from layerserve.server.store.codec import blob_name
+from layerserve.server.store.durable import PeriodicSync, fsync_dir, fsync_write
+from layerserve.server.store.layout import Damaged, Loaded, load_graph
+from layerserve.server.store.records import EMPTY, TAIL_BYTES, StoredRecords, plan
+from layerserve.server.store.versions import Changes
 
 __all__ = ["FilesystemStore"]
 
@@ -67,25 +58,38 @@ GRAPH_TAIL_BYTES = 64 * 1024
 MIN_LAYER_TAIL_BYTES = 4 * 1024
 
 
+# A snapshot is written when the journal holds more bytes than this and than the snapshot, or
+# (by default) every this many commits: a load then replays at most about as much as the
+# snapshot holds, and the snapshot's cost is spread over many commits.
+SNAPSHOT_BYTES = 64 * 1024 * 1024
+SNAPSHOT_RECORDS = 10_000
+
+
 @dataclass
 class _Committed:
-    """What a graph's last committed manifest refers to."""
+    """What a graph's last commit left on disk."""
 
-    variables: dict[str, str] = field(default_factory=dict)  # variable -> blob
     records: dict[str, StoredRecords] = field(default_factory=dict)  # layer id -> its records
     models: frozenset[str] = frozenset()  # digests of the blobs the definitions refer to
+    files: frozenset[str] = frozenset()  # the pack and the journal (or an older layout's value files)
+    journal: str = ""
+    journal_end: int = 0  # where its last commit's record ends
+    journal_records: int = 0
+    snapshot_bytes: int = 0
+    snapshot_due: bool = True  # no snapshot in format 3 yet, or a journal whose end is in doubt
 
     def referenced(self) -> set[str]:
-        return {*self.variables.values(), *(n for r in self.records.values() for n in r.names()),
-                *map(blob_name, self.models)}
+        return {*self.files, *(n for r in self.records.values() for n in r.names()), *map(blob_name, self.models)}
 
-    def manifest(self, graph: Graph) -> bytes:
-        """Each layer's index is spliced in as the text it was stored as: no re-encoding."""
-        records = ",".join(f"{json.dumps(i)}:{r.index_text}" for i, r in self.records.items())
-        blobs = (f'{{"variables":{json.dumps(self.variables)},"models":{json.dumps(sorted(self.models))},'
-                 f'"records":{{{records}}}}}')
-        return f'{{"format":2,"graph":{json.dumps(graph_to_json(graph))},"blobs":{blobs}}}'.encode()
+    def wants_snapshot(self, every: int) -> bool:
+        return (self.snapshot_due or self.journal_records + 1 >= every
+                or self.journal_end >= max(SNAPSHOT_BYTES, self.snapshot_bytes))
 
+    @classmethod
+    def loaded(cls, loaded: Loaded, manifest_bytes: int) -> _Committed:
+        return cls(loaded.records, loaded.models, loaded.files, loaded.journal, loaded.journal_end,
+                   loaded.journal_records, loaded.snapshot_bytes + manifest_bytes,
+                   snapshot_due=not loaded.current or loaded.torn)
 
 
 def _make_dir(path: Path) -> None:
@@ -117,13 +121,16 @@ def _wait_for_lock(root: Path, poll_s: float) -> int:
 
 
 class FilesystemStore(StateStore):
-    def __init__(self, root: str | os.PathLike[str], lock_poll_s: float = 0.1) -> None:
+    def __init__(self, root: str | os.PathLike[str], lock_poll_s: float = 0.1, *,
+                 fsync: Literal["always", "everysec"] = "always", snapshot_every: int = SNAPSHOT_RECORDS) -> None:
         super().__init__()
         self.root = Path(root).resolve()
         _make_dir(self.root / "graphs")
         self.lock_poll_s = lock_poll_s
         self._lock_fd: int | None = None
         self._committed: dict[str, _Committed] = {}  # graph -> as last committed
+        self._later = PeriodicSync(1.0) if fsync == "everysec" else None
+        self.snapshot_every = snapshot_every
 
     def _graph_dir(self, name: str) -> Path:
         return self.root / "graphs" / name
@@ -142,6 +149,8 @@ class FilesystemStore(StateStore):
             self._lock_fd = held[0]
 
     def close(self) -> None:
+        if self._later is not None:
+            self._later.close()
         if self._lock_fd is None:
             return
         with _HOLDS_LOCK:
@@ -175,36 +184,22 @@ class FilesystemStore(StateStore):
         if not manifest.is_file():
             blob_dir = directory / "blobs"
             if blob_dir.is_dir() and any(blob_dir.iterdir()):
-                raise _Damaged(manifest, "missing, while the graph's blobs are there")
+                raise Damaged(manifest, "missing, while the graph's blobs are there")
             return None
         try:
-            content = json.loads(manifest.read_text())
+            text = manifest.read_bytes()
+            content = json.loads(text)
         except (OSError, ValueError) as exc:
-            raise _Damaged(manifest, exc) from None
+            raise Damaged(manifest, exc) from None
         try:
-            return self._load_graph(directory, content)
-        except _Damaged:
+            loaded = load_graph(directory, content)
+        except Damaged:
             raise
         except Exception as exc:  # a manifest of the wrong structure
-            raise _Damaged(manifest, f"{type(exc).__name__}: {exc}") from None
-
-    def _load_graph(self, directory: Path, manifest: dict[str, Any]) -> Graph:
-        blob_dir = directory / "blobs"
-        blobs = manifest["blobs"]
-        models = blobs.get("models", [])  # none before format 2: configs held them inline
-        graph = graph_from_json(manifest["graph"], {d: base64.b64encode(_read(blob_dir / blob_name(d))).decode()
-                                                    for d in models})
-        graph.set_values({name: _load_value(blob_dir / blob, graph.variables.get(name))
-                          for name, blob in blobs["variables"].items()})
-        records = {}
-        for layer_id, index in blobs["records"].items():
-            stored = from_index(index, {n: decode_object(_read(blob_dir / n)) for n in index_objects(index)})
-            losses, updates = stored.live()
-            graph.layers[layer_id].losses, graph.layers[layer_id].updates = deque(losses), deque(updates)
-            records[layer_id] = stored
-        self._committed[graph.name] = _Committed(dict(blobs["variables"]), records, frozenset(models))
-        self.stamper.remember(graph, models)
-        return graph
+            raise Damaged(manifest, f"{type(exc).__name__}: {exc}") from None
+        self._committed[loaded.graph.name] = _Committed.loaded(loaded, len(text))
+        self.stamper.remember(loaded.graph, loaded.models)
+        return loaded.graph
 
     def _remove_unreferenced(self, directory: Path) -> None:
         for tmp in directory.glob("*.tmp"):
@@ -218,12 +213,12 @@ class FilesystemStore(StateStore):
                 path.unlink()
 
     def _discard_uncommitted(self, name: str) -> None:
-        """After a failed commit: the blobs it wrote (maybe partly) go, so a full disk gets its
+        """After a failed commit: the files it wrote (maybe partly) go, so a full disk gets its
         space back at once. The caller holds the graph's lock: no other commit is writing here."""
         try:
             self._remove_unreferenced(self._graph_dir(name))
         except OSError as exc:
-            log.warning("could not remove the blobs of a failed commit of graph %s: %s", name, exc)
+            log.warning("could not remove the files of a failed commit of graph %s: %s", name, exc)
 
     def healthy(self) -> bool:
         """Readiness: the state directory takes a write (and its fsync) right now."""
@@ -244,49 +239,83 @@ class FilesystemStore(StateStore):
         changes = self.stamp(graph, variables, layers)
         if changes.empty:
             return
+        old = self._committed.get(graph.name, _Committed())
         try:
-            self._write(graph, changes.values, changes.records)
+            self._write(graph, changes, old)
         except OSError as exc:  # disk full, I/O error: nothing was committed, and the stamps go back
             saved, graph.revision, graph.versions = stamped
             self.stamper.restore(graph.name, saved)
+            self._cut_journal(graph.name, old)
             self._discard_uncommitted(graph.name)
             raise StoreUnavailable(f"could not write the state directory: {exc.strerror or exc}") from exc
 
-    def _write(self, graph: Graph, variables: Iterable[str], layers: Iterable[str]) -> None:
+    def _cut_journal(self, name: str, old: _Committed) -> None:
+        """After a failed commit: the journal back to its last commit's end, so the space a
+        part of the record took is free again; where that fails, the next commit starts a new
+        journal (a torn record must only ever be a journal's last)."""
+        if not old.journal:
+            return
+        try:
+            journal.truncate(self._graph_dir(name) / "blobs" / old.journal, old.journal_end)
+        except OSError as exc:
+            log.warning("could not cut the journal of graph %s back after a failed commit: %s", name, exc)
+            self._committed[name] = replace(old, snapshot_due=True)
+
+    def _write(self, graph: Graph, changes: Changes, old: _Committed) -> None:
         directory = self._graph_dir(graph.name)
         blob_dir = directory / "blobs"
         _make_dir(blob_dir)
-        old = self._committed.get(graph.name, _Committed())
-        models = graph_blobs(graph)
-        new = _Committed({n: b for n, b in old.variables.items() if n in graph.variables},
-                         {i: r for i, r in old.records.items() if i in graph.layers}, frozenset(models))
-        for name in set(variables):
-            if name in graph.variables:
-                new.variables[name] = self._write_array(blob_dir, graph.values[name])
-        for layer_id in set(layers):
-            if layer_id in graph.layers:
-                self._write_records(blob_dir, graph, layer_id, new.records)
-        for digest in new.models - old.models:
-            _write_blob(blob_dir / blob_name(digest), models[digest])
-        fresh = new.referenced() - old.referenced()
+        records = {i: r for i, r in old.records.items() if i in graph.layers}
+        for layer_id in changes.records:
+            self._write_records(blob_dir, graph, layer_id, records)
+        for digest, text in changes.blobs.items():
+            _write_blob(blob_dir / blob_name(digest), text)
+        models = (old.models - set(changes.dropped_blobs)) | changes.blobs.keys()
+        new = replace(old, records=records, models=frozenset(models))
+        if new.wants_snapshot(self.snapshot_every):
+            new = self._snapshot(graph, new, directory)
+        else:
+            if new.referenced() - old.referenced():  # their directory entries must be durable first
+                fsync_dir(blob_dir)
+            new = self._append(graph, changes, new, models_changed=new.models != old.models)
+        self._committed[graph.name] = new
+        for name in old.referenced() - new.referenced():
+            (blob_dir / name).unlink(missing_ok=True)
+
+    def _append(self, graph: Graph, changes: Changes, new: _Committed, *, models_changed: bool) -> _Committed:
+        """The commit as one journal record."""
+        spots, payload = _values(graph, changes.values)
+        records = {i: new.records[i].index_text if i in new.records else "null" for i in changes.records}
+        header = (f'{{"revision":{changes.revision},"entries":{_spliced(changes.texts)},'
+                  f'"removed":{json.dumps(changes.removed)},"values":{json.dumps(spots)},'
+                  f'"records":{_spliced(records)}'
+                  + (f',"models":{json.dumps(sorted(new.models))}' if models_changed else "") + "}")
+        path = self._graph_dir(graph.name) / "blobs" / new.journal
+        end = journal.append(path, new.journal_end, header.encode(), payload, sync=self._later is None)
+        if self._later is not None:
+            self._later.mark(path)
+        return replace(new, journal_end=end, journal_records=new.journal_records + 1)
+
+    def _snapshot(self, graph: Graph, new: _Committed, directory: Path) -> _Committed:
+        """Every value into a new pack, and a manifest that names it and a new, empty journal."""
+        blob_dir = directory / "blobs"
+        pack, log_name = f"{uuid.uuid4().hex}.pack", f"{uuid.uuid4().hex}.log"
+        spots, payload = _values(graph, [n for n in graph.variables if n in graph.values])
+        size = journal.write_at(blob_dir / pack, 0, payload, sync=True)
+        journal.write_at(blob_dir / log_name, 0, [], sync=False)
+        records = {i: r.index_text for i, r in new.records.items()}
+        manifest = (f'{{"format":3,"name":{json.dumps(graph.name)},"revision":{graph.revision},'
+                    f'"versions":{json.dumps(graph.versions)},"entries":{_spliced(self.stamper.definitions.of(graph))},'
+                    f'"values":{{"file":{json.dumps(pack)},"index":{json.dumps(spots)}}},'
+                    f'"records":{_spliced(records)},"models":{json.dumps(sorted(new.models))},'
+                    f'"journal":{json.dumps(log_name)},"bytes":{size}}}').encode()
         tmp = directory / "manifest.json.tmp"
-        fsync_write(tmp, new.manifest(graph))
-        if fresh:  # their directory entries must be durable before a manifest names them
-            fsync_dir(blob_dir)
+        fsync_write(tmp, manifest)
+        fsync_dir(blob_dir)
         os.replace(tmp, directory / "manifest.json")
         fsync_dir(directory)
-        self._committed[graph.name] = new
-        for blob in old.referenced() - new.referenced():
-            (blob_dir / blob).unlink(missing_ok=True)
-
-    @staticmethod
-    def _write_array(blob_dir: Path, value: np.ndarray) -> str:
-        blob = f"{uuid.uuid4().hex}.npy"
-        with open(blob_dir / blob, "wb") as handle:
-            np.save(handle, np.asarray(value, order="C"), allow_pickle=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        return blob
+        return replace(new, files=frozenset({pack, log_name}), journal=log_name, journal_end=0, journal_records=0,
+                       snapshot_bytes=size + len(manifest), snapshot_due=False)
 
     @staticmethod
     def _write_records(blob_dir: Path, graph: Graph, layer_id: str, records: dict[str, StoredRecords]) -> None:
@@ -303,30 +332,22 @@ class FilesystemStore(StateStore):
             records.pop(layer_id, None)
 
 
-class _Damaged(Exception):
-    """A file of a graph that cannot be read, named by path."""
+def _values(graph: Graph, names: Iterable[str]) -> tuple[dict[str, list[Any]], list[Any]]:
+    """Where each value lies in the payload (offset, length, dtype, shape), and the payload's
+    parts: the arrays' own buffers."""
+    spots, payload, offset = {}, [], 0
+    for name in names:
+        value = graph.values[name]
+        view = journal.array_view(value)
+        spots[name] = [offset, view.nbytes, value.dtype.name, list(value.shape)]
+        payload.append(view)
+        offset += view.nbytes
+    return spots, payload
 
-    def __init__(self, path: Path, reason: object) -> None:
-        super().__init__(f"{path}: {reason}")
 
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise _Damaged(path, exc.strerror or exc) from None
-
-
-def _load_value(path: Path, variable: Any) -> np.ndarray:
-    """A variable's stored value, which must have the shape and dtype the manifest declares."""
-    try:
-        value: np.ndarray = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise _Damaged(path, exc) from None
-    if variable is not None and (tuple(value.shape) != tuple(variable.shape) or value.dtype.name != variable.dtype):
-        raise _Damaged(path, f"holds a {value.dtype.name} array of shape {list(value.shape)}; variable "
-                             f"{variable.name!r} is {variable.dtype} of shape {list(variable.shape)}")
-    return value
+def _spliced(texts: dict[str, str]) -> str:
+    """A JSON object of texts that are JSON already (no re-encoding)."""
+    return "{" + ",".join(f"{json.dumps(k)}:{t}" for k, t in texts.items()) + "}"
 
 
 def _write_blob(path: Path, text: str) -> None:

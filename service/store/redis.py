@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
@@ -40,11 +42,15 @@ from layerserve.server.core.graph import Graph
 from layerserve.server.errors import StoreUnavailable
 from layerserve.server.store.base import StaleGraph, StateStore
 from layerserve.server.store.codec import blob_name, blob_refs, program_refs
-from layerserve.server.store.entries import STRUCTURE, assemble, decode_entry, value_bytes
+from layerserve.server.store.definitions import STRUCTURE
+from layerserve.server.store.entries import assemble, decode_entry, value_bytes
 from layerserve.server.store.records import EMPTY, StoredRecords, decode_object, from_index, index_objects, plan
 from layerserve.server.store.versions import Changes
 
 __all__ = ["CHANNEL", "RedisStore"]
+
+T = TypeVar("T")
+log = logging.getLogger("layerserve.store")
 
 CHANNEL = "ls:commits"
 GRAPHS = "ls:graphs"
@@ -149,9 +155,17 @@ class RedisStore(StateStore):
 
     # ---- reading -------------------------------------------------------------------------
     def load(self) -> dict[str, Graph]:
-        graphs = {}
+        """Every graph; one whose entries cannot be read is reported (``damaged``, by key) and
+        left as it is in Redis, and the others are served."""
+        graphs, self.damaged = {}, {}
         for name in self.graph_names(()):
-            graph = self.refresh(name, None)
+            try:
+                graph = self.refresh(name, None)
+            except StoreUnavailable as exc:
+                if name not in self.damaged:
+                    raise
+                log.error("graph %s is not served: %s", name, exc)
+                continue
             if graph is not None:
                 graphs[name] = graph
         return graphs
@@ -185,62 +199,87 @@ class RedisStore(StateStore):
         return None if revision == 0 else self._read(name)
 
     def _read(self, name: str) -> Graph:
+        """The graph at its head; a graph that cannot be read is marked ``damaged`` (503
+        ``graph_damaged``, naming the key) until a restart after its repair."""
+        try:
+            return self._read_head(name)
+        except _Damaged as exc:
+            self.damaged[name] = str(exc)[:600]
+            log.error("graph %s is not served: %s", name, exc)
+            raise StoreUnavailable(f"graph {name!r} is not served: it could not be loaded ({self.damaged[name]}); "
+                                   "repair or remove its keys and restart", code="graph_damaged") from None
+
+    def _read_head(self, name: str) -> Graph:
+        missing_at: int | None = None
         for _ in range(self.read_attempts):
             head = {k.decode(): int(v) for k, v in self._call(lambda: self.client.hgetall(_keys(name)[0])).items()
                     if k != b"commit"}
             revision = head.pop("rev", 0)
-            table = self._fetch(name, head)
-            objects = None if table is None else self._fetch_objects(name, table)
-            if table is None or objects is None:  # a writer replaced a version K times while we read
+            table, missing = self._fetch(name, head)
+            if not missing:
+                objects, missing = self._fetch_objects(name, table)
+            if missing:
+                if missing_at == revision:  # the head stayed: not a race with a writer, the key is gone
+                    raise _Damaged(missing, "missing, while the graph's head names it")
+                missing_at = revision  # a writer may have replaced a version K times while we read
                 continue
-            for f, (rev, value) in table.items():
-                if f.startswith("R:") and not isinstance(value, StoredRecords):
-                    table[f] = (rev, from_index(value, objects))
-            blobs = {d: objects[blob_name(d)] for f, (_, v) in table.items() if (f == STRUCTURE or f.startswith("L:"))
-                     for d in _refs(f, v)}
-            graph = assemble(name, revision, head, {f: value for f, (_, value) in table.items()}, blobs)
+            graph, blobs = _assembled(name, revision, head, table, objects, _keys(name)[1])
             with self._lock:
                 self._entries[name], self._objects[name] = table, objects
             self.stamper.remember(graph, blobs)
             return graph
         raise StoreUnavailable(f"graph {name!r} changed too often to be read; retry", code="store_busy")
 
-    def _fetch(self, name: str, head: dict[str, int]) -> dict[str, tuple[int, Any]] | None:
-        """Every entry the head names: cached ones as they are, the others from Redis."""
+    def _fetch(self, name: str, head: dict[str, int]) -> tuple[dict[str, tuple[int, Any]], str | None]:
+        """Every entry the head names (cached ones as they are, the others from Redis), and the
+        key of one that is not there (None when all are)."""
         with self._lock:
             known = dict(self._entries.get(name, {}))
         table = {f: known[f] for f, rev in head.items() if f in known and known[f][0] == rev}
         wanted = [f for f in head if f not in table]
         if wanted:
-            prefix = _keys(name)[1]
-            data = self._call(lambda: self.client.mget([f"{prefix}{f}@{head[f]}" for f in wanted]))
-            if any(d is None for d in data):
-                return None
-            table.update({f: (head[f], decode_entry(f, d)) for f, d in zip(wanted, data)})
-        return table
+            keys = [f"{_keys(name)[1]}{f}@{head[f]}" for f in wanted]
+            data = self._call(lambda: self.client.mget(keys))
+            for key, field, d in zip(keys, wanted, data, strict=True):
+                if d is None:
+                    return table, key
+                table[field] = (head[field], _decoded(key, partial(decode_entry, field, d)))
+        return table, None
 
-    def _fetch_objects(self, name: str, table: dict[str, tuple[int, Any]]) -> dict[str, Any] | None:
-        """Every object the entries refer to (name -> decoded), or None when one is gone."""
+    def _fetch_objects(self, name: str, table: dict[str, tuple[int, Any]]) -> tuple[dict[str, Any], str | None]:
+        """Every object the entries refer to (name -> decoded), and the key of one that is gone."""
         wanted: set[str] = set()
-        for f, (_, value) in table.items():
+        prefix = _keys(name)[1]
+        for f, (rev, value) in table.items():
+            key = f"{prefix}{f}@{rev}"
             if f.startswith("R:"):
-                wanted.update(value.names() if isinstance(value, StoredRecords) else index_objects(value))
+                wanted.update(_decoded(key, partial(_record_objects, value)))
             elif (f == STRUCTURE or f.startswith("L:")):
-                wanted.update(map(blob_name, _refs(f, value)))
-        return self._objects_named(name, wanted)
+                wanted.update(map(blob_name, _decoded(key, partial(_refs, f, value))))
+        return self._objects_found(name, wanted)
 
     def _objects_named(self, name: str, wanted: Iterable[str]) -> dict[str, Any] | None:
+        """The objects, or None when one is gone or unreadable (the copy is then read again,
+        which reports a damaged graph)."""
+        try:
+            objects, missing = self._objects_found(name, wanted)
+        except _Damaged:
+            return None
+        return None if missing else objects
+
+    def _objects_found(self, name: str, wanted: Iterable[str]) -> tuple[dict[str, Any], str | None]:
         with self._lock:
             known = self._objects.get(name, {})
             objects = {n: known[n] for n in wanted if n in known}
         missing = [n for n in wanted if n not in objects]
         if missing:
-            prefix = _object_keys(name)[0]
-            data = self._call(lambda: self.client.mget([prefix + n for n in missing]))
-            if any(d is None for d in data):
-                return None
-            objects.update({n: _decode_object(n, d) for n, d in zip(missing, data)})
-        return objects
+            keys = [_object_keys(name)[0] + n for n in missing]
+            data = self._call(lambda: self.client.mget(keys))
+            for key, n, d in zip(keys, missing, data, strict=True):
+                if d is None:
+                    return objects, key
+                objects[n] = _decoded(key, partial(_decode_object, n, d))
+        return objects, None
 
     # ---- writing -------------------------------------------------------------------------
     def commit(self, graph: Graph, variables: Iterable[str] = (), layers: Iterable[str] = ()) -> None:
@@ -287,7 +326,10 @@ class RedisStore(StateStore):
         if cached is not None and cached[0] == rev:
             return cached[1]  # type: ignore[no-any-return]
         data = self._call(lambda: self.client.get(f"{_keys(graph.name)[1]}{field}@{rev}"))
-        index = None if data is None else json.loads(data)
+        try:
+            index = None if data is None else json.loads(data)
+        except ValueError:
+            index = None  # unreadable: read the graph again, which reports it as damaged
         objects = None if index is None else self._objects_named(graph.name, index_objects(index))
         if index is None or objects is None:
             raise StaleGraph(f"graph {graph.name!r} moved on since this copy was read")
@@ -370,6 +412,47 @@ class RedisStore(StateStore):
     def close(self) -> None:
         self._closed.set()  # the watcher, a daemon, notices within a second
         self.client.close()
+
+
+class _Damaged(Exception):
+    """An entry or object of a graph that cannot be read, named by key."""
+
+    def __init__(self, key: str, reason: object) -> None:
+        super().__init__(f"{key}: {reason}")
+
+
+def _decoded(key: str, decode: Callable[[], T]) -> T:
+    """``decode()``; whatever it raises (bad JSON, not an array, a wrong structure) names ``key``."""
+    try:
+        return decode()
+    except Exception as exc:
+        raise _Damaged(key, f"{type(exc).__name__}: {str(exc)[:300]}") from None
+
+
+def _assembled(name: str, revision: int, head: dict[str, int], table: dict[str, tuple[int, Any]],
+               objects: dict[str, Any], prefix: str) -> tuple[Graph, dict[str, str]]:
+    """The graph from its decoded entries, each value checked against its variable's shape and dtype."""
+    for f, (rev, value) in table.items():
+        if f.startswith("R:") and not isinstance(value, StoredRecords):
+            table[f] = (rev, _decoded(f"{prefix}{f}@{rev}", partial(from_index, value, objects)))
+    blobs = {d: objects[blob_name(d)] for f, (_, v) in table.items() if (f == STRUCTURE or f.startswith("L:"))
+             for d in _refs(f, v)}
+    where = f"{prefix}{STRUCTURE}@{head.get(STRUCTURE, 0)} (or a layer definition it lists)"
+    graph = _decoded(where, partial(assemble, name, revision, head, {f: value for f, (_, value) in table.items()},
+                                           blobs))
+    for var in graph.variables.values():
+        value = graph.values.get(var.name)
+        if value is not None and (tuple(value.shape) != tuple(var.shape) or value.dtype.name != var.dtype):
+            field = f"V:{var.name}"
+            raise _Damaged(f"{prefix}{field}@{head.get(field)}",
+                           f"holds a {value.dtype.name} array of shape {list(value.shape)}; variable {var.name!r} "
+                           f"is {var.dtype} of shape {list(var.shape)}")
+    return graph, blobs
+
+
+def _record_objects(value: Any) -> list[str]:
+    """The objects a layer's records refer to: from its decoded records, or its stored index."""
+    return list(value.names() if isinstance(value, StoredRecords) else index_objects(value))
 
 
 def _refs(field: str, value: Any) -> list[str]:

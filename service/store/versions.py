@@ -4,7 +4,9 @@ Every commit that changes something moves its graph's revision by one and stamps
 changed entry (see ``entries``) with the new revision; ``Graph.layer_version`` is the newest
 stamp among a layer's definition and its variables' values. Definitions are compared as
 canonical JSON against the texts of the revision the graph was read at, so the data plane
-need not say which definitions an operation touched. The blobs the definitions refer to (by
+need not say which definitions an operation touched. Only a new structure (``G``: the layer
+order, the variable table, the programs) can remove entries or change the blobs, since a
+layer's kind never changes: the rest of the graph is looked at only then. The blobs the definitions refer to (by
 digest, see ``codec``) are tracked alongside: a commit lists the ones it adds and drops.
 """
 
@@ -15,7 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from layerserve.server.core.graph import Graph
-from layerserve.server.store.entries import definition_texts, graph_blobs
+from layerserve.server.store.definitions import STRUCTURE, DefinitionTexts
+from layerserve.server.store.entries import graph_blobs
 
 __all__ = ["Changes", "StaleGraph", "Stamper"]
 
@@ -51,11 +54,14 @@ class Stamper:
     def __init__(self) -> None:
         self._texts: dict[str, Known] = {}
         self._lock = threading.Lock()
+        self.definitions = DefinitionTexts()
 
     def remember(self, graph: Graph, blobs: Iterable[str]) -> None:
         """``graph`` as just read; ``blobs``: the digests its stored definitions refer to (a
         definition stored by an older version holds its blob inline, and refers to none)."""
-        texts, digests = definition_texts(graph), frozenset(blobs)
+        texts, digests = self.definitions.of(graph), frozenset(blobs)
+        if digests != graph_blobs(graph).keys():  # blobs held inline: the next commit must store them
+            texts = {k: t for k, t in texts.items() if k != STRUCTURE}
         with self._lock:
             known = self._texts.get(graph.name)
             if known is None or known[0] <= graph.revision:
@@ -76,6 +82,7 @@ class Stamper:
     def forget(self, name: str) -> None:
         with self._lock:
             self._texts.pop(name, None)
+        self.definitions.drop(name)
 
     def stamp(self, graph: Graph, variables: Iterable[str], layers: Iterable[str]) -> Changes:
         """The changes since the graph's revision, stamped on the graph (nothing when empty)."""
@@ -83,16 +90,19 @@ class Stamper:
             base, old, old_blobs = self._texts.get(graph.name, (0, {}, frozenset()))
         if base != graph.revision:
             raise StaleGraph(f"graph {graph.name!r} at revision {graph.revision} was read before {base}")
-        texts = definition_texts(graph)
+        texts = self.definitions.of(graph)
         changes = Changes(graph.revision, graph.revision + 1,
                           texts={k: t for k, t in texts.items() if old.get(k) != t},
                           values=sorted({n for n in variables if n in graph.variables}),
                           records=sorted({i for i in layers if i in graph.layers}))
-        live = {*texts, *(f"V:{n}" for n in graph.variables), *(f"R:{i}" for i in graph.layers)}
-        changes.removed = sorted(k for k in graph.versions if k not in live)
-        blobs = graph_blobs(graph)
-        changes.blobs = {d: text for d, text in blobs.items() if d not in old_blobs}
-        changes.dropped_blobs = sorted(old_blobs - blobs.keys())
+        digests = old_blobs
+        if STRUCTURE in changes.texts:  # only a new structure removes entries or changes blobs (kinds never change)
+            live = {*texts, *(f"V:{n}" for n in graph.variables), *(f"R:{i}" for i in graph.layers)}
+            changes.removed = sorted(k for k in graph.versions if k not in live)
+            blobs = graph_blobs(graph)
+            changes.blobs = {d: text for d, text in blobs.items() if d not in old_blobs}
+            changes.dropped_blobs = sorted(old_blobs - blobs.keys())
+            digests = frozenset(blobs)
         if changes.empty:
             return changes
         for key in changes.fields():
@@ -101,5 +111,5 @@ class Stamper:
             del graph.versions[key]
         graph.revision = changes.revision
         with self._lock:
-            self._texts[graph.name] = (changes.revision, texts, frozenset(blobs))
+            self._texts[graph.name] = (changes.revision, texts, digests)
         return changes

@@ -17,13 +17,16 @@ import onnx
 from layerserve.server.layers.custom.framing import subgraphs
 from layerserve.server.layers.custom.spec import bad
 
-__all__ = ["ModelBudget", "check_inferred_sizes"]
+__all__ = ["ModelBudget", "check_inference_time", "check_inferred_sizes"]
 
 
 @dataclass
 class ModelBudget:
     max_nodes: int
     max_depth: int
+    # CPU seconds shape inference may take: the server repeats it in-process (holding the GIL)
+    # for every new input signature, so only validation itself may run longer (in a child).
+    max_inference_s: float | None = None
     _functions: dict[tuple[str, str], onnx.FunctionProto] = field(default_factory=dict)
     _measured: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)  # -> (nodes, depth)
     _open: set[tuple[str, str]] = field(default_factory=set)
@@ -71,6 +74,13 @@ class ModelBudget:
         self._open.discard(key)
         self._measured[key] = (nodes, depth + 1)
         return nodes, depth + 1
+
+
+def check_inference_time(budget: ModelBudget, seconds: float) -> None:
+    if budget.max_inference_s is not None and seconds > budget.max_inference_s:
+        raise bad("config.model", f"takes {seconds:.2f} s of CPU in ONNX shape inference, more than the limit of "
+                                  f"{budget.max_inference_s:g} s (--max-model-inference-s): the server repeats it "
+                                  "for every input signature")
 
 
 def _static_elements(info: onnx.ValueInfoProto) -> int | None:

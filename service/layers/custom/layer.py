@@ -71,6 +71,7 @@ class CustomLayer(LayerKind):
     max_model_bytes: ClassVar[int] = 16 * MiB
     max_model_nodes: ClassVar[int] = 10_000
     max_model_depth: ClassVar[int] = 16
+    max_model_inference_s: ClassVar[float] = 0.5
     max_tensor_elements: ClassVar[int] = 16 * MiB
 
     @classmethod
@@ -78,7 +79,8 @@ class CustomLayer(LayerKind):
         """Validate everything at creation: nothing is created from a config that fails."""
         config = normalize_config(kwargs)
         raw = decode_model(config["model"], cls.max_model_bytes)
-        model = safe_model(raw, ModelBudget(cls.max_model_nodes, cls.max_model_depth), cls.max_tensor_elements)
+        budget = ModelBudget(cls.max_model_nodes, cls.max_model_depth, cls.max_model_inference_s)
+        model = safe_model(raw, budget, cls.max_tensor_elements)
         kind = cls(config)
         spec = kind.input_specs
         check_graph(model, kind.variables, kind.losses, kind.updates, config["training_input"],

@@ -5,20 +5,21 @@ server), the node and depth budget (budget.py), onnx.checker, strict shape infer
 sizes it computed, then the graph against the declared inputs,
 variables, losses, updates and training input. Every failure is a 422 that names the field
 or graph value at fault. Whether ONNX Runtime can run the model is checked by the runtime
-(``Executor.check_loadable``), which knows the active providers.
+(``runtime.vetting``, in the same child process as these checks, on the active providers).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import time
 from collections.abc import Iterator
 
 import onnx
 from google.protobuf.message import DecodeError
 
 from layerserve.server.errors import PayloadTooLarge
-from layerserve.server.layers.custom.budget import ModelBudget, check_inferred_sizes
+from layerserve.server.layers.custom.budget import ModelBudget, check_inference_time, check_inferred_sizes
 from layerserve.server.layers.custom.framing import depends_on, subgraphs
 from layerserve.server.layers.custom.spec import LossDecl, UpdateDecl, VariableDecl, bad, input_ref_of
 
@@ -96,10 +97,12 @@ def safe_model(raw: bytes, budget: ModelBudget, max_elements: int) -> onnx.Model
         onnx.checker.check_model(model)
     except (onnx.checker.ValidationError, RuntimeError, ValueError) as exc:
         raise bad("config.model", f"fails onnx.checker: {str(exc).strip()[:600]}") from None
+    started = time.process_time()  # CPU time: what the work costs, however loaded the machine is
     try:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     except (onnx.shape_inference.InferenceError, RuntimeError, ValueError) as exc:
         raise bad("config.model", f"fails ONNX shape inference: {str(exc).strip()[:600]}") from None
+    check_inference_time(budget, time.process_time() - started)
     check_inferred_sizes(inferred, max_elements)
     return inferred
 
