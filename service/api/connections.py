@@ -3,7 +3,8 @@ with the four bounds it lacks.
 
 - ``header_timeout_s``: a request head (request line and headers) must be complete this long
   after the connection opens or the head's first byte arrives; else 408 and the connection
-  closes (the timer runs only while a head is incomplete, not per request). Idle and half-sent heads never hold a descriptor longer than this.
+  closes (the timer runs only while a head is incomplete, not per request). Idle and
+  half-sent heads never hold a descriptor longer than this.
 - ``max_header_bytes``: a head longer than this is refused with 431 before it is parsed (the
   parser buffers header values in Python, so a huge one would otherwise stall the loop).
 - ``max_connections``: open connections per process; past it a new connection gets 503 and is
