@@ -16,30 +16,15 @@ import argparse
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 import layerserve
-from tests.redis_server import RedisProcess
-from tests.server import ServerProcess
+from benchmarks.servers import store_server
 
 __all__ = ["main"]
-
-
-@contextmanager
-def _server(store: str, tmp: Path, size: int) -> Iterator[str]:
-    redis = RedisProcess(tmp / f"redis-{size}").start() if store == "redis" else None
-    extra = ["--store", redis.url] if redis is not None else []
-    server = ServerProcess(tmp / f"state-{store}-{size}", "--max-layers-per-graph", str(size + 10), *extra).start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
-        if redis is not None:
-            redis.stop()
 
 
 def _timed(write: Callable[[int], object], count: int) -> list[float]:
@@ -91,7 +76,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for store in args.stores.split(","):
             for size in (int(s) for s in args.sizes.split(",") if s):
-                with _server(store, Path(tmp), size) as url:
+                with store_server(store, Path(tmp), str(size), "--max-layers-per-graph", str(size + 10)) as url:
                     ms = _measure(url, size, args.writes)
                 print(f"| {store} | {size} | {_cell(ms['create'])} | {_cell(ms['recorded apply'])} | "
                       f"{_cell(ms['set_weights'])} |", flush=True)

@@ -21,32 +21,16 @@ import argparse
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import numpy as np
 
 import layerserve
-from tests.redis_server import RedisProcess
-from tests.server import ServerProcess
+from benchmarks.servers import store_server
 from tests.test_custom_layers import _config, _model_bytes
 
 __all__ = ["main"]
-
-
-@contextmanager
-def _server(store: str, tmp: Path, cap: int) -> Iterator[str]:
-    redis = RedisProcess(tmp / f"redis-{cap}").start() if store == "redis" else None
-    extra = ["--store", redis.url] if redis is not None else []
-    server = ServerProcess(tmp / f"state-{store}-{cap}", "--max-records-per-layer", str(cap), *extra).start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
-        if redis is not None:
-            redis.stop()
 
 
 def _rates(url: str, count: int, applies: int, repeat: int) -> list[float]:
@@ -108,12 +92,12 @@ def main() -> None:
             print("| store | records held | applies/s, median | lowest | highest |\n|---|---|---|---|---|")
         for store in stores:
             for count in counts:
-                with _server(store, Path(tmp), count) as url:
+                with store_server(store, Path(tmp), str(count), "--max-records-per-layer", str(count)) as url:
                     print(_row(store, count, rates=_rates(url, count, args.applies, args.repeat)), flush=True)
         if args.model_mb:
             print("\n| store | custom model | set_weights/s, median | lowest | highest |\n|---|---|---|---|---|")
         for store in stores if args.model_mb else ():
-            with _server(store, Path(tmp), 1000) as url:
+            with store_server(store, Path(tmp), "model", "--max-records-per-layer", "1000") as url:
                 rates = _commit_rates(url, args.model_mb, args.applies, args.repeat)
             print(_row(store, f"{args.model_mb:g} MB", rates=rates), flush=True)
 

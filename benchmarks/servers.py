@@ -7,11 +7,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
-__all__ = ["Process", "echo_server", "layerserve_server"]
+__all__ = ["Process", "echo_server", "layerserve_server", "store_server"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,3 +61,21 @@ def echo_server() -> Process:
     cmd = [sys.executable, "-m", "uvicorn", "benchmarks.echo:app", "--host", "127.0.0.1", "--port", str(port),
            "--loop", "uvloop", "--http", "httptools", "--log-level", "warning"]
     return Process(cmd, port, "/ping")
+
+
+@contextmanager
+def store_server(store: str, tmp: Path, tag: str, *args: str) -> Iterator[str]:
+    """A layerserve server (``args``: its flags) on a state directory under ``tmp``, or, for
+    ``store="redis"``, on a redis-server of its own; yields the server's URL."""
+    from tests.redis_server import RedisProcess
+    from tests.server import ServerProcess
+
+    redis = RedisProcess(tmp / f"redis-{tag}").start() if store == "redis" else None
+    extra = ["--store", redis.url] if redis is not None else []
+    server = ServerProcess(tmp / f"state-{store}-{tag}", *args, *extra).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        if redis is not None:
+            redis.stop()

@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     providers = select_providers(settings.providers, settings.provider_options, require=settings.require_providers)
     CustomLayer.max_model_bytes = settings.max_model_bytes
     CustomLayer.max_model_nodes, CustomLayer.max_model_depth = settings.max_model_nodes, settings.max_model_depth
+    CustomLayer.max_model_edges = settings.max_model_edges
     CustomLayer.max_tensor_elements = settings.max_tensor_elements
     CustomLayer.max_model_inference_s = settings.max_model_inference_s
     io_binding = binding_enabled(settings.io_binding, providers)

@@ -62,14 +62,21 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-model-bytes", help="largest custom-layer ONNX model (default 16 MiB)")
     serve.add_argument("--max-model-nodes", help="most nodes of a custom-layer model once its functions are "
                                                  "inlined (422; default 10000)")
+    serve.add_argument("--max-model-edges", help="most node inputs and outputs of a custom-layer model once its "
+                                                 "functions are inlined (422; default 100000)")
     serve.add_argument("--max-model-depth", help="deepest nesting of functions and subgraphs in a custom-layer "
-                                                 "model (422; default 16)")
+                                                 "model or a program (422; default 16)")
+    serve.add_argument("--max-program-nodes", help="most nodes of a TF1 program once its functions are inlined "
+                                                   "(422; default 100000)")
+    serve.add_argument("--max-program-edges", help="most node inputs and outputs of a TF1 program once its "
+                                                   "functions are inlined (422; default 200000)")
     serve.add_argument("--max-model-inference-s",
-                       help="most CPU seconds ONNX shape inference may take on a custom-layer model; the server "
-                            "repeats it in-process for each input signature (422; default 0.5 s)")
+                       help="most CPU seconds ONNX shape inference may take on a custom-layer model or a "
+                            "program; the server repeats it in-process for each input signature (422; default 0.5 s)")
     serve.add_argument("--model-validation-timeout-s",
-                       help="longest validation of a custom-layer model (ONNX checks, shape inference, first "
-                            "ONNX Runtime load), in a child process killed at the deadline (422; default 10 s)")
+                       help="longest validation of a custom-layer model or a program (ONNX checks, shape "
+                            "inference, first ONNX Runtime load), in a child process killed at the deadline "
+                            "(422; default 10 s)")
     serve.add_argument("--max-tensor-elements", help="largest tensor accepted, in elements (default 16Mi)")
     serve.add_argument("--max-apply-cost", help="most work one apply of a built-in layer may take, in "
                                                 "multiply-accumulates or window reads (422; default 1e11)")

@@ -69,10 +69,17 @@ class Settings(BaseSettings):
     max_model_bytes: int = _accepted("a positive integer (bytes)", default=16 * MiB, ge=1)
     max_model_nodes: int = _accepted("a positive integer: nodes of a model once its functions are inlined",
                                      default=10_000, ge=1)
+    max_model_edges: int = _accepted("a positive integer: node inputs and outputs of a model once its functions "
+                                     "are inlined", default=100_000, ge=1)
     max_model_depth: int = _accepted("a positive integer: nesting of functions and subgraphs", default=16, ge=1)
+    max_program_nodes: int = _accepted("a positive integer: nodes of a program once its functions are inlined",
+                                       default=100_000, ge=1)
+    max_program_edges: int = _accepted("a positive integer: node inputs and outputs of a program once its "
+                                       "functions are inlined", default=200_000, ge=1)
     max_model_inference_s: float = _accepted("a number of seconds above 0: CPU time of shape inference on an "
-                                             "uploaded model", default=0.5, gt=0, allow_inf_nan=False)
-    model_validation_timeout_s: float = _accepted("a number of seconds above 0: validating an uploaded model",
+                                             "uploaded model or program", default=0.5, gt=0, allow_inf_nan=False)
+    model_validation_timeout_s: float = _accepted("a number of seconds above 0: validating an uploaded model or "
+                                                  "program",
                                                   default=10.0, gt=0, allow_inf_nan=False)
     max_layers_per_graph: int = _accepted("a positive integer", default=10_000, ge=1)
     max_records_per_layer: int = _accepted("a positive integer", default=1000, ge=1)

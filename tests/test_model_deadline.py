@@ -33,9 +33,10 @@ def deadlined(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProces
     proc.stop()
 
 
-def _slow_to_infer(inputs: int = 200_000, rank: int = 10_000) -> str:
-    """One Concat node (well within the node budget) of ``inputs`` times the same rank-``rank``
-    input: shape inference merges inputs x rank dims (2e9: seconds to minutes), ~0.7 MB as sent."""
+def _slow_to_infer(inputs: int = 20_000, rank: int = 100_000) -> str:
+    """One Concat node (well within the node and edge budgets) of ``inputs`` times the same
+    rank-``rank`` input: shape inference merges inputs x rank dims (2e9: over ten seconds),
+    ~0.5 MB as sent."""
     from onnx import TensorProto, helper
 
     f = helper.make_tensor_value_info

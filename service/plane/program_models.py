@@ -138,6 +138,8 @@ def _rename(model: onnx.ModelProto, entry: dict[str, Any], fetch_outputs: list[s
     for alias, tensor in entry["outputs"].items():
         graph.node.append(helper.make_node("Identity", [composed[tensor]], [alias]))
         graph.output.append(onnx.ValueInfoProto(name=alias))
+    # In-process: composing inferred this model (less these Identity nodes) within the inference
+    # CPU limit, and here the weights are baked in, too big to send to a child for nothing.
     inferred = onnx.shape_inference.infer_shapes(model)
     types = {v.name: v.type for v in inferred.graph.value_info}
     for out in graph.output:

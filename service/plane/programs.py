@@ -23,7 +23,7 @@ import onnx
 
 from layerserve.server.core.graph import Graph
 from layerserve.server.core.layer import Layer, Variable
-from layerserve.server.core.program import Composed, check_program, compose
+from layerserve.server.core.program import Composed, check_gradient_paths, check_program, compose, program_budget
 from layerserve.server.errors import Conflict, InvalidArgument, LayerServeError, NotFound
 from layerserve.server.layers.base import Signature, VariableSpec
 from layerserve.server.layers.kit.dtypes import dtype_name
@@ -48,7 +48,6 @@ VARIABLE_NAME = re.compile(r"(?!.*\.\.)(?!/)[A-Za-z0-9_./-]{1,256}:[0-9]+")
 _DTYPES = ("float16", "float32", "float64", "int32", "int64", "bool")
 _MAX_PROGRAMS = 256
 _MAX_COMPILED = 128
-_MAX_NODES = 100_000
 
 
 @dataclass
@@ -136,8 +135,17 @@ class ProgramPlane:
         if program_id in g.programs:
             return program_id
         model = self._parse(program_id, data)
-        check_program(model, max_nodes=_MAX_NODES, has_layer=lambda ref: _has_layer(g, ref),
-                      has_variable=lambda name: name in g.variables, gradients=_gradients_available())
+        s = self.settings
+        budget = program_budget(max_nodes=s.max_program_nodes, max_edges=s.max_program_edges,
+                                max_depth=s.max_model_depth)
+        gradients = _gradients_available()
+        check_program(model, budget=budget, has_layer=lambda ref: _has_layer(g, ref),
+                      has_variable=lambda name: name in g.variables, gradients=gradients)
+        # Shape inference on the program (here for its gradients, at each run's composing) holds
+        # the GIL: its cost is measured first, in a child stopped at its limits (runtime.vetting).
+        self.plane.executor.vetting.program(data, max_inference_s=s.max_model_inference_s)
+        if gradients:
+            check_gradient_paths(model)
         with self.plane._mutation(g):
             g.programs[program_id] = base64.b64encode(data).decode()
             named = {entry["id"] for entry in g.named_programs.values()}
@@ -146,6 +154,12 @@ class ProgramPlane:
                 del g.programs[old]
             self.plane._commit(g)
         return program_id
+
+    def infer(self, model: onnx.ModelProto, *, data_prop: bool = False) -> onnx.ModelProto:
+        """Shape inference for composing: in a validation child, within --max-model-inference-s of CPU
+        (a feed can make a registered program's inference slow, and here it would hold the GIL)."""
+        return self.plane.executor.vetting.inferred(model, data_prop=data_prop,
+                                                    max_inference_s=self.settings.max_model_inference_s)
 
     def _parse(self, program_id: str, data: bytes) -> onnx.ModelProto:
         with self._lock:
@@ -238,7 +252,7 @@ class ProgramPlane:
             return found
         shapes = {k: (dtype_name(v.dtype), tuple(v.shape)) for k, v in feeds.items()}
         try:
-            composed = compose(program.model, shapes, program.outputs, _Source(g))
+            composed = compose(program.model, shapes, program.outputs, _Source(g), infer=self.infer)
         except LayerServeError:
             raise
         except Exception as exc:  # onnx refused the composed graph: the program does not fit these feeds

@@ -4,10 +4,14 @@ Standard nodes are copied; ``ai.layerserve`` nodes are expanded: a variable read
 graph input fed from the resident value, an assign a write output, a layer call the layer's own
 ONNX graph inlined (its variables as graph inputs; a bool-tensor ``training`` runs both modes
 and selects), a moving-statistics update the moving average of the call's batch statistics.
+
+Shape inference goes through ``infer`` (the server bounds it: see ``runtime.vetting``), since a
+program can make it arbitrarily slow for some feeds while ONNX holds the GIL.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -17,10 +21,10 @@ from onnx import helper, numpy_helper
 
 from layerserve.server.core.program.feeds import graph_feeds
 from layerserve.server.core.program.validate import DOMAIN
-from layerserve.server.errors import InvalidArgument
+from layerserve.server.errors import InvalidArgument, LayerServeError
 from layerserve.server.layers.kit.onnx_graph import OPSET, onnx_dtype
 
-__all__ = ["Composed", "ExtraFeed", "LayerSource", "compose"]
+__all__ = ["Composed", "ExtraFeed", "Infer", "LayerSource", "compose"]
 
 _NP = {1: "float32", 6: "int32", 7: "int64", 9: "bool", 10: "float16", 11: "float64"}
 
@@ -32,6 +36,16 @@ class LayerSource(Protocol):
                     ) -> tuple[onnx.ModelProto, list[str]]: ...
 
     def variable(self, name: str) -> tuple[str, tuple[int, ...]]: ...
+
+
+class Infer(Protocol):
+    """ONNX shape inference (``onnx.shape_inference.infer_shapes`` or a bounded equivalent)."""
+
+    def __call__(self, model: onnx.ModelProto, *, data_prop: bool = False) -> onnx.ModelProto: ...
+
+
+def _infer_here(model: onnx.ModelProto, *, data_prop: bool = False) -> onnx.ModelProto:
+    return onnx.shape_inference.infer_shapes(model, data_prop=data_prop)
 
 
 @dataclass
@@ -66,8 +80,8 @@ class _Call:
 
 class _Composer:
     def __init__(self, program: onnx.ModelProto, feeds: dict[str, tuple[str, tuple[int, ...]]],
-                 source: LayerSource) -> None:
-        self.program, self.source = program, source
+                 source: LayerSource, infer: Infer) -> None:
+        self.program, self.source, self.infer = program, source, infer
         self.nodes: list[onnx.NodeProto] = []
         self.inputs: list[onnx.ValueInfoProto] = []
         self.inits: list[onnx.TensorProto] = list(program.graph.initializer)
@@ -125,7 +139,9 @@ class _Composer:
                 return tuple(init.dims)
         model = self.model([])
         try:
-            inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
+            inferred = self.infer(model, data_prop=True)
+        except LayerServeError:
+            raise
         except Exception as exc:  # the program does not fit these feeds
             raise InvalidArgument(f"the program does not fit the fed shapes: {exc}".split("\n")[0],
                                   code="incompatible_feed", op_error="InvalidArgumentError") from None
@@ -158,6 +174,7 @@ class _Composer:
         self.out.fetch_outputs = [o for o in outputs]
         for k, (variable, value) in enumerate(list(self.out.writes.items())):
             self.out.writes[variable] = self.output(value, f"~write/{k}")
+        _produce_outputs_directly(self.nodes, set(self.out.writes.values()))
         self.out.model = self.typed_model([*self.out.fetch_outputs, *self.out.writes.values()])
         return self.out
 
@@ -168,6 +185,8 @@ class _Composer:
             raise InvalidArgument("gradients not available: this server cannot form gradients",
                                   code="gradients_unavailable", op="Gradients") from None
         model = self.model([])
+        with contextlib.suppress(onnx.shape_inference.InferenceError):  # expanding reports its own errors
+            self.infer(model, data_prop=True)  # expanding infers this graph here: its cost is bounded first
         expand_gradient_nodes(model.graph, stop=self.out.stop)
         self.nodes = list(model.graph.node)
         self.inits = list(model.graph.initializer)
@@ -178,7 +197,7 @@ class _Composer:
 
     def typed_model(self, names: list[str]) -> onnx.ModelProto:
         model = self.model([onnx.ValueInfoProto(name=n) for n in names])
-        inferred = onnx.shape_inference.infer_shapes(model)
+        inferred = self.infer(model)
         types = {v.name: v.type for v in inferred.graph.value_info}
         for out in model.graph.output:
             if out.name in types:
@@ -237,7 +256,7 @@ class _Composer:
             if info.name == name:
                 return _NP[info.type.tensor_type.elem_type]
         model = self.model([])
-        inferred = onnx.shape_inference.infer_shapes(model)
+        inferred = self.infer(model)
         for info in [*inferred.graph.value_info, *inferred.graph.input]:
             if info.name == name:
                 return _NP[info.type.tensor_type.elem_type]
@@ -339,6 +358,34 @@ class _Composer:
         self.out.writes[variable] = node.output[0]
 
 
+def _produce_outputs_directly(nodes: list[onnx.NodeProto], outputs: set[str]) -> None:
+    """Let the node that computes each of ``outputs`` (through a chain of Identity nodes) write
+    it under the output's name, and pass the value on to its other readers through an Identity.
+    ONNX Runtime drops an Identity unless it produces a graph output, where it copies: a training
+    step's writes would be copied once more (megabytes per step) before they leave the run."""
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in nodes for a in n.attribute):
+        return  # a subgraph may read a tensor by name from the outer scope: leave the names alone
+    producer = {out: node for node in nodes for out in node.output}
+    taken: set[str] = set()
+    after: dict[int, list[onnx.NodeProto]] = {}  # id(real producer) -> the Identity nodes to follow it
+    for node in list(nodes):
+        if node.op_type != "Identity" or node.output[0] not in outputs:
+            continue
+        source = node.input[0]
+        while source in producer and producer[source].op_type == "Identity":
+            source = producer[source].input[0]
+        real = producer.get(source)
+        if real is None or source in taken:  # a graph input or initializer, or a tensor another output took
+            continue
+        taken.add(source)
+        real.output[list(real.output).index(source)] = node.output[0]
+        node.input[0], node.output[0] = node.output[0], source
+        nodes.remove(node)
+        after.setdefault(id(real), []).append(node)
+    if after:  # each moved Identity right after its producer: the list stays in topological order
+        nodes[:] = [m for n in nodes for m in (n, *after.get(id(n), ()))]
+
+
 def _feeds_as_stored(layer: Any) -> bool:
     """Whether the layer's graph takes its variables as stored (no layout change on the host)."""
     from layerserve.server.layers.base import LayerKind
@@ -347,7 +394,7 @@ def _feeds_as_stored(layer: Any) -> bool:
 
 
 def compose(program: onnx.ModelProto, feeds: dict[str, tuple[str, tuple[int, ...]]], fetches: list[str],
-            source: LayerSource) -> Composed:
+            source: LayerSource, *, infer: Infer = _infer_here) -> Composed:
     """The program as one model for these feeds (name -> (dtype, shape)), with ``fetches`` as
     its first outputs and every variable write after them."""
-    return _Composer(program, feeds, source).run(fetches)
+    return _Composer(program, feeds, source, infer).run(fetches)

@@ -7,21 +7,21 @@ from collections.abc import Callable
 import onnx
 
 from layerserve.server.errors import InvalidArgument, NotFound
+from layerserve.server.layers.custom.budget import ModelBudget
 
-__all__ = ["CUSTOM_OPS", "DOMAIN", "check_program"]
+__all__ = ["CUSTOM_OPS", "DOMAIN", "check_gradient_paths", "check_program"]
 
 DOMAIN = "ai.layerserve"
 CUSTOM_OPS = {"ReadVariable", "Assign", "InitVariable", "LayerCall", "LayerUpdate", "StopGradient", "Gradients"}
 
 
-def check_program(model: onnx.ModelProto, *, max_nodes: int, has_layer: Callable[[str], bool],
+def check_program(model: onnx.ModelProto, *, budget: ModelBudget, has_layer: Callable[[str], bool],
                   has_variable: Callable[[str], bool], gradients: bool) -> None:
-    """4xx naming what the server cannot run, before anything is stored."""
-    nodes = model.graph.node
-    if len(nodes) > max_nodes:
-        raise InvalidArgument(f"the program has {len(nodes)} nodes, more than the limit of {max_nodes}",
-                              code="program_too_large")
-    for node in nodes:
+    """4xx naming what the server cannot run, before anything is stored: first its size against
+    ``budget`` (see ``cost.program_budget``), before anything else walks it. Its gradients are
+    checked apart (``check_gradient_paths``), once its shape inference is known to be cheap."""
+    budget.check(model)
+    for node in model.graph.node:
         if node.domain == DOMAIN:
             _check_custom(node, has_layer, has_variable, gradients=gradients)
         elif node.domain in ("", "ai.onnx"):
@@ -31,10 +31,14 @@ def check_program(model: onnx.ModelProto, *, max_nodes: int, has_layer: Callable
         else:
             raise InvalidArgument(f"the program uses the op {node.domain}.{node.op_type}, which the server cannot run",
                                   code="unsupported_op", op=node.op_type)
-    if gradients:  # an op without a gradient rule between a Gradients node's xs and ys: refused now
-        from layerserve.server.core.gradients import check_gradient_nodes
 
-        check_gradient_nodes(model.graph, domain=DOMAIN)
+
+def check_gradient_paths(model: onnx.ModelProto) -> None:
+    """An op without a gradient rule between a Gradients node's xs and ys: refused at registration
+    (this infers the program's shapes, holding the GIL)."""
+    from layerserve.server.core.gradients import check_gradient_nodes
+
+    check_gradient_nodes(model.graph, domain=DOMAIN)
 
 
 def _attr(node: onnx.NodeProto, name: str) -> str:

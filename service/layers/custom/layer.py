@@ -70,6 +70,7 @@ class CustomLayer(LayerKind):
     # Set from the server's settings at start-up (``--max-model-bytes`` and the model budget).
     max_model_bytes: ClassVar[int] = 16 * MiB
     max_model_nodes: ClassVar[int] = 10_000
+    max_model_edges: ClassVar[int] = 100_000
     max_model_depth: ClassVar[int] = 16
     max_model_inference_s: ClassVar[float] = 0.5
     max_tensor_elements: ClassVar[int] = 16 * MiB
@@ -79,7 +80,8 @@ class CustomLayer(LayerKind):
         """Validate everything at creation: nothing is created from a config that fails."""
         config = normalize_config(kwargs)
         raw = decode_model(config["model"], cls.max_model_bytes)
-        budget = ModelBudget(cls.max_model_nodes, cls.max_model_depth, cls.max_model_inference_s)
+        budget = ModelBudget(cls.max_model_nodes, cls.max_model_depth, cls.max_model_inference_s,
+                             max_edges=cls.max_model_edges)
         model = safe_model(raw, budget, cls.max_tensor_elements)
         kind = cls(config)
         spec = kind.input_specs
