@@ -9,6 +9,7 @@ device memory where the device reports it).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -130,8 +131,6 @@ class ServiceMetrics:
 
     def count_inference(self, graph: str, layer: str, seconds: float, *, ok: bool) -> None:
         """One apply or v2 inference, for the protocol's statistics extension."""
-        import time
-
         entry = self._inferences.setdefault((graph, layer), [0, 0, 0, 0, 0])
         offset = 0 if ok else 2
         entry[offset] += 1

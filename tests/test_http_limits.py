@@ -134,3 +134,50 @@ def test_unread_responses_are_dropped_after_the_write_timeout(guarded: ServerPro
     assert all(size < 32 * 1024 * 1024 for size in received), received  # before the fix: whole responses
     assert grown < 64 * 1024 * 1024, f"RSS grew {grown / 2**20:.0f} MiB"  # before: +128 MiB pinned
     http.close()
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    """One whole response on a kept-alive connection (its head and ``content-length`` bytes)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def test_a_later_head_on_a_kept_alive_connection_is_cut_at_the_header_timeout(guarded: ServerProcess) -> None:
+    """The head timer starts with a head left incomplete, on the first request or any later one."""
+    with _connect(guarded) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _read_response(sock).startswith(b"HTTP/1.1 200")
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        start, closed = time.monotonic(), False
+        while time.monotonic() - start < HEADER_TIMEOUT_S + 4:
+            try:
+                sock.sendall(b"a")
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+                break
+            time.sleep(0.2)
+        answer = b"" if closed else _read_until_closed(sock)
+    assert closed or answer.startswith(b"HTTP/1.1 408"), answer[:100]
+    assert time.monotonic() - start < HEADER_TIMEOUT_S + 4
+
+
+def test_head_and_a_body_longer_than_the_head_limit_in_one_write_are_served(guarded: ServerProcess) -> None:
+    """A small head followed at once by a body far past ``--max-header-bytes``: only the head counts."""
+    http = httpx.Client(base_url=f"{guarded.url}/v1/graphs/onewrite", timeout=30)
+    assert http.post("/layers", json={"class": "Dense", "name": "d", "config": {"units": 4}}).status_code == 201
+    body = b'{"inputs": [{"dtype": "float32", "shape": [1, 4], "data": [1, 2, 3, 4]}]' + b" " * (8 * MAX_HEADER_BYTES) + b"}"
+    request = (b"POST /v1/graphs/onewrite/layers/d/apply HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+               b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    with _connect(guarded) as sock:
+        for _ in range(2):  # and again on the same connection
+            sock.sendall(request)
+            answer = _read_response(sock)
+            assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+            assert b'"shape":[1,4]' in answer
+    http.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 
+from layerserve.server.api.routes import RouteTable
 from tests.server import ServerProcess
 from tests.test_hostile import assert_error
 
@@ -28,3 +29,17 @@ def test_metrics_label_requests_by_the_matched_template(server: ServerProcess) -
     httpx.get(f"{server.url}/v1/graphs/pipe/layers/nosuch")
     text = httpx.get(f"{server.url}/metrics").text
     assert 'route="/v1/graphs/{graph}/layers/{layer}",status="404"' in text
+
+
+def test_route_matches_are_kept_by_path_and_stay_right_past_the_kept_number() -> None:
+    table = RouteTable([("/v1/graphs/{graph}/layers/{layer}/apply", {"POST"}), ("/v1/graphs/{graph}", {"GET"})])
+    first = table.match(b"/v1/graphs/g/layers/a%2Fb/apply")
+    assert first is not None and first.params == {"graph": "g", "layer": "a/b"}
+    assert table.match(b"/v1/graphs/g/layers/a%2Fb/apply") is first  # the same path: matched once
+    assert table.match(b"/v1/graphs/g/nothing") is None
+    for k in range(3 * 4096):  # more distinct paths than are kept
+        found = table.match(f"/v1/graphs/g{k}/layers/l{k}/apply".encode())
+        assert found is not None and found.params == {"graph": f"g{k}", "layer": f"l{k}"}
+    again = table.match(b"/v1/graphs/g/layers/a%2Fb/apply")
+    assert again is not None and again.params == {"graph": "g", "layer": "a/b"}
+    assert table.match(b"/v1/graphs/g/nothing") is None

@@ -140,3 +140,21 @@ def test_a_run_past_the_timeout_is_terminated(tmp_path: Path) -> None:
         assert time.monotonic() - started < 10  # before: SIGTERM waited for the runs
     finally:
         server.kill()
+
+
+def test_limits_passed_by_one_shape_still_refuse_another(bounded: ServerProcess) -> None:
+    """The output and cost limits are checked once per layer and input shape: a shape that passed
+    (here, many times) says nothing of the next one, and a new layer of the same id starts afresh."""
+    base = f"{bounded.url}/v1/graphs/costagain/layers"
+    body = {"class": "MaxPooling2D", "name": "pool", "config": {"pool_size": 64, "strides": 1}}
+    assert httpx.post(base, json=body).status_code == 201
+    small = tensor("float32", [1, 70, 70, 1], [0.0] * 4900)
+    for _ in range(3):
+        assert httpx.post(f"{base}/pool/apply", json={"inputs": [small]}).status_code == 200
+    large = tensor("float32", [1, 256, 256, 1], [0.0] * (256 * 256))
+    assert_error(httpx.post(f"{base}/pool/apply", json={"inputs": [large]}, timeout=60), 422, "apply_too_costly")
+    assert httpx.delete(f"{base}/pool").status_code == 204
+    assert httpx.post(base, json={**body, "config": {"pool_size": 64, "strides": 1, "padding": "same"}}).status_code == 201
+    wide = tensor("float32", [1, 70, 70, 1], [0.0] * 4900)  # 70 x 70 outputs x 4096 reads: 2e7, within
+    assert httpx.post(f"{base}/pool/apply", json={"inputs": [wide]}).status_code == 200
+    assert_error(httpx.post(f"{base}/pool/apply", json={"inputs": [large]}, timeout=60), 422, "apply_too_costly")

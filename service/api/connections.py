@@ -3,7 +3,8 @@ with the four bounds it lacks.
 
 - ``header_timeout_s``: a request head (request line and headers) must be complete this long
   after the connection opens or the head's first byte arrives; else 408 and the connection
-  closes. Idle and half-sent heads never hold a descriptor longer than this.
+  closes (the timer runs only while a head is incomplete, not per request). Idle and
+  half-sent heads never hold a descriptor longer than this.
 - ``max_header_bytes``: a head longer than this is refused with 431 before it is parsed (the
   parser buffers header values in Python, so a huge one would otherwise stall the loop).
 - ``max_connections``: open connections per process; past it a new connection gets 503 and is
@@ -73,18 +74,24 @@ class _GuardedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        """Feeds the parser; while a head is arriving, at most one byte past the limit at a time."""
+        """Feeds the parser; while a head is arriving, at most one byte past the limit at a time.
+        The head timer starts only for a head still incomplete after the bytes at hand: a head
+        that arrives whole (nearly every one) costs no timer."""
         while data and not self._refused:
             if not self._in_head:
                 super().data_received(data)
                 return
             room = self.limits.max_header_bytes - self._head_bytes
-            chunk, data = data[:room + 1], data[room + 1:]
+            if len(data) > room + 1 and data.find(b"\r\n\r\n", 0, room + 1) < 0:
+                chunk, data = data[:room + 1], data[room + 1:]
+            else:  # all of it, or a head that ends within the limit (and body bytes): no copies
+                chunk, data = data, b""
             self._head_bytes += len(chunk)
-            self._arm_head_timer()
             super().data_received(chunk)
             if self._in_head and self._head_bytes > self.limits.max_header_bytes:
                 self._refuse(_TOO_LARGE)
+            elif self._in_head and self._head_bytes:
+                self._arm_head_timer()
 
     def on_headers_complete(self) -> None:
         self._in_head, self._head_bytes = False, 0

@@ -24,13 +24,24 @@ from layerserve.server.errors import LayerServeError
 from layerserve.server.logs import request_id
 from layerserve.server.metrics import ServiceMetrics
 
-__all__ = ["RequestContext"]
+__all__ = ["EXCHANGE_KEY", "Exchange", "RequestContext", "exchange_of"]
 
 log = logging.getLogger("layerserve.http")
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID = REQUEST_ID_HEADER.encode()
 _VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _ERROR_SNIFF_BYTES = 65536
+EXCHANGE_KEY = "layerserve.exchange"  # the scope key holding the request's Exchange
+
+
+def exchange_of(scope: Scope, send: Send) -> tuple[Exchange, Send]:
+    """The request's ``Exchange`` and the ``send`` to use: ``RequestContext``'s, or else a new
+    one noting what ``send`` sends."""
+    seen = scope.get(EXCHANGE_KEY)
+    if isinstance(seen, Exchange):
+        return seen, send
+    seen = Exchange()
+    return seen, seen.noting(send)
 
 
 def _incoming_id(scope: Scope) -> str:
@@ -38,14 +49,24 @@ def _incoming_id(scope: Scope) -> str:
     return given if given is not None and _VALID_ID.fullmatch(given) else uuid.uuid4().hex
 
 
-class _Exchange:
-    """What one request did, as seen at the transport."""
+class Exchange:
+    """What one request did, as seen at the transport. The middleware inside ``RequestContext``
+    reads its status from here (``exchange_of``) rather than wrapping ``send`` once more each."""
 
     __slots__ = ("bytes_in", "bytes_out", "error_body", "started", "status")
 
     def __init__(self) -> None:
         self.status, self.started, self.bytes_in, self.bytes_out = 0, False, 0, 0
         self.error_body = b""
+
+    def noting(self, send: Send) -> Send:
+        """``send`` that notes the status here: for a middleware used without ``RequestContext``."""
+        async def noted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.status, self.started = message["status"], True
+            await send(message)
+
+        return noted
 
     def error_code(self) -> str:
         """The error body's code; bodies without one (the v2 protocol's) by their status."""
@@ -68,7 +89,7 @@ class RequestContext:
             scope["route"], scope["path_params"] = match, match.params
         rid = _incoming_id(scope)
         context = request_id.set(rid)
-        seen = _Exchange()
+        seen = scope[EXCHANGE_KEY] = Exchange()
 
         async def receive_counted() -> Message:
             message = await receive()
@@ -98,7 +119,7 @@ class RequestContext:
             self._record(scope, seen, time.perf_counter() - start)
             request_id.reset(context)
 
-    async def _guarded(self, scope: Scope, receive: Receive, send: Send, seen: _Exchange) -> None:
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send, seen: Exchange) -> None:
         """Run the app; an exception that escapes it still leaves as the contract's body."""
         try:
             await self.app(scope, receive, send)
@@ -110,7 +131,7 @@ class RequestContext:
             if not seen.started:
                 await send_error(scope, send, LayerServeError(f"internal error: {type(exc).__name__}"))
 
-    def _record(self, scope: Scope, seen: _Exchange, seconds: float) -> None:
+    def _record(self, scope: Scope, seen: Exchange, seconds: float) -> None:
         route_obj = scope.get("route")
         route = getattr(route_obj, "path", None) or "unmatched"
         # No response at all: the client went away first (nginx's 499, "client closed request").

@@ -13,6 +13,7 @@ from collections.abc import Awaitable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from layerserve.protocol import FRAME_CONTENT_TYPE
+from layerserve.server.api.context import exchange_of
 from layerserve.server.api.errors import send_error
 from layerserve.server.api.routes import RouteMatch, match_of, request_header, split_model
 from layerserve.server.api.wire import declared_too_large
@@ -124,17 +125,11 @@ class RequestLimits:
             return
         chunked = request_header(scope, b"transfer-encoding") is not None
         body = _BodyGuard(receive, limit, declared, chunked=chunked)
-        started = False
-
-        async def send_watched(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        seen, watched = exchange_of(scope, send)
         try:
-            await _within(self.app(scope, body.receive, send_watched), self.settings.request_timeout_s)
+            await _within(self.app(scope, body.receive, watched), self.settings.request_timeout_s)
         except TimeoutError:
-            if started:
+            if seen.started:
                 return  # the answer is partly sent: the connection closes without the rest
             timeout = self.settings.request_timeout_s
             if not body.complete:

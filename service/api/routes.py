@@ -24,11 +24,13 @@ __all__ = ["MATCH_KEY", "RouteMatch", "RouteTable", "match_of", "match_request",
 
 MATCH_KEY = "layerserve.route"  # the scope key holding the request's RouteMatch (or None)
 _PARAM, _REST = "{}", "{path}"
+_MATCHES_KEPT = 4096
 
 
 @dataclass(frozen=True)
 class RouteMatch:
-    """A request's route: its template (``path``, as Starlette's routes name it) and parameters."""
+    """A request's route: its template (``path``, as Starlette's routes name it) and parameters
+    (shared by the requests of one path: read only)."""
 
     path: str
     params: dict[str, str]
@@ -63,6 +65,7 @@ class RouteTable:
     def __init__(self, routes: Iterable[tuple[str, Iterable[str]]]) -> None:
         """``routes``: (template, methods) pairs, e.g. ("/v1/graphs/{graph}/layers", {"GET", "POST"})."""
         self._root = _Node()
+        self._matches: dict[bytes, RouteMatch | None] = {}
         for template, methods in routes:
             self._add(template, frozenset(methods))
 
@@ -98,9 +101,19 @@ class RouteTable:
         return child
 
     def match(self, raw_path: bytes) -> RouteMatch | None:
-        """The route of ``raw_path`` (percent-encoded, as sent), or None."""
+        """The route of ``raw_path`` (percent-encoded, as sent), or None. Clients repeat their
+        paths (one layer's applies), so matches are kept by path, ``_MATCHES_KEPT`` at most: the
+        same path gets the same ``RouteMatch``, whose ``params`` are read, never changed."""
+        try:
+            return self._matches[raw_path]
+        except KeyError:
+            pass
         segments = raw_path.split(b"/")[1:] if raw_path != b"/" else []
-        return self._walk(self._root, segments, 0, {})
+        found = self._walk(self._root, segments, 0, {})
+        if len(self._matches) >= _MATCHES_KEPT:
+            self._matches.clear()  # any path may come: the memory stays bounded
+        self._matches[raw_path] = found
+        return found
 
     def _walk(self, node: _Node, segments: list[bytes], at: int, params: dict[str, str]) -> RouteMatch | None:
         if at == len(segments):
@@ -126,6 +139,8 @@ class RouteTable:
 
 
 def _decoded(segment: bytes) -> str:
+    if b"%" not in segment:
+        return segment.decode("utf-8", "replace")
     return unquote_to_bytes(segment).decode("utf-8", "replace")
 
 

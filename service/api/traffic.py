@@ -1,15 +1,17 @@
 """Feeds ``LayerTraffic`` (the dashboard's live figures) with every apply and infer request.
 
 Pure ASGI, like the other middleware: requests that are not an apply or an infer pass
-straight through after one ``endswith``; the others are timed and their status noted.
+straight through after one ``endswith``; the others are timed, and their status is read from
+the request's ``Exchange`` (``context.py``) once they are done.
 """
 
 from __future__ import annotations
 
 import time
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from layerserve.server.api.context import exchange_of
 from layerserve.server.traffic import LayerTraffic
 
 __all__ = ["TrafficRecorder", "layer_of_path"]
@@ -41,17 +43,10 @@ class TrafficRecorder:
         if target is None:
             await self.app(scope, receive, send)
             return
-        status = 0
-
-        async def send_noted(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        seen, send = exchange_of(scope, send)
         started = time.perf_counter()
         try:
-            await self.app(scope, receive, send_noted)
+            await self.app(scope, receive, send)
         finally:
             # No response at all: an unhandled error (answered 500 further out) or a client gone.
-            self.traffic.record_request(target[0], target[1], status or 500, time.perf_counter() - started)
+            self.traffic.record_request(target[0], target[1], seen.status or 500, time.perf_counter() - started)

@@ -25,6 +25,7 @@ from typing import TypeVar
 import numpy as np
 
 from layerserve.server.plane import ApplyResult, DataPlane
+from layerserve.server.plane.apply import Resolved
 from layerserve.server.plane.pinned import apply_pinned
 from layerserve.server.runtime.cancel import cancel, run_scope
 
@@ -58,10 +59,12 @@ async def apply(plane: DataPlane, graph: str, layer: str, inputs: list[np.ndarra
     _in_flight += 1
     try:
         revision = await plane.store.head_revision_async(graph)  # a shared store's version check, off the threads
-        if await _inline(plane, graph, layer, inputs, training=training, revision=revision):
-            return plane.apply(graph, layer, inputs, training=training, batch=False, revision=revision, refs=refs)
+        resolved = plane.resolve_cached(graph, layer, revision)  # looked up once, here or in the pool
+        if resolved is not None and await _inline(plane, resolved, inputs, training=training):
+            return plane.apply(graph, layer, inputs, training=training, batch=False, revision=revision, refs=refs,
+                               resolved=resolved)
         run = functools.partial(plane.apply, graph, layer, inputs, training=training, batch=True, revision=revision,
-                                refs=refs)
+                                refs=refs, resolved=resolved)
         return await cancellable(run)
     finally:
         _in_flight -= 1
@@ -78,15 +81,13 @@ async def cancellable(fn: Callable[..., T], *args: object) -> T:
             raise
 
 
-async def _inline(plane: DataPlane, graph: str, layer: str, inputs: list[np.ndarray], *, training: bool | None,
-                  revision: int | None) -> bool:
+async def _inline(plane: DataPlane, resolved: Resolved, inputs: list[np.ndarray], *, training: bool | None) -> bool:
     """Whether this apply runs on the loop (see the module's docstring)."""
     if sum(x.size for x in inputs) > INLINE_MAX_ELEMENTS:
         return False
-    if plane.runs_inline(graph, layer, inputs, training=training, budget_s=INLINE_BUDGET_S, revision=revision):
+    if plane.runs_inline(resolved, inputs, training=training, budget_s=INLINE_BUDGET_S):
         return True
-    if _in_flight > 1 or not plane.runs_inline(graph, layer, inputs, training=training,
-                                                  budget_s=IDLE_INLINE_BUDGET_S, revision=revision):
+    if _in_flight > 1 or not plane.runs_inline(resolved, inputs, training=training, budget_s=IDLE_INLINE_BUDGET_S):
         return False
     for _ in range(2):  # the loop reads what has arrived, then those requests run up to here
         await asyncio.sleep(0)

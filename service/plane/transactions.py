@@ -49,6 +49,7 @@ def retried(method: F) -> F:
             try:
                 return method(self, *args, **kwargs)
             except StaleGraph:
+                kwargs.pop("resolved", None)  # a layer looked up before belongs to the copy that lost the race
                 if attempt + 1 == attempts:
                     raise Conflict(f"the graph kept changing under this write ({attempts} attempts); retry it",
                                    code="write_conflict") from None
