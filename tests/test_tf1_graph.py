@@ -229,6 +229,19 @@ def test_control_dependencies_run_the_update_first_each_run(graph: layerserve.Co
         assert sess.run(counter) == 3.0
 
 
+def test_a_writing_program_runs_at_several_feed_shapes(graph: layerserve.Connection) -> None:
+    """Each new feed shape composes the registered program again: the composition must not
+    change the program it started from."""
+    total = tf.get_variable("total", initializer=tf.constant(0.0))
+    x = tf.placeholder(tf.float32, [None])
+    add = total.assign_add(tf.reduce_sum(x))
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        for n in (2, 3, 2, 5):
+            sess.run(add, {x: np.ones(n, np.float32)})
+        assert sess.run(total) == 12.0
+
+
 def test_graph_mode_layers_are_hosted_layers(graph: layerserve.Connection) -> None:
     x = tf.placeholder(tf.float32, [None, 3])
     with tf.variable_scope("net"):

@@ -362,12 +362,12 @@ def _produce_outputs_directly(nodes: list[onnx.NodeProto], outputs: set[str]) ->
     """Let the node that computes each of ``outputs`` (through a chain of Identity nodes) write
     it under the output's name, and pass the value on to its other readers through an Identity.
     ONNX Runtime drops an Identity unless it produces a graph output, where it copies: a training
-    step's writes would be copied once more (megabytes per step) before they leave the run."""
+    step's writes would be copied once more (megabytes per step) before they leave the run.
+    The nodes may be the program's own (cached): changed ones are replaced by changed copies."""
     if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in nodes for a in n.attribute):
         return  # a subgraph may read a tensor by name from the outer scope: leave the names alone
     producer = {out: node for node in nodes for out in node.output}
-    taken: set[str] = set()
-    after: dict[int, list[onnx.NodeProto]] = {}  # id(real producer) -> the Identity nodes to follow it
+    replaced: dict[int, list[onnx.NodeProto]] = {}  # id(original node) -> what stands in its place
     for node in list(nodes):
         if node.op_type != "Identity" or node.output[0] not in outputs:
             continue
@@ -375,15 +375,15 @@ def _produce_outputs_directly(nodes: list[onnx.NodeProto], outputs: set[str]) ->
         while source in producer and producer[source].op_type == "Identity":
             source = producer[source].input[0]
         real = producer.get(source)
-        if real is None or source in taken:  # a graph input or initializer, or a tensor another output took
+        if real is None or id(real) in replaced:  # a graph input or initializer, or a node changed already
             continue
-        taken.add(source)
-        real.output[list(real.output).index(source)] = node.output[0]
-        node.input[0], node.output[0] = node.output[0], source
-        nodes.remove(node)
-        after.setdefault(id(real), []).append(node)
-    if after:  # each moved Identity right after its producer: the list stays in topological order
-        nodes[:] = [m for n in nodes for m in (n, *after.get(id(n), ()))]
+        renamed = onnx.NodeProto()
+        renamed.CopyFrom(real)
+        renamed.output[list(real.output).index(source)] = node.output[0]
+        replaced[id(real)] = [renamed, helper.make_node("Identity", [node.output[0]], [source])]
+        replaced[id(node)] = []
+    if replaced:  # each new Identity right after its producer: the list stays in topological order
+        nodes[:] = [m for n in nodes for m in replaced.get(id(n), [n])]
 
 
 def _feeds_as_stored(layer: Any) -> bool:
