@@ -242,6 +242,20 @@ def test_a_writing_program_runs_at_several_feed_shapes(graph: layerserve.Connect
         assert sess.run(total) == 12.0
 
 
+def test_a_rest_run_with_a_feed_of_another_shape_is_refused_as_tf_refuses_it(graph: layerserve.Connection) -> None:
+    """The Python client checks feeds as TF's ``Session.run`` does; a REST caller gets the same
+    check from the server, before the program is composed for that shape."""
+    x = tf.placeholder(tf.float32, [None, 3], name="x")
+    y = tf.reduce_sum(x, name="y")
+    with tf.Session() as sess:
+        assert sess.run(y, {x: np.ones((2, 3), np.float32)}) == 6.0
+    (program,) = tf.get_default_graph().binding.programs.values()
+    for bad in (np.ones((2, 4), np.float32), np.ones(3, np.float32)):
+        with pytest.raises(ValueError, match=r"Cannot feed value of shape .* for Tensor x:0, which has shape \(None, 3\)"):
+            graph.call("POST", f"/v1/graphs/{graph.graph}/programs/{program}:run", {"feeds": ["x:0"], "fetches": ["y:0"]},
+                       tensors=[bad], accept_tensors=True, request_key="values")
+
+
 def test_graph_mode_layers_are_hosted_layers(graph: layerserve.Connection) -> None:
     x = tf.placeholder(tf.float32, [None, 3])
     with tf.variable_scope("net"):

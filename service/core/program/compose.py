@@ -93,16 +93,17 @@ class _Composer:
         self.layouts: dict[str, dict[str, str] | None] = {}
         self.out = Composed(onnx.ModelProto(), [])
         self._count = 0
-        declared = {i.name for i in program.graph.input}
+        declared = {i.name: i for i in program.graph.input}
         for name, (dtype, shape) in feeds.items():
             if dtype not in _NP.values():
                 raise InvalidArgument(f"feeds of dtype {dtype} are not supported", code="unsupported_dtype",
                                       exception="TypeError")
             if name not in declared:
                 raise InvalidArgument(f"the program has no input {name!r}", code="unknown_feed")
+            _check_feed_shape(name, shape, declared[name])
             self.inputs.append(helper.make_tensor_value_info(name, onnx_dtype(dtype), list(shape)))
             self.known[name] = shape
-        missing = declared - set(feeds)
+        missing = declared.keys() - set(feeds)
         if missing:
             raise InvalidArgument(f"You must feed a value for placeholder tensor '{sorted(missing)[0].split(':')[0]}'",
                                   code="missing_feed", op_error="InvalidArgumentError")
@@ -356,6 +357,20 @@ class _Composer:
             new = self.node("Where", [node.input[1], new, current])
         self.node("Identity", [new], node.output[0])
         self.out.writes[variable] = node.output[0]
+
+
+def _check_feed_shape(name: str, shape: tuple[int, ...], declared: onnx.ValueInfoProto) -> None:
+    """A feed must fit its placeholder's declared shape, as TF's ``Session.run`` checks (its
+    ``ValueError`` and text): a shape the program was not written for never reaches composing."""
+    tensor = declared.type.tensor_type
+    if not tensor.HasField("shape"):  # rank unknown: any shape
+        return
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+    if len(dims) == len(shape) and all(d is None or d == s for d, s in zip(dims, shape, strict=True)):
+        return
+    text = f"({dims[0]},)" if len(dims) == 1 else "(" + ", ".join(str(d) for d in dims) + ")"
+    raise InvalidArgument(f"Cannot feed value of shape {tuple(shape)} for Tensor {name}, which has shape {text}",
+                          code="incompatible_feed", exception="ValueError")
 
 
 def _produce_outputs_directly(nodes: list[onnx.NodeProto], outputs: set[str]) -> None:
