@@ -76,6 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                             io_binding=io_binding, vetting=vetting)
         plane = DataPlane(settings, store, executor)  # loads the whole state
         app.state.checkpoints = Checkpoints.attach(plane)
+        # A deleted layer's live figures go with it: a new layer under its name starts at zero.
+        plane.delete_listeners.append(lambda graph, layer: app.state.traffic.forget(graph, {layer.id, layer.name}, layer.key))
         return plane
 
     def on_ready(plane: DataPlane) -> None:

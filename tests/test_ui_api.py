@@ -149,6 +149,21 @@ def test_a_deleted_layer_leaves_the_figures(conn: layerserve.Connection) -> None
     assert dense.id not in _figures(conn)
 
 
+def test_a_new_layer_under_a_deleted_ones_name_starts_at_zero(conn: layerserve.Connection) -> None:
+    old = layerserve.layers.Dense(2, name="reborn")
+    old(np.ones((1, 2), np.float32))
+    bad = httpx.post(f"{conn.url}/v1/graphs/{conn.graph}/layers/reborn/apply",
+                     json={"inputs": [{"dtype": "float32", "shape": [1, 3], "data": [1.0] * 3}]})
+    assert bad.status_code == 409
+    assert _figures(conn)[old.id]["requests"] == 2
+    assert httpx.delete(f"{conn.url}/v1/graphs/{conn.graph}/layers/reborn").status_code == 204
+    new = layerserve.layers.Dense(2, name="reborn")
+    new.build((None, 2))
+    assert new.id not in _figures(conn)  # before: the old layer's two requests, found by name
+    new(np.ones((1, 2), np.float32))
+    assert _figures(conn)[new.id]["requests"] == 1
+
+
 @pytest.mark.parametrize("window", ["0", "0.1", "61", "nan", "inf", "x"])
 def test_figures_refuse_a_bad_window(conn: layerserve.Connection, window: str) -> None:
     layerserve.layers.Dense(2)(np.ones((1, 2), np.float32))

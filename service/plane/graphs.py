@@ -27,6 +27,7 @@ __all__ = ["CommitListener", "GraphPlane"]
 
 # Called after each commit that made a new revision, with the graph and the variables it wrote.
 CommitListener = Callable[[Graph, list[str]], None]
+DeleteListener = Callable[[str, Layer], None]  # (graph, the layer just deleted)
 
 
 class GraphPlane:
@@ -39,6 +40,7 @@ class GraphPlane:
         self.graphs: dict[str, Graph] = store.load()
         self._graphs_lock = threading.Lock()
         self.commit_listeners: list[CommitListener] = []
+        self.delete_listeners: list[DeleteListener] = []  # after a layer's delete was committed
         # (graph, checkpoint name) -> its variables' values, for applies pinned to it (set by plane.checkpoints)
         self.pinned_values: Callable[[str, str], Mapping[str, np.ndarray]] | None = None
         store.watch(self._warm)

@@ -101,6 +101,8 @@ class Lifecycle(GraphPlane):
             g.drop_values(orphans)
             self._commit(g)
         self.executor.forget(layer.key)
+        for listener in self.delete_listeners:
+            listener(graph, layer)
         return layer.id
 
     # ---- build -------------------------------------------------------------------------
