@@ -48,21 +48,26 @@ def test_idle_connection_is_closed_after_the_header_timeout(guarded: ServerProce
     assert HEADER_TIMEOUT_S * 0.5 < waited < HEADER_TIMEOUT_S + 3
 
 
+def _assert_slow_head_cut(sock: socket.socket) -> None:
+    """Send a head one byte every 0.2 s: the server answers 408 or closes within the timeout."""
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    start, closed = time.monotonic(), False
+    while time.monotonic() - start < HEADER_TIMEOUT_S + 4:
+        try:
+            sock.sendall(b"a")
+        except (BrokenPipeError, ConnectionResetError):
+            closed = True
+            break
+        time.sleep(0.2)
+    answer = b"" if closed else _read_until_closed(sock)
+    assert closed or answer.startswith(b"HTTP/1.1 408"), answer[:100]
+    assert time.monotonic() - start < HEADER_TIMEOUT_S + 4
+
+
 def test_head_sent_byte_by_byte_is_cut_at_the_header_timeout(guarded: ServerProcess) -> None:
     """A slow head: each byte keeps the connection busy, none resets the deadline."""
     with _connect(guarded) as sock:
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        start, closed = time.monotonic(), False
-        while time.monotonic() - start < HEADER_TIMEOUT_S + 4:
-            try:
-                sock.sendall(b"a")
-            except (BrokenPipeError, ConnectionResetError):
-                closed = True
-                break
-            time.sleep(0.2)
-        answer = b"" if closed else _read_until_closed(sock)
-    assert closed or answer.startswith(b"HTTP/1.1 408"), answer[:100]
-    assert time.monotonic() - start < HEADER_TIMEOUT_S + 4
+        _assert_slow_head_cut(sock)
 
 
 def test_oversized_head_is_431(guarded: ServerProcess) -> None:
@@ -153,18 +158,7 @@ def test_a_later_head_on_a_kept_alive_connection_is_cut_at_the_header_timeout(gu
     with _connect(guarded) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         assert _read_response(sock).startswith(b"HTTP/1.1 200")
-        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        start, closed = time.monotonic(), False
-        while time.monotonic() - start < HEADER_TIMEOUT_S + 4:
-            try:
-                sock.sendall(b"a")
-            except (BrokenPipeError, ConnectionResetError):
-                closed = True
-                break
-            time.sleep(0.2)
-        answer = b"" if closed else _read_until_closed(sock)
-    assert closed or answer.startswith(b"HTTP/1.1 408"), answer[:100]
-    assert time.monotonic() - start < HEADER_TIMEOUT_S + 4
+        _assert_slow_head_cut(sock)
 
 
 def test_head_and_a_body_longer_than_the_head_limit_in_one_write_are_served(guarded: ServerProcess) -> None:
