@@ -293,7 +293,15 @@ class RedisStore(StateStore):
             return
         extra.objects += [(blob_name(d), base64.b64decode(text)) for d, text in changes.blobs.items()]
         extra.dropped += [blob_name(d) for d in changes.dropped_blobs]
-        if not self._call(lambda: self._commit_script(*self._script_args(graph, changes, extra))):
+        try:
+            committed = self._call(lambda: self._commit_script(*self._script_args(graph, changes, extra)))
+        except StoreUnavailable:
+            # The reply was lost, not necessarily the commit: this copy (whose values the caller
+            # rolls back) must not pass for the stamped revision, which the store may now hold.
+            graph.revision = -1
+            self.stamper.forget(graph.name)
+            raise
+        if not committed:
             graph.revision = -1
             self.stamper.forget(graph.name)
             raise StaleGraph(f"graph {graph.name!r} was committed by another replica")
