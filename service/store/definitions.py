@@ -82,13 +82,8 @@ class DefinitionTexts:
         with self._lock:
             self._structures[graph.name] = (fields, structure)
         texts = {STRUCTURE: structure}
-        known_layers = self._layers
-        for layer in graph.layers.values():  # inline: this loop is the part of a commit that grows with the graph
-            known_layer = known_layers.get(id(layer))
-            if known_layer is not None and known_layer[0]() is layer and known_layer[1] == _layer_fields(layer):
-                texts[f"L:{layer.id}"] = known_layer[2]
-            else:
-                texts[f"L:{layer.id}"] = self.layer(layer)
+        for layer in graph.layers.values():  # this loop is the part of a commit that grows with the graph
+            texts[f"L:{layer.id}"] = self.layer(layer)
         return texts
 
     def layer(self, layer: Layer) -> str:

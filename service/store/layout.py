@@ -52,7 +52,6 @@ class Loaded:
     records: dict[str, StoredRecords]
     models: frozenset[str]
     files: frozenset[str] = frozenset()  # pack and journal (format 3) or value files (older)
-    pack: str = ""
     journal: str = ""
     journal_end: int = 0  # where the journal's last whole record ends
     journal_records: int = 0
@@ -125,7 +124,7 @@ class _Format3:
             _checked(self.blob_dir / where[0], value, graph.variables.get(key[2:]))
         records = {i: self.table[f"R:{i}"] for i in self.indexes}
         return Loaded(graph, records, frozenset(self.models), frozenset({self.manifest["values"]["file"], name}),
-                      pack=self.manifest["values"]["file"], journal=name, journal_end=end, journal_records=count,
+                      journal=name, journal_end=end, journal_records=count,
                       snapshot_bytes=self.manifest["bytes"], torn=end < len(data))
 
     def _replay(self, record: journal.Record, name: str) -> None:
