@@ -47,7 +47,7 @@ __all__ = ["create_app", "open_store"]
 
 def open_store(settings: Settings) -> StateStore:
     if not settings.store:
-        return FilesystemStore(settings.state_dir, fsync=settings.fsync)
+        return FilesystemStore(settings.state_dir, fsync=settings.fsync, write_behind_s=settings.write_behind_s)
     if settings.store.split("://", 1)[0] in ("redis", "rediss", "unix"):
         from layerserve.server.store.redis import RedisStore
 

@@ -32,6 +32,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="state directory: fsync each commit before its answer (always, the default), or write "
                             "it to the OS before its answer and fsync once a second (everysec: survives the "
                             "server's crash, kill -9 included; a power cut may lose the last second)")
+    serve.add_argument("--write-behind-s",
+                       help="state directory: answer commits that change values only (training steps, "
+                            "set_weights) before writing them, and write each graph's latest values every this "
+                            "many seconds; a crash, kill -9 included, may lose that much acknowledged training, "
+                            "never part of a step (default 0: off, every commit is written before its answer)")
     serve.add_argument("--keep-versions", help="shared store: versions kept of each layer definition and variable "
                                                "(default 4)")
     serve.add_argument("--keep-history",

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings import SettingsError as _SourceError
 
@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     store: str | None = _accepted("redis://host:port/db, rediss://... or unix://... (unset: the state directory)",
                                   default=None)
     fsync: Literal["always", "everysec"] = _accepted("always or everysec", default="always")
+    write_behind_s: float = _accepted("a number of seconds of at least 0 (0: off)", default=0.0, ge=0,
+                                      le=3600, allow_inf_nan=False)
     keep_versions: int = _accepted("an integer of at least 1", default=4, ge=1)
     keep_history: int = _accepted("an integer of at least 1 (checkpointed versions are always kept)",
                                   default=1000, ge=1)
@@ -126,6 +128,13 @@ class Settings(BaseSettings):
             raise ValueError("not a Redis URL")
         return value or None
 
+    @model_validator(mode="after")
+    def _write_behind_needs_the_state_directory(self) -> Settings:
+        if self.write_behind_s and self.store:
+            raise ValueError("write_behind_s is for the state directory: with a shared store, every replica must "
+                             "see a commit when it is answered")
+        return self
+
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
                                    env_settings: PydanticBaseSettingsSource,
@@ -177,7 +186,9 @@ def _environment(environ: Mapping[str, str] | None) -> Iterator[None]:
 def _one_line(exc: ValidationError, given: dict[str, Any]) -> str:
     """``invalid --port / LAYERSERVE_PORT 'abc': ...; accepted: an integer from 1 to 65535``."""
     error = exc.errors()[0]
-    name = str(error["loc"][0]) if error["loc"] else "?"
+    if not error["loc"]:  # a rule across settings
+        return f"invalid settings: {str(error['msg']).removeprefix('Value error, ')}"
+    name = str(error["loc"][0])
     field = Settings.model_fields.get(name)
     where = f"--{name.replace('_', '-')}" if name in given else f"{ENV_PREFIX}{name.upper()}"
     value = error.get("input")

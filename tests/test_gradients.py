@@ -175,6 +175,8 @@ OPS: dict[str, Builder] = {
                                       dilations=[2, 3], pads=[2, 1, 1, 3]),
     "Conv_depthwise": lambda d: op_case("Conv", {"x": rnd((2, 3, 6, 5), d, 1), "w": rnd((6, 1, 3, 3), d, 2)},
                                         group=3, strides=[2, 2], auto_pad="SAME_UPPER"),
+    "Conv_same_strided": lambda d: op_case("Conv", {"x": rnd((2, 3, 8, 9), d, 1), "w": rnd((4, 3, 3, 2), d, 2)},
+                                                   strides=[2, 3], auto_pad="SAME_LOWER"),
     "Conv_1d": lambda d: op_case("Conv", {"x": rnd((2, 3, 9), d, 1), "w": rnd((4, 3, 4), d, 2)}, strides=[3]),
     "Conv_3d": lambda d: op_case("Conv", {"x": rnd((1, 2, 4, 5, 3), d, 1), "w": rnd((2, 2, 2, 3, 2), d, 2)},
                                  pads=[1, 0, 1, 0, 1, 0]),
@@ -191,6 +193,12 @@ OPS: dict[str, Builder] = {
                                          ceil_mode=1),
     "MaxPool_3d": lambda d: op_case("MaxPool", {"x": distinct((1, 2, 4, 4, 3), d, 1)}, kernel_shape=[2, 2, 2],
                                     strides=[2, 2, 1]),
+    "MaxPool_tiled": lambda d: op_case("MaxPool", {"x": distinct((2, 3, 6, 4), d, 1)}, kernel_shape=[3, 2],
+                                       strides=[3, 2]),
+    "MaxPool_tiled_rest": lambda d: op_case("MaxPool", {"x": distinct((2, 2, 7, 5), d, 1)}, kernel_shape=[2, 2],
+                                            strides=[2, 2]),
+    "MaxPool_tiled_3d": lambda d: op_case("MaxPool", {"x": distinct((1, 2, 4, 2, 6), d, 1)}, kernel_shape=[2, 2, 3],
+                                          strides=[2, 2, 3]),
     "AveragePool": lambda d: op_case("AveragePool", {"x": rnd((2, 3, 7, 6), d, 1)}, kernel_shape=[3, 2],
                                      strides=[2, 2], pads=[1, 0, 1, 1]),
     "AveragePool_count_pad": lambda d: op_case("AveragePool", {"x": rnd((2, 2, 5, 5), d, 1)}, kernel_shape=[3, 3],
@@ -441,6 +449,25 @@ def test_forward_values_are_unchanged_and_names_do_not_clash() -> None:
     pooled = x.reshape(1, 2, 2, 2, 2, 2).max(axis=(3, 5))
     np.testing.assert_allclose(y, pooled * pooled)
     assert np.count_nonzero(g) == pooled.size
+
+
+def test_max_pool_gives_a_tied_window_gradient_to_its_first_maximum() -> None:
+    """TF's MaxPoolGrad: a window of equal cells (zeros after a ReLU) passes the gradient to its
+    first cell in row-major order only; tiled and overlapping windows alike."""
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    x[0, 0, 2:, 2:] = [[1.0, 3.0], [3.0, 2.0]]  # two maxima: the first (row-major) takes it
+    for kernel, strides in (([2, 2], [2, 2]), ([2, 2], [1, 1]), ([3, 3], [3, 3])):
+        nodes = [helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=kernel, strides=strides)]
+        graph = _chain(nodes, {"x": x}, ["y"])
+        grads = append_gradients(graph, ys=["y"], xs=["x"], grad_ys=[None], stop=set())
+        (g,) = _run(graph, {"x": x}, [grads[0]])
+        want = np.zeros_like(x)
+        for i in range(0, 4 - kernel[0] + 1, strides[0]):
+            for j in range(0, 4 - kernel[1] + 1, strides[1]):
+                window = x[0, 0, i:i + kernel[0], j:j + kernel[1]]
+                di, dj = np.unravel_index(int(np.argmax(window)), window.shape)
+                want[0, 0, i + di, j + dj] += 1.0
+        np.testing.assert_array_equal(g, want)
 
 
 def test_dropout_in_training_mode_uses_the_forward_mask() -> None:

@@ -96,6 +96,8 @@ class Checkpoints:
             service = cls(plane, RedisCheckpoints(store.client), RedisHistory(store.client, retention))
         elif isinstance(store, FilesystemStore):
             service = cls(plane, FilesystemCheckpoints(store.root), FilesystemHistory(store.root, retention))
+            for name, g in plane.graphs.items():  # versions written behind and lost in a crash
+                service.history.forget_after(name, g.revision)
         else:
             raise TypeError(f"no checkpoint storage for a {type(store).__name__}")
         plane.commit_listeners.append(service._on_commit)

@@ -12,6 +12,9 @@ objects and model blobs are files of their own, written and fsynced before the j
 manifest names them. Files that nothing references (left by a crash, or replaced) are deleted
 afterwards and on load. Directories are fsynced into their parents when created.
 
+``write_behind_s`` > 0 answers value-only commits (training steps) before writing them, and
+writes each graph's latest such state every that many seconds (see ``write_behind``).
+
 ``fsync="everysec"`` writes each commit to the operating system before answering (it survives
 the server's death, ``kill -9`` included) and fsyncs the journals once a second: a power cut
 may lose the last second's commits, never tear one.
@@ -33,10 +36,12 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
+
+import numpy as np
 
 from layerserve.server.core.graph import Graph
 from layerserve.server.errors import StoreUnavailable
@@ -47,6 +52,7 @@ from layerserve.server.store.durable import PeriodicSync, fsync_dir, fsync_write
 from layerserve.server.store.layout import Damaged, Loaded, load_graph
 from layerserve.server.store.records import EMPTY, TAIL_BYTES, StoredRecords, plan
 from layerserve.server.store.versions import Changes
+from layerserve.server.store.write_behind import Kept, WriteBehind
 
 __all__ = ["FilesystemStore"]
 
@@ -73,6 +79,7 @@ class _Committed:
     records: dict[str, StoredRecords] = field(default_factory=dict)  # layer id -> its records
     models: frozenset[str] = frozenset()  # digests of the blobs the definitions refer to
     files: frozenset[str] = frozenset()  # the pack and the journal (or an older layout's value files)
+    revision: int = 0  # the graph's revision on disk
     journal: str = ""
     journal_end: int = 0  # where its last commit's record ends
     journal_records: int = 0
@@ -88,8 +95,8 @@ class _Committed:
 
     @classmethod
     def loaded(cls, loaded: Loaded, manifest_bytes: int) -> _Committed:
-        return cls(loaded.records, loaded.models, loaded.files, loaded.journal, loaded.journal_end,
-                   loaded.journal_records, loaded.snapshot_bytes + manifest_bytes,
+        return cls(loaded.records, loaded.models, loaded.files, loaded.graph.revision, loaded.journal,
+                   loaded.journal_end, loaded.journal_records, loaded.snapshot_bytes + manifest_bytes,
                    snapshot_due=not loaded.current or loaded.torn)
 
 
@@ -123,7 +130,8 @@ def _wait_for_lock(root: Path, poll_s: float) -> int:
 
 class FilesystemStore(StateStore):
     def __init__(self, root: str | os.PathLike[str], lock_poll_s: float = 0.1, *,
-                 fsync: Literal["always", "everysec"] = "always", snapshot_every: int = SNAPSHOT_RECORDS) -> None:
+                 fsync: Literal["always", "everysec"] = "always", snapshot_every: int = SNAPSHOT_RECORDS,
+                 write_behind_s: float = 0.0) -> None:
         super().__init__()
         self.root = Path(root).resolve()
         _make_dir(self.root / "graphs")
@@ -132,6 +140,9 @@ class FilesystemStore(StateStore):
         self._committed: dict[str, _Committed] = {}  # graph -> as last committed
         self._later = PeriodicSync(1.0) if fsync == "everysec" else None
         self.snapshot_every = snapshot_every
+        self._behind = WriteBehind(write_behind_s, self._write_kept) if write_behind_s > 0 else None
+        self._graph_locks: dict[str, threading.Lock] = {}  # one writer of a graph's files at a time
+        self._graph_locks_lock = threading.Lock()
 
     def _graph_dir(self, name: str) -> Path:
         return self.root / "graphs" / name
@@ -150,6 +161,8 @@ class FilesystemStore(StateStore):
             self._lock_fd = held[0]
 
     def close(self) -> None:
+        if self._behind is not None:
+            self._behind.close()
         if self._later is not None:
             self._later.close()
         if self._lock_fd is None:
@@ -230,7 +243,7 @@ class FilesystemStore(StateStore):
         except OSError as exc:
             log.warning("state directory %s is not writable: %s", self.root, exc)
             return False
-        return True
+        return self._behind is None or self._behind.failure is None
 
     # ---- commit ------------------------------------------------------------------------
     def commit(self, graph: Graph, variables: Iterable[str] = (), layers: Iterable[str] = ()) -> None:
@@ -240,15 +253,51 @@ class FilesystemStore(StateStore):
         changes = self.stamp(graph, variables, layers)
         if changes.empty:
             return
-        old = self._committed.get(graph.name, _Committed())
-        try:
-            self._write(graph, changes, old)
-        except OSError as exc:  # disk full, I/O error: nothing was committed, and the stamps go back
-            saved, graph.revision, graph.versions = stamped
-            self.stamper.restore(graph.name, saved)
-            self._cut_journal(graph.name, old)
-            self._discard_uncommitted(graph.name)
-            raise StoreUnavailable(f"could not write the state directory: {exc.strerror or exc}") from exc
+        with self._graph_lock(graph.name):
+            old = self._committed.get(graph.name, _Committed())
+            if self._may_keep(changes, old):
+                assert self._behind is not None
+                self._behind.keep(graph, changes)
+                return
+            kept = self._behind.take(graph.name) if self._behind is not None else None
+            try:
+                self._write(graph, changes, old, kept)
+            except OSError as exc:  # disk full, I/O error: nothing was committed, and the stamps go back
+                if kept is not None and self._behind is not None:
+                    self._behind.give_back(graph.name, kept)
+                saved, graph.revision, graph.versions = stamped
+                self.stamper.restore(graph.name, saved)
+                self._cut_journal(graph.name, old)
+                self._discard_uncommitted(graph.name)
+                raise StoreUnavailable(f"could not write the state directory: {exc.strerror or exc}") from exc
+
+    def _graph_lock(self, name: str) -> threading.Lock:
+        with self._graph_locks_lock:
+            return self._graph_locks.setdefault(name, threading.Lock())
+
+    def _may_keep(self, changes: Changes, old: _Committed) -> bool:
+        """Whether the commit may be answered before it is written: write-behind is on and has
+        not failed, the commit changes values only, and no snapshot is due."""
+        return (self._behind is not None and self._behind.failure is None and old.revision > 0
+                and not (changes.texts or changes.records or changes.removed or changes.blobs)
+                and not old.wants_snapshot(self.snapshot_every))
+
+    def _write_kept(self, name: str) -> None:
+        """The graph's kept value commits as one journal record (the write-behind thread)."""
+        assert self._behind is not None
+        with self._graph_lock(name):
+            kept = self._behind.take(name)
+            if kept is None:
+                return
+            old = self._committed[name]
+            changes = Changes(old.revision, kept.revision, values=sorted(kept.stamps))
+            try:
+                new = self._append(name, changes, old, kept.values, stamps=kept.stamps, models_changed=False)
+            except OSError:
+                self._behind.give_back(name, kept)
+                self._cut_journal(name, old)
+                raise
+            self._committed[name] = new
 
     def _cut_journal(self, name: str, old: _Committed) -> None:
         """After a failed commit: the journal back to its last commit's end, so the space a
@@ -262,7 +311,7 @@ class FilesystemStore(StateStore):
             log.warning("could not cut the journal of graph %s back after a failed commit: %s", name, exc)
             self._committed[name] = replace(old, snapshot_due=True)
 
-    def _write(self, graph: Graph, changes: Changes, old: _Committed) -> None:
+    def _write(self, graph: Graph, changes: Changes, old: _Committed, kept: Kept | None = None) -> None:
         directory = self._graph_dir(graph.name)
         blob_dir = directory / "blobs"
         _make_dir(blob_dir)
@@ -278,30 +327,39 @@ class FilesystemStore(StateStore):
         else:
             if new.referenced() - old.referenced():  # their directory entries must be durable first
                 fsync_dir(blob_dir)
-            new = self._append(graph, changes, new, models_changed=new.models != old.models)
-        self._committed[graph.name] = new
+            stamps = {n: r for n, r in kept.stamps.items() if n not in changes.values and n in graph.values} if kept else {}
+            changes = replace(changes, values=sorted({*changes.values, *stamps}))
+            new = self._append(graph.name, changes, new, graph.values, stamps=stamps,
+                               models_changed=new.models != old.models)
+        self._committed[graph.name] = replace(new, revision=changes.revision)
         for name in old.referenced() - new.referenced():
             (blob_dir / name).unlink(missing_ok=True)
 
-    def _append(self, graph: Graph, changes: Changes, new: _Committed, *, models_changed: bool) -> _Committed:
-        """The commit as one journal record."""
-        spots, payload = _values(graph, changes.values)
+    def _append(self, name: str, changes: Changes, new: _Committed, values: Mapping[str, np.ndarray], *,
+                stamps: dict[str, int], models_changed: bool) -> _Committed:
+        """The commit as one journal record. It follows the revision on disk (``base``, when
+        kept commits are in it), and ``stamps`` are the revisions of values that changed before
+        this one."""
+        spots, payload = _values(values, changes.values)
         records = {i: new.records[i].index_text if i in new.records else "null" for i in changes.records}
+        stamped = {n: r for n, r in stamps.items() if r != changes.revision}
         header = (f'{{"revision":{changes.revision},"entries":{_spliced(changes.texts)},'
                   f'"removed":{json.dumps(changes.removed)},"values":{json.dumps(spots)},'
                   f'"records":{_spliced(records)}'
-                  + (f',"models":{json.dumps(sorted(new.models))}' if models_changed else "") + "}")
-        path = self._graph_dir(graph.name) / "blobs" / new.journal
+                  + (f',"models":{json.dumps(sorted(new.models))}' if models_changed else "")
+                  + (f',"base":{new.revision}' if new.revision != changes.revision - 1 else "")
+                  + (f',"stamps":{json.dumps(stamped)}' if stamped else "") + "}")
+        path = self._graph_dir(name) / "blobs" / new.journal
         end = journal.append(path, new.journal_end, header.encode(), payload, sync=self._later is None)
         if self._later is not None:
             self._later.mark(path)
-        return replace(new, journal_end=end, journal_records=new.journal_records + 1)
+        return replace(new, revision=changes.revision, journal_end=end, journal_records=new.journal_records + 1)
 
     def _snapshot(self, graph: Graph, new: _Committed, directory: Path) -> _Committed:
         """Every value into a new pack, and a manifest that names it and a new, empty journal."""
         blob_dir = directory / "blobs"
         pack, log_name = f"{uuid.uuid4().hex}.pack", f"{uuid.uuid4().hex}.log"
-        spots, payload = _values(graph, [n for n in graph.variables if n in graph.values])
+        spots, payload = _values(graph.values, [n for n in graph.variables if n in graph.values])
         size = journal.write_at(blob_dir / pack, 0, payload, sync=True)
         journal.write_at(blob_dir / log_name, 0, [], sync=False)
         records = {i: r.index_text for i, r in new.records.items()}
@@ -333,12 +391,12 @@ class FilesystemStore(StateStore):
             records.pop(layer_id, None)
 
 
-def _values(graph: Graph, names: Iterable[str]) -> tuple[dict[str, list[Any]], list[Any]]:
+def _values(values: Mapping[str, np.ndarray], names: Iterable[str]) -> tuple[dict[str, list[Any]], list[Any]]:
     """Where each value lies in the payload (offset, length, dtype, shape), and the payload's
     parts: the arrays' own buffers."""
     spots, payload, offset = {}, [], 0
     for name in names:
-        value = graph.values[name]
+        value = values[name]
         view = journal.array_view(value)
         spots[name] = [offset, view.nbytes, value.dtype.name, list(value.shape)]
         payload.append(view)

@@ -68,6 +68,14 @@ class History(ABC):
         if len(kept) < len(records):
             self._replace(graph, records, kept)
 
+    def forget_after(self, graph: str, revision: int) -> None:
+        """Drop the records of versions after ``revision``: commits answered before they were
+        written (write-behind) that a crash then lost. Their numbers are given out again."""
+        records = self._read(graph)
+        kept = [r for r in records if r["version"] <= revision]
+        if len(kept) < len(records):
+            self._replace(graph, records, kept)
+
     @abstractmethod
     def _append(self, graph: str, line: str) -> None: ...
 

@@ -129,7 +129,7 @@ class _Format3:
 
     def _replay(self, record: journal.Record, name: str) -> None:
         header = record.header
-        if header["revision"] != self.revision + 1:
+        if header.get("base", header["revision"] - 1) != self.revision or header["revision"] <= self.revision:
             raise Damaged(self.blob_dir / name, f"a record of revision {header['revision']} follows {self.revision}")
         self.revision = revision = header["revision"]
         for key, obj in header["entries"].items():
@@ -144,6 +144,8 @@ class _Format3:
         for variable, (offset, length, dtype, shape) in header["values"].items():
             self.where[variable] = (name, record.payload + offset, length, dtype, shape)
             self.versions[f"V:{variable}"] = revision
+        for variable, stamp in header.get("stamps", {}).items():  # values a write-behind record took along
+            self.versions[f"V:{variable}"] = stamp
         for layer_id, index in header["records"].items():
             self.versions[f"R:{layer_id}"] = revision
             if index is None:

@@ -79,7 +79,7 @@ class Session:
         self.graph = graph or get_default_graph()
         self._target = target or None
         self._closed = False
-        self._programs: dict[tuple[Any, ...], Program] = {}
+        self._programs: dict[tuple[Any, ...], Program | None] = {}
 
     # ---- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
@@ -145,9 +145,9 @@ class Session:
 
     def _run(self, fetches: list[Tensor], targets: list[Operation], feeds: dict[str, tuple[Tensor, np.ndarray]]
              ) -> list[Any]:
-        if not fetches and not any(op.stateful for op in self._needed(fetches, targets, feeds)):
-            return []
         program = self._program(fetches, targets, feeds)
+        if program is None:
+            return []
         b = binding(self.graph, self._target)
         arrays = [feeds[name][1] for name in program.feeds]
         header = {"feeds": program.feeds, "fetches": program.fetches}
@@ -173,17 +173,21 @@ class Session:
         return prune(self.graph, fetches, targets, set(feeds)) if (fetches or targets) else []
 
     def _program(self, fetches: list[Tensor], targets: list[Operation],
-                 feeds: dict[str, tuple[Tensor, np.ndarray]]) -> Program:
+                 feeds: dict[str, tuple[Tensor, np.ndarray]]) -> Program | None:
+        """The run's program, kept by fetches, targets and fed names (a training loop prunes
+        once); None for a run that fetches nothing and changes nothing."""
         key = (tuple(t.name for t in fetches), tuple(op.name for op in targets), tuple(sorted(feeds)))
-        program = self._programs.get(key)
-        if program is None:
-            ops = self._needed(fetches, targets, feeds)
+        if key in self._programs:
+            return self._programs[key]
+        ops = self._needed(fetches, targets, feeds)
+        program = None
+        if fetches or any(op.stateful for op in ops):
             used = {i for op in ops for n in op.nodes for i in n.inputs}
             used |= {t.name for t in fetches}
             self._check_placeholders(ops, feeds)
             feed_list = [feeds[name][0] for name in sorted(feeds) if name in used]
             program = build_program(self.graph, ops, feed_list, fetches)
-            self._programs[key] = program
+        self._programs[key] = program
         return program
 
     @staticmethod
@@ -242,6 +246,8 @@ def export(sess: Session, name: str, inputs: dict[str, Tensor], outputs: dict[st
         raise TypeError("export: inputs and outputs are tensors")
     fed = {t.name: (t, np.zeros(0)) for t in feeds if isinstance(t, Tensor)}
     program = sess._program([t for t in fetches if isinstance(t, Tensor)], [], fed)
+    if program is None:
+        raise ValueError("export: name at least one output")
     b = binding(sess.graph, sess._target)
     body = {"model": base64.b64encode(program.model).decode(), "name": name,
             "inputs": {alias: t.name for alias, t in zip(inputs, feeds, strict=True)},

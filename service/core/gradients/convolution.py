@@ -4,12 +4,19 @@ A convolution's input gradient is the transposed convolution of the output gradi
 same kernel (and the other way round); its kernel gradient is a convolution whose batch and
 channel axes are swapped: the input (batch = input channels) convolved with the output
 gradient as the kernel, stride and dilation trading places. Groups (depthwise) keep each group's
-channels apart by folding the group into the channel axis.
+channels apart by folding the group into the channel axis. That convolution's kernel is as large
+as the output, which ONNX Runtime runs slowly; an ungrouped Conv whose input is small enough
+gets its kernel gradient as one Gemm of the output gradient with the input's cells under each
+tap instead (strided slices of the padded input).
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass
+
+from onnx import TensorProto
 
 from layerserve.server.core.gradients.registry import Grads, NodeGrad, rule
 
@@ -102,6 +109,41 @@ def _kernel_gradient(n: NodeGrad, source: tuple[str, tuple[int, ...]], kernel: t
     return _swap01(n, _crop(n, conv, got, geo.kernel), len(geo.kernel) + 2)
 
 
+# The tap slices of the input are held at once: at most this many elements (and taps) for a Gemm.
+PATCH_ELEMENTS = 1 << 23
+PATCH_TAPS = 64
+
+
+def _patches_fit(n: NodeGrad, xs: tuple[int, ...], geo: Geometry, groups: int) -> bool:
+    taps = math.prod(geo.kernel)
+    out = n.shape(n.out())[2:]
+    return (groups == 1 and taps <= PATCH_TAPS and n.elem() in (TensorProto.FLOAT, TensorProto.DOUBLE)
+            and taps * xs[0] * xs[1] * math.prod(out) <= PATCH_ELEMENTS)
+
+
+def _patch_kernel_gradient(n: NodeGrad, x: str, xs: tuple[int, ...], geo: Geometry) -> str:
+    """``dW[o, c, t] = sum over batch b and output cell p of g[b, o, p] * x[b, c, p*s + t*d]``:
+    per tap ``t`` a strided slice of the padded input (batch and channels swapped), all taps
+    stacked as ``[C*T, B*P]``, and one Gemm with the output gradient as ``[O, B*P]``."""
+    em, r = n.em, len(geo.kernel)
+    out = list(n.shape(n.out())[2:])
+    channels, positions = xs[1], xs[0] * math.prod(out)
+    data = _swap01(n, x, r + 2)
+    if any(geo.begin + geo.end):
+        data = em.op("Pad", [data, em.ints([0, 0, *geo.begin, 0, 0, *geo.end])])
+    axes, steps = em.ints(list(range(2, 2 + r))), em.ints(geo.strides)
+    taps = []
+    for tap in itertools.product(*(range(k) for k in geo.kernel)):
+        starts = [t * d for t, d in zip(tap, geo.dilations, strict=True)]
+        ends = [start + (o - 1) * s + 1 for start, o, s in zip(starts, out, geo.strides, strict=True)]
+        cells = em.op("Slice", [data, em.ints(starts), em.ints(ends), axes, steps])
+        taps.append(em.reshape(cells, [channels, 1, positions]))
+    stacked = em.op("Concat", taps, axis=1) if len(taps) > 1 else taps[0]
+    patches = em.reshape(stacked, [channels * len(taps), positions])
+    grad = em.reshape(_swap01(n, n.g, r + 2), [n.shape(n.out())[1], positions])
+    return em.reshape(em.op("Gemm", [grad, patches], transB=1), [n.shape(n.out())[1], channels, *geo.kernel])
+
+
 def _bias_gradient(n: NodeGrad) -> str:
     rank = n.info.rank(n.out())
     return n.em.reduce_sum(n.g, [0, *range(2, rank)], keepdims=False)
@@ -120,7 +162,8 @@ def _conv(n: NodeGrad) -> Grads:
                  zip(xs[2:], out, geo.strides, geo.kernel, geo.dilations, geo.begin, geo.end, strict=True)]
         grads[0] = n.em.op("ConvTranspose", [n.g, w], group=groups, output_padding=extra, **geo.conv_attrs())
     if n.want(1):
-        grads[1] = _kernel_gradient(n, (x, xs), (n.g, n.shape(n.out())), geo, groups)
+        grads[1] = (_patch_kernel_gradient(n, x, xs, geo) if _patches_fit(n, xs, geo, groups)
+                    else _kernel_gradient(n, (x, xs), (n.g, n.shape(n.out())), geo, groups))
     if n.want(2):
         grads[2] = _bias_gradient(n)
     return grads

@@ -173,7 +173,11 @@ def _where_positive(n: NodeGrad, x: str, then: str, other: str) -> str:
 
 @rule("Relu")
 def _relu(n: NodeGrad) -> Grads:
-    return [_where_positive(n, n.out(), n.g, n.scalar(0.0))]
+    # TF's ReluGrad multiplies by the mask (a NaN gradient stays NaN where the unit is off); a
+    # Mul is also several times faster than a Where in ONNX Runtime
+    em = n.em
+    mask = em.op("Cast", [em.op("Greater", [n.out(), n.scalar(0.0, n.out())])], to=n.elem())
+    return [em.op("Mul", [n.g, mask])]
 
 
 @rule("LeakyRelu")

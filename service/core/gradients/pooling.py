@@ -1,4 +1,5 @@
-"""Gradients of MaxPool (through its Indices output), AveragePool (a depthwise ConvTranspose
+"""Gradients of MaxPool (tiled windows: through the first maximum of each window; others
+through the forward node's Indices output), AveragePool (a depthwise ConvTranspose
 with a constant kernel, divided by each window's count first) and the global poolings."""
 
 from __future__ import annotations
@@ -18,10 +19,48 @@ __all__: list[str] = []
 
 @rule("MaxPool")
 def _max_pool(n: NodeGrad) -> Grads:
-    """Each output's gradient goes to the input cell its Indices name (an output the forward
-    node gains when it has none); cells taken by several windows sum."""
+    """Each output's gradient goes to its window's first maximum (row-major), as TF's
+    MaxPoolGrad: the same cell ONNX Runtime's Indices name."""
     if int(n.attr("storage_order", 0)) != 0:
         raise UnsupportedGradient("MaxPool(storage_order=1)", n.node.name)
+    shape, out = n.shape(n.inp(0)), n.shape(n.out())
+    kernel = [int(k) for k in n.attr("kernel_shape")]
+    geo = geometry(n, list(shape[2:]), kernel)
+    tiled = (geo.strides == kernel and not any(geo.begin + geo.end) and set(geo.dilations) == {1}
+             and all(o * k <= length for o, k, length in zip(out[2:], kernel, shape[2:], strict=True))
+             and math.prod(kernel) <= 64 and n.elem() in (TensorProto.FLOAT, TensorProto.DOUBLE))
+    return [_tiled_max_pool(n, shape, list(out[2:]), kernel) if tiled else _scattered_max_pool(n)]
+
+
+def _tiled_max_pool(n: NodeGrad, shape: tuple[int, ...], out: list[int], kernel: list[int]) -> str:
+    """Windows that tile the input: each window's cells on an axis of their own, ArgMax (the
+    first maximum) picks the cell, a one-hot mask takes the output's gradient there. Much
+    cheaper in ONNX Runtime than MaxPool's Indices and a scatter (cells past the last whole
+    window get none)."""
+    em, r = n.em, len(kernel)
+    covered = [o * k for o, k in zip(out, kernel, strict=True)]
+    x = n.inp(0)
+    if covered != list(shape[2:]):
+        x = em.op("Slice", [x, em.ints([0] * r), em.ints(covered), em.ints(list(range(2, 2 + r)))])
+    split = [v for o, k in zip(out, kernel, strict=True) for v in (o, k)]
+    cells = em.op("Transpose", [em.reshape(x, [*shape[:2], *split])],
+                  perm=[0, 1, *range(2, 2 + 2 * r, 2), *range(3, 3 + 2 * r, 2)])
+    windows = em.reshape(cells, [*shape[:2], *out, math.prod(kernel)])
+    first = em.op("ArgMax", [windows], axis=-1, keepdims=1, select_last_index=0)
+    hit = em.op("Cast", [em.op("Equal", [first, em.const(np.arange(math.prod(kernel), dtype=np.int64))])],
+                to=n.elem())
+    spread = em.op("Mul", [hit, em.reshape(n.g, [*shape[:2], *out, 1])])
+    back = em.op("Transpose", [em.reshape(spread, [*shape[:2], *out, *kernel])],
+                 perm=[0, 1, *(a for i in range(r) for a in (2 + i, 2 + r + i))])
+    grad = em.reshape(back, [*shape[:2], *covered])
+    if covered == list(shape[2:]):
+        return grad
+    return em.op("Pad", [grad, em.ints([0, 0] + [0] * r + [0, 0] + [s - c for s, c in zip(shape[2:], covered, strict=True)])])
+
+
+def _scattered_max_pool(n: NodeGrad) -> str:
+    """Each output's gradient goes to the input cell its Indices name (an output the forward
+    node gains when it has none); cells taken by several windows sum."""
     em, node = n.em, n.node
     if len(node.output) < 2 or not node.output[1]:
         del node.output[1:]
@@ -32,7 +71,7 @@ def _max_pool(n: NodeGrad) -> Grads:
     updates = em.cast(em.reshape(n.g, [-1]), work, n.elem())
     scattered = em.op("ScatterElements", [flat, em.reshape(node.output[1], [-1]), updates], axis=0,
                       reduction="add")
-    return [em.cast(em.reshape(scattered, shape), n.elem(), work)]
+    return em.cast(em.reshape(scattered, shape), n.elem(), work)
 
 
 def _window_counts(spatial: list[int], out: list[int], geo: Geometry, *, include_pad: bool) -> np.ndarray:
