@@ -1,7 +1,7 @@
 """``python -m benchmarks.training``: a TF1 training step through ``layerserve.compat.v1`` against
 TensorFlow's ``sess.run(train_op)`` in process, interleaved, and the server's memory over many steps.
 
-Starts its own layerserve server, builds each model with the same weights in
+Starts its own layerserve servers, builds each model with the same weights in
 ``layerserve.compat.v1`` and (when installed: ``pip install '.[bench-tf]'``) ``tf.compat.v1``,
 and prints the median milliseconds per step:
 
@@ -15,8 +15,10 @@ and prints the median milliseconds per step:
   record: a crash may lose the last second of steps, never part of one);
 - ``tf_step``: the same with TensorFlow in this process.
 
-``--memory-steps N`` then runs N more steps of the first model (on the write-behind server) and
-prints the server's resident set size after N/10 and after N steps.
+Each server runs alone, interleaved with TensorFlow in its own pass (``tf_step`` is the median of
+the passes' TensorFlow figures; each ratio is of its own pass). ``--memory-steps N`` then runs N
+steps of the first model on a write-behind server and prints its resident set size after N/10 and
+after N steps.
 """
 
 from __future__ import annotations
@@ -126,54 +128,74 @@ def _rss_mib(pid: int) -> float:
     return float("nan")
 
 
+# Each column's server: the default (fsync before the answer), everysec, and write-behind.
+MODES: dict[str, tuple[str, ...]] = {
+    "layerserve_step": (),
+    "everysec_step": ("--fsync", "everysec"),
+    "behind_step": ("--fsync", "everysec", "--write-behind-s", "1"),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=None, help="steps per column (default per case)")
     parser.add_argument("--memory-steps", type=int, default=0, help="then this many steps of the MLP, RSS at 1/10 and end")
     args = parser.parse_args(argv)
-    servers = {"layerserve_step": layerserve_server(), "everysec_step": layerserve_server("--fsync", "everysec"),
-               "behind_step": layerserve_server("--fsync", "everysec", "--write-behind-s", "1")}
-    fast = servers["behind_step"]
-    try:
-        print(f"{'median ms per step':58s}{'layerserve_step':>16s}{'everysec_step':>14s}{'behind_step':>12s}"
-              f"{'tf_step':>10s}{'ratio':>8s}{'everysec':>10s}{'behind':>8s}")
-        for name, build, make, rounds in CASES:
-            _compare(name, build, make(), args.rounds or rounds, {k: s.url for k, s in servers.items()})
-        if args.memory_steps:
-            data = _mlp_data()
-            step, _ = layerserve_step(fast.url, build_mlp, data)  # memory does not depend on the writes: the faster
-            marks = {}
-            for k in range(1, args.memory_steps + 1):
-                step()
-                if k in (args.memory_steps // 10, args.memory_steps):
-                    marks[k] = _rss_mib(fast.proc.pid)
-            first, last = marks[args.memory_steps // 10], marks[args.memory_steps]
-            print(f"server RSS after {args.memory_steps // 10} steps: {first:.1f} MiB; after {args.memory_steps}: "
-                  f"{last:.1f} MiB ({(last / first - 1) * 100:+.1f}%)")
-    finally:
-        for server in servers.values():
-            server.stop()
+    print(f"{'median ms per step':58s}{'layerserve_step':>16s}{'everysec_step':>14s}{'behind_step':>12s}"
+          f"{'tf_step':>10s}{'ratio':>8s}{'everysec':>10s}{'behind':>8s}")
+    for name, build, make, rounds in CASES:
+        _row(name, build, make(), args.rounds or rounds)
+    if args.memory_steps:
+        _memory(args.memory_steps)
     return 0
 
 
-def _compare(name: str, build: Builder, data: dict[str, np.ndarray], rounds: int, urls: dict[str, str]) -> None:
-    """One row: each server's step and TensorFlow's, interleaved, from the same start."""
+def _row(name: str, build: Builder, data: dict[str, np.ndarray], rounds: int) -> None:
+    """One row: each mode's server in turn, alone (another mode's fsyncs would slow it too), its
+    steps interleaved with TensorFlow's from the same start; a ratio is of one such run."""
+    ms, ratios, tf_ms = {}, {}, []
+    for column, flags in MODES.items():
+        server = layerserve_server(*flags)
+        try:
+            ours, tf = _interleaved_with_tf(build, data, rounds, server.url)
+        finally:
+            server.stop()
+        ms[column], ratios[column] = ours, ours / tf
+        tf_ms.append(tf)
+    print(f"{name:58s}{ms['layerserve_step']:16.2f}{ms['everysec_step']:14.2f}{ms['behind_step']:12.2f}"
+          f"{float(np.median(tf_ms)):10.2f}{ratios['layerserve_step']:8.2f}{ratios['everysec_step']:10.2f}"
+          f"{ratios['behind_step']:8.2f}")
+
+
+def _interleaved_with_tf(build: Builder, data: dict[str, np.ndarray], rounds: int, url: str) -> tuple[float, float]:
+    """Median ms of the server's step and of TensorFlow's (nan without TensorFlow)."""
     tf_run = tf_step(build, data)
-    columns, losses = {}, []
-    for column, url in urls.items():
-        columns[column], loss = layerserve_step(url, build, data, tf_run[2] if tf_run else None)
-        losses.append(loss)
-        if tf_run is not None:  # same start: the losses agree
-            np.testing.assert_allclose(loss(), tf_run[1](), rtol=1e-4, atol=1e-5)
-    if tf_run is not None:
-        columns["tf_step"] = tf_run[0]
-    ms = interleaved(columns, rounds)
-    tf_ms = ms.get("tf_step", float("nan"))
-    print(f"{name:58s}{ms['layerserve_step']:16.2f}{ms['everysec_step']:14.2f}{ms['behind_step']:12.2f}{tf_ms:10.2f}"
-          f"{ms['layerserve_step'] / tf_ms:8.2f}{ms['everysec_step'] / tf_ms:10.2f}{ms['behind_step'] / tf_ms:8.2f}")
+    columns = {"layerserve": layerserve_step(url, build, data, tf_run[2] if tf_run else None)}
+    if tf_run is not None:  # same start: the losses agree
+        np.testing.assert_allclose(columns["layerserve"][1](), tf_run[1](), rtol=1e-4, atol=1e-5)
+        columns["tf"] = (tf_run[0], tf_run[1])
+    ms = interleaved({k: step for k, (step, _) in columns.items()}, rounds)
     if tf_run is not None:  # as many steps on both sides: the losses still agree
-        for loss in losses:
-            np.testing.assert_allclose(loss(), tf_run[1](), rtol=2e-3, atol=1e-4)
+        np.testing.assert_allclose(columns["layerserve"][1](), tf_run[1](), rtol=2e-3, atol=1e-4)
+    return ms["layerserve"], ms.get("tf", float("nan"))
+
+
+def _memory(steps: int) -> None:
+    """The write-behind server's RSS after ``steps // 10`` and ``steps`` MLP steps (memory does
+    not depend on how commits are written: the fastest)."""
+    server = layerserve_server(*MODES["behind_step"])
+    try:
+        step, _ = layerserve_step(server.url, build_mlp, _mlp_data())
+        marks = {}
+        for k in range(1, steps + 1):
+            step()
+            if k in (steps // 10, steps):
+                marks[k] = _rss_mib(server.proc.pid)
+    finally:
+        server.stop()
+    first, last = marks[steps // 10], marks[steps]
+    print(f"server RSS after {steps // 10} steps: {first:.1f} MiB; after {steps}: {last:.1f} MiB "
+          f"({(last / first - 1) * 100:+.1f}%)")
 
 
 if __name__ == "__main__":

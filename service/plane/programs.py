@@ -40,6 +40,7 @@ from layerserve.server.plane.transactions import retried
 from layerserve.server.runtime.cancel import guarded_run
 from layerserve.server.runtime.compiler import compile_layer
 from layerserve.server.runtime.model_check import clean_message
+from layerserve.server.runtime.outputs import run_uncopied
 from layerserve.server.runtime.sessions import CompiledLayer
 
 __all__ = ["ProgramPlane", "VARIABLE_NAME"]
@@ -283,7 +284,7 @@ class ProgramPlane:
             kind = g.layers[extra.layer_id].kind
             inputs[extra.input] = kind.extra_feeds(extra.shape, extra.dtype, training=True)[extra.name]
         try:  # guarded: a run whose request gave up is terminated, and commits nothing
-            arrays = guarded_run(lambda options: session.session.run(session.output_names, inputs, options))
+            arrays = guarded_run(lambda options: run_uncopied(session.session, session.output_names, inputs, options))
         except LayerServeError:
             raise
         except Exception as exc:  # the program failed on these feeds (a shape, an index): TF's InvalidArgumentError

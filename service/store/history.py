@@ -53,7 +53,9 @@ class History(ABC):
         self._append(graph, json.dumps(record, separators=(",", ":")))
         with self._lock:
             count = self._appended[graph] = self._appended.get(graph, 0) + 1
-        if count >= max(16, self.retention.keep // 4):  # amortised: prune now and then, reads filter anyway
+        # amortised: a prune parses and rewrites (fsync) the whole file, so at most every ``keep``
+        # appends; the file holds at most about twice ``keep`` records, and reads filter anyway
+        if count >= max(16, self.retention.keep):
             with self._lock:
                 self._appended[graph] = 0
             self.prune(graph, protected())
