@@ -84,6 +84,27 @@ def test_a_structure_commit_takes_the_kept_steps_along_with_their_versions(tmp_p
         restarted.stop()
 
 
+def test_a_checkpoint_writes_the_kept_steps_first(tmp_path: Path) -> None:
+    """A checkpoint names a graph version: that version is on disk before the checkpoint exists."""
+    server = ServerProcess(tmp_path / "state", "--write-behind-s", "3600").start()
+    graph = f"wb-{uuid.uuid4().hex[:8]}"
+    try:
+        _train(server.url, graph, 3)
+        made = httpx.post(f"{server.url}/v1/graphs/{graph}/checkpoints", json={"name": "after-3"}, timeout=30)
+        assert made.status_code == 201, made.text
+        server.kill()
+    finally:
+        server.stop()
+    restarted = ServerProcess(tmp_path / "state", port=server.port).start()
+    try:
+        assert int(_stored(restarted.url, graph)["global_step:0"]) == 3
+        described = httpx.get(f"{restarted.url}/v1/graphs/{graph}/checkpoints/after-3", timeout=30).json()
+        assert described["version"] == int(httpx.get(f"{restarted.url}/v1/graphs/{graph}/versions", timeout=30)
+                                           .json()["version"])
+    finally:
+        restarted.stop()
+
+
 def test_sigterm_writes_the_kept_steps(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "state", "--write-behind-s", "3600").start()
     graph = f"wb-{uuid.uuid4().hex[:8]}"

@@ -111,6 +111,7 @@ class Checkpoints:
         g = self.plane.graph(graph)
         with g.lock:  # the values and the revision of one commit
             values, version = g.values, g.revision
+            self.plane.store.flush(graph)  # a checkpoint's version is one a crash cannot take back
             tensors = {tensor_name(v.name): values[v.name] for v in g.variables.values() if v.name in values}
         index, data = encode_bundle(tensors)
         return self._store(graph, name, index, data, {"version": version, "source": "snapshot",

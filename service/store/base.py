@@ -42,6 +42,9 @@ class StateStore(ABC):
         """What the commit changes; moves the graph's revision and its entries' versions."""
         return self.stamper.stamp(graph, variables, layers)
 
+    def flush(self, name: str) -> None:  # noqa: B027 - optional hook; most stores write every commit at once
+        """Write graph ``name``'s acknowledged commits that are not written yet (write-behind)."""
+
     def refresh(self, name: str, cached: Graph | None) -> Graph | None:
         """The current copy of graph ``name``: ``cached`` itself while nobody else committed it
         (always, for a store no other process writes), None when it does not exist."""

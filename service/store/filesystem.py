@@ -282,6 +282,14 @@ class FilesystemStore(StateStore):
                 and not (changes.texts or changes.records or changes.removed or changes.blobs)
                 and not old.wants_snapshot(self.snapshot_every))
 
+    def flush(self, name: str) -> None:
+        if self._behind is None:
+            return
+        try:
+            self._write_kept(name)
+        except OSError as exc:
+            raise StoreUnavailable(f"could not write the state directory: {exc.strerror or exc}") from exc
+
     def _write_kept(self, name: str) -> None:
         """The graph's kept value commits as one journal record (the write-behind thread)."""
         assert self._behind is not None
