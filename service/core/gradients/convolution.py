@@ -145,8 +145,8 @@ def _patch_kernel_gradient(n: NodeGrad, x: str, xs: tuple[int, ...], geo: Geomet
 
 
 def _bias_gradient(n: NodeGrad) -> str:
-    rank = n.info.rank(n.out())
-    return n.em.reduce_sum(n.g, [0, *range(2, rank)], keepdims=False)
+    shape = n.shape(n.out())
+    return n.em.reduce_sum(n.g, [0, *range(2, len(shape))], keepdims=False, shape=shape, elem=n.elem())
 
 
 @rule("Conv")

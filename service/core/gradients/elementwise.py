@@ -302,5 +302,5 @@ def _clip(n: NodeGrad) -> Grads:
         grads[0] = n.g if outside is None else em.op("Where", [outside, zero, n.g])
     for i, mask in ((1, below), (2, above)):
         if n.want(i) and mask is not None:
-            grads[i] = em.unbroadcast(em.op("Where", [mask, n.g, zero]), n.shape(x), n.shape(n.inp(i)))
+            grads[i] = em.unbroadcast(em.op("Where", [mask, n.g, zero]), n.shape(x), n.shape(n.inp(i)), n.elem())
     return grads

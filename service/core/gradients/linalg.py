@@ -30,10 +30,10 @@ def _matmul(n: NodeGrad) -> Grads:
     grads: Grads = [None, None]
     if n.want(0):
         ga = em.op("MatMul", [g, _swap_last(n, b2, len(mb))])
-        grads[0] = em.reshape(em.unbroadcast(ga, [*batch, ma[-2], ma[-1]], ma), sa)
+        grads[0] = em.reshape(em.unbroadcast(ga, [*batch, ma[-2], ma[-1]], ma, n.elem()), sa)
     if n.want(1):
         gb = em.op("MatMul", [_swap_last(n, a2, len(ma)), g])
-        grads[1] = em.reshape(em.unbroadcast(gb, [*batch, mb[-2], mb[-1]], mb), sb)
+        grads[1] = em.reshape(em.unbroadcast(gb, [*batch, mb[-2], mb[-1]], mb, n.elem()), sb)
     return grads
 
 

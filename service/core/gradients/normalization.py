@@ -32,8 +32,8 @@ def _batch_norm(n: NodeGrad) -> Grads:
         centered, var = em.op("Sub", [x, channel(n.inp(3))]), channel(n.inp(4))
     inv = em.op("Reciprocal", [em.op("Sqrt", [em.op("Add", [var, n.scalar(eps, x)])])])
     g = n.g
-    g_sum = em.reduce_sum(g, axes, keepdims=True)
-    g_centered = em.reduce_sum(em.op("Mul", [g, centered]), axes, keepdims=True)
+    g_sum = em.reduce_sum(g, axes, keepdims=True, shape=shape, elem=n.elem())
+    g_centered = em.reduce_sum(em.op("Mul", [g, centered]), axes, keepdims=True, shape=shape, elem=n.elem())
     gamma_inv = em.op("Mul", [channel(scale), inv])
     grads: Grads = [None] * 5
     if n.want(0):
@@ -81,8 +81,8 @@ def _layer_norm(n: NodeGrad) -> Grads:
         grads[0] = em.op("Mul", [inner, inv])
     if n.want(1):
         summed = em.reduce_sum(em.op("Mul", [n.g, xhat]), lead, keepdims=False)
-        grads[1] = em.unbroadcast(summed, shape[axis:], n.shape(scale))
+        grads[1] = em.unbroadcast(summed, shape[axis:], n.shape(scale), n.elem())
     if n.want(2):
         summed = em.reduce_sum(n.g, lead, keepdims=False)
-        grads[2] = em.unbroadcast(summed, shape[axis:], n.shape(n.inp(2)))
+        grads[2] = em.unbroadcast(summed, shape[axis:], n.shape(n.inp(2)), n.elem())
     return grads

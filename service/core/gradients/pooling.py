@@ -28,28 +28,34 @@ def _max_pool(n: NodeGrad) -> Grads:
     geo = geometry(n, list(shape[2:]), kernel)
     tiled = (geo.strides == kernel and not any(geo.begin + geo.end) and set(geo.dilations) == {1}
              and all(o * k <= length for o, k, length in zip(out[2:], kernel, shape[2:], strict=True))
-             and math.prod(kernel) <= 64 and n.elem() in (TensorProto.FLOAT, TensorProto.DOUBLE))
+             and math.prod(kernel) <= 16 and n.elem() in (TensorProto.FLOAT, TensorProto.DOUBLE))
     return [_tiled_max_pool(n, shape, list(out[2:]), kernel) if tiled else _scattered_max_pool(n)]
 
 
 def _tiled_max_pool(n: NodeGrad, shape: tuple[int, ...], out: list[int], kernel: list[int]) -> str:
-    """Windows that tile the input: each window's cells on an axis of their own, ArgMax (the
-    first maximum) picks the cell, a one-hot mask takes the output's gradient there. Much
-    cheaper in ONNX Runtime than MaxPool's Indices and a scatter (cells past the last whole
-    window get none)."""
+    """Windows that tile the input: each window's cells side by side (``[windows, cells]``), and
+    per cell the windows whose maximum it is and no earlier cell's was take the gradient. Much
+    cheaper in ONNX Runtime than MaxPool's Indices and a scatter, or than ArgMax and a one-hot
+    mask (it broadcasts along a trailing axis of a few cells slowly). Cells past the last whole
+    window get none."""
     em, r = n.em, len(kernel)
     covered = [o * k for o, k in zip(out, kernel, strict=True)]
+    cells, windows = math.prod(kernel), math.prod(shape[:2]) * math.prod(out)
     x = n.inp(0)
     if covered != list(shape[2:]):
         x = em.op("Slice", [x, em.ints([0] * r), em.ints(covered), em.ints(list(range(2, 2 + r)))])
-    split = [v for o, k in zip(out, kernel, strict=True) for v in (o, k)]
-    cells = em.op("Transpose", [em.reshape(x, [*shape[:2], *split])],
-                  perm=[0, 1, *range(2, 2 + 2 * r, 2), *range(3, 3 + 2 * r, 2)])
-    windows = em.reshape(cells, [*shape[:2], *out, math.prod(kernel)])
-    first = em.op("ArgMax", [windows], axis=-1, keepdims=1, select_last_index=0)
-    hit = em.op("Cast", [em.op("Equal", [first, em.const(np.arange(math.prod(kernel), dtype=np.int64))])],
-                to=n.elem())
-    spread = em.op("Mul", [hit, em.reshape(n.g, [*shape[:2], *out, 1])])
+    split = [v for o, k in zip(out, kernel, strict=True) for v in (o, k)]  # [N, C, o1, k1, o2, k2, ...]
+    grouped = em.op("Transpose", [em.reshape(x, [*shape[:2], *split])],
+                    perm=[0, 1, *range(2, 2 + 2 * r, 2), *range(3, 3 + 2 * r, 2)])  # [N, C, o1, o2, ..., k1, k2, ...]
+    peak, g = em.reshape(n.out(), [windows, 1]), em.reshape(n.g, [windows, 1])
+    taken: str | None = None
+    shares = []
+    for cell in em.op_multi("Split", [em.reshape(grouped, [windows, cells]), em.ints([1] * cells)], cells, axis=1):
+        hit = em.op("Equal", [cell, peak])
+        first = hit if taken is None else em.op("And", [hit, em.op("Not", [taken])])
+        taken = hit if taken is None else em.op("Or", [taken, hit])
+        shares.append(em.op("Mul", [em.op("Cast", [first], to=n.elem()), g]))
+    spread = em.op("Concat", shares, axis=1) if len(shares) > 1 else shares[0]
     back = em.op("Transpose", [em.reshape(spread, [*shape[:2], *out, *kernel])],
                  perm=[0, 1, *(a for i in range(r) for a in (2 + i, 2 + r + i))])
     grad = em.reshape(back, [*shape[:2], *covered])

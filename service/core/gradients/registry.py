@@ -67,7 +67,7 @@ class NodeGrad:
 
     def unbroadcast(self, g: str, i: int) -> str:
         """``g`` (of the output's shape) summed down to input ``i``'s shape."""
-        return self.em.unbroadcast(g, self.shape(self.out()), self.shape(self.inp(i)))
+        return self.em.unbroadcast(g, self.shape(self.out()), self.shape(self.inp(i)), self.elem())
 
     def const_ints(self, i: int, what: str) -> list[int]:
         return [int(v) for v in self.info.require_constant(self.inp(i), what, self.node).reshape(-1)]
