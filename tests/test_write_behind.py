@@ -63,6 +63,13 @@ def _then_end(state: Path, work: Callable[[str, str], T], *flags: str, kill: boo
     return server.port, graph, result
 
 
+def _assert_trained(url: str, graph: str, steps: int) -> None:
+    """The graph holds every variable as a single client has them after ``steps`` steps."""
+    got = _stored(url, graph)
+    assert int(got["global_step:0"]) == steps
+    _assert_state(got, _reference_states(url, steps)[steps])
+
+
 @contextmanager
 def _restarted(state: Path, port: int) -> Iterator[str]:
     server = ServerProcess(state, port=port).start()
@@ -80,9 +87,7 @@ def test_steps_are_written_within_the_interval(tmp_path: Path) -> None:
 
     port, graph, versions = _then_end(tmp_path / "state", work, "--write-behind-s", "0.2")
     with _restarted(tmp_path / "state", port) as url:
-        got = _stored(url, graph)
-        assert int(got["global_step:0"]) == 7
-        _assert_state(got, _reference_states(url, 7)[7])
+        _assert_trained(url, graph, 7)
         assert _layer_versions(url, graph) == versions
 
 
@@ -98,9 +103,7 @@ def test_a_structure_commit_takes_the_kept_steps_along_with_their_versions(tmp_p
 
     port, graph, versions = _then_end(tmp_path / "state", work, "--write-behind-s", "3600")
     with _restarted(tmp_path / "state", port) as url:
-        got = _stored(url, graph)
-        assert int(got["global_step:0"]) == 5
-        _assert_state(got, _reference_states(url, 5)[5])
+        _assert_trained(url, graph, 5)
         assert _layer_versions(url, graph) == versions
 
 
