@@ -152,6 +152,29 @@ def test_kill_during_a_write_behind_loop_leaves_a_whole_number_of_steps(tmp_path
     assert 0 <= steps <= acked + 1, (acked, steps)  # some answered steps may be lost, never part of one
 
 
+def test_a_failed_background_write_makes_commits_synchronous_and_the_server_unready(tmp_path: Path) -> None:
+    """Writes past 64 KiB fail as on a full disk: once the journal fills, a step is refused (503)
+    instead of being answered and never written, and readiness says so."""
+    server = ServerProcess(tmp_path / "state", "--write-behind-s", "0.05", max_file_bytes=64 * 1024).start()
+    refused: Exception | None = None
+    try:
+        layerserve.connect(server.url, graph=f"wb-{uuid.uuid4().hex[:8]}")
+        x, y, train_op = _build()
+        sess = tf.Session()
+        sess.run(tf.global_variables_initializer())
+        for _ in range(5_000):
+            try:
+                sess.run(train_op, {x: X, y: Y})
+            except layerserve.exceptions.StoreUnavailableError as exc:
+                refused = exc
+                break
+            time.sleep(0.002)
+        assert refused is not None and "could not write the state directory" in str(refused), refused
+        assert httpx.get(f"{server.url}/readyz", timeout=30).status_code == 503
+    finally:
+        server.stop()
+
+
 def test_write_behind_with_a_shared_store_is_refused(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "layerserve.server", "serve", "--store", "redis://127.0.0.1:1/0",
                            "--write-behind-s", "1"], capture_output=True, text=True, timeout=60, cwd=tmp_path)

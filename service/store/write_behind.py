@@ -57,7 +57,7 @@ class WriteBehind:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.failure: str | None = None  # why the last background write failed; None once one succeeds
+        self.failure: str | None = None  # why a write of the last round failed; None once a round succeeds
 
     def keep(self, graph: Graph, changes: Changes) -> None:
         """Hold ``changes`` (just stamped on ``graph``) for the next background write."""
@@ -96,14 +96,14 @@ class WriteBehind:
         """Write every graph's kept commits now."""
         with self._lock:
             names = list(self._kept)
+        failure = None
         for name in names:
             try:
                 self._write(name)
             except OSError as exc:
-                self.failure = f"{exc.strerror or exc}"
+                failure = f"{exc.strerror or exc}"
                 log.error("could not write graph %s's acknowledged commits to the state directory: %s", name, exc)
-            else:
-                self.failure = None
+        self.failure = failure
 
     def close(self) -> None:
         """Stop the thread and write what is kept."""
