@@ -263,7 +263,8 @@ class FilesystemStore(StateStore):
             try:
                 self._write(graph, changes, old, kept)
             except OSError as exc:  # disk full, I/O error: nothing was committed, and the stamps go back
-                if kept is not None and self._behind is not None:
+                if kept is not None:  # taken from write-behind: it stays acknowledged and unwritten
+                    assert self._behind is not None
                     self._behind.give_back(graph.name, kept)
                 saved, graph.revision, graph.versions = stamped
                 self.stamper.restore(graph.name, saved)

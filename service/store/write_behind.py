@@ -62,10 +62,7 @@ class WriteBehind:
     def keep(self, graph: Graph, changes: Changes) -> None:
         """Hold ``changes`` (just stamped on ``graph``) for the next background write."""
         with self._lock:
-            kept = self._kept.get(graph.name)
-            if kept is None:
-                kept = self._kept[graph.name] = Kept(changes.revision, graph.values)
-            kept.absorb(graph, changes)
+            self._kept.setdefault(graph.name, Kept(changes.revision, graph.values)).absorb(graph, changes)
             if self._thread is None and not self._stop.is_set():
                 self._thread = threading.Thread(target=self._run, name="layerserve-write-behind", daemon=True)
                 self._thread.start()
@@ -83,10 +80,6 @@ class WriteBehind:
                 kept.revision, kept.values = newer.revision, newer.values
                 kept.stamps.update(newer.stamps)
             self._kept[name] = kept
-
-    def pending(self) -> bool:
-        with self._lock:
-            return bool(self._kept)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
